@@ -1,0 +1,1 @@
+"""Data: reading files and hub datasets, training tokenizers, tokenized and packed caches."""

@@ -1,0 +1,115 @@
+"""Tokenize a corpus once into a flat token stream cached on disk, then cut it into blocks.
+
+The cache key covers the tokenizer (its full JSON), the data files (path, size, mtime),
+every data setting that changes the stream, and the split. Block size is not in the key:
+the stream is stored, blocks are a view of it, so changing `data.block_size` costs nothing.
+Encoding uses the raw `tokenizers` batch encoder: ~40% faster than going through
+`datasets.map` + the transformers wrapper (stack notes: 430k vs 300k tokens/s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ftkit.errors import UserError
+from ftkit.recipe.schema import Recipe
+
+CACHE_VERSION = 1
+
+
+def encode_texts(tokenizer, texts: list[str], add_eos: bool) -> list[list[int]]:
+    backend = tokenizer.backend_tokenizer
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+    out = [e.ids for e in encode(texts, add_special_tokens=False)]
+    eos = tokenizer.eos_token_id
+    if add_eos and eos is not None:
+        for ids in out:
+            ids.append(eos)
+    return out
+
+
+def encode_stream(tokenizer, batches: Iterable[list[str]], add_eos: bool) -> np.ndarray:
+    dtype = np.uint16 if len(tokenizer) <= 65535 else np.uint32
+    chunks = []
+    for texts in batches:
+        ids = encode_texts(tokenizer, texts, add_eos)
+        if ids:
+            chunks.append(np.fromiter((i for seq in ids for i in seq), dtype=dtype))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
+
+
+def raw_batches(ds, column: str, batch_size: int = 1000) -> Iterable[list[str]]:
+    for batch in ds.iter(batch_size=batch_size):
+        yield [t for t in batch[column] if isinstance(t, str) and t]
+
+
+def cache_key(recipe: Recipe, tokenizer, split: str) -> str:
+    d = recipe.data
+    h = hashlib.sha256()
+    h.update(tokenizer.backend_tokenizer.to_str().encode())
+    fields = d.model_dump(include={"train", "validation", "validation_split", "split_mode", "format", "sample_by",
+                                   "text_column", "hub_config", "column_names", "add_eos"})
+    h.update(json.dumps([CACHE_VERSION, split, fields, recipe.train.seed], sort_keys=True).encode())
+    for spec in (d.train, d.validation):
+        for f in _local_files(spec):
+            st = os.stat(f)
+            h.update(f"{os.path.abspath(f)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def _local_files(spec) -> list[str]:
+    from ftkit.data.sources import resolve_files
+
+    if spec is None:
+        return []
+    try:
+        return resolve_files(spec, "data") or []
+    except UserError:
+        return []
+
+
+def cached_stream(recipe: Recipe, tokenizer, split: str, ds_factory, log=print) -> np.ndarray:
+    """The token stream of `split` ("train"/"validation"), from the cache or freshly encoded.
+
+    `ds_factory()` returns the dataset of that split; it is only called on a cache miss.
+    """
+    key = cache_key(recipe, tokenizer, split)
+    folder = Path(recipe.data.cache_dir) / key
+    path = folder / f"{split}.npy"
+    if path.is_file():
+        arr = np.load(path, mmap_mode="r")
+        log(f"{split}: {len(arr):,} tokens from cache {path}")
+        return arr
+    ds = ds_factory()
+    if ds is None:
+        return None
+    t0 = time.perf_counter()
+    arr = encode_stream(tokenizer, raw_batches(ds, recipe.data.text_column), recipe.data.add_eos)
+    dt = time.perf_counter() - t0
+    if len(arr) == 0:
+        raise UserError(f"data.{split}: no text to tokenize in column '{recipe.data.text_column}' (empty corpus)")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{split}.{os.getpid()}.npy"
+    np.save(tmp, arr)
+    os.replace(tmp, path)  # atomic: a concurrent or interrupted run never sees half a cache
+    meta = {"split": split, "tokens": int(len(arr)), "seconds": round(dt, 3), "tokens_per_s": round(len(arr) / max(dt, 1e-9)),
+            "data": recipe.data.model_dump(mode="json")}
+    (folder / f"{split}.json").write_text(json.dumps(meta, indent=2))
+    log(f"{split}: encoded {len(arr):,} tokens in {dt:.1f}s ({len(arr) / max(dt, 1e-9):,.0f} tokens/s) -> {path}")
+    return np.load(path, mmap_mode="r")
+
+
+def blocks(stream: np.ndarray, block_size: int, name: str = "train") -> np.ndarray:
+    """Non-overlapping blocks of `block_size` tokens (the short tail is dropped)."""
+    n = len(stream) // block_size
+    if n == 0:
+        raise UserError(f"data.{name}: {len(stream)} tokens is less than one block of data.block_size={block_size}")
+    return np.asarray(stream[: n * block_size]).reshape(n, block_size)
+

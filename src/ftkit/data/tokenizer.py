@@ -1,0 +1,191 @@
+"""Train tokenizers with the `tokenizers` library and load them as transformers tokenizers.
+
+Four kinds: byte-level BPE (GPT-2/RoBERTa style), WordPiece (BERT style), Unigram
+(SentencePiece style, Metaspace) and character level. The special tokens depend on the
+task: encoder tasks (mlm, mlm+nsp, cls) get [CLS]/[SEP]/[MASK]-style tokens and a pair
+template that sets token_type_ids; causal LMs get an end-of-text token and a separate
+pad token (pad == eos would teach the model never to stop).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+from ftkit.errors import UserError
+from ftkit.paths import is_local
+from ftkit.recipe.schema import Recipe, TokenizerSection
+
+
+@dataclass(frozen=True)
+class Specials:
+    """Special tokens of a tokenizer style; `None` means the style has no such token."""
+    bos: Optional[str]
+    eos: Optional[str]
+    unk: Optional[str]
+    pad: str
+    cls: Optional[str] = None
+    sep: Optional[str] = None
+    mask: Optional[str] = None
+
+    def ordered(self) -> list[str]:
+        seen: list[str] = []
+        for t in (self.pad, self.unk, self.cls, self.sep, self.mask, self.bos, self.eos):
+            if t is not None and t not in seen:
+                seen.append(t)
+        return seen
+
+
+BERT = Specials(bos=None, eos=None, unk="[UNK]", pad="[PAD]", cls="[CLS]", sep="[SEP]", mask="[MASK]")
+ROBERTA = Specials(bos="<s>", eos="</s>", unk="<unk>", pad="<pad>", cls="<s>", sep="</s>", mask="<mask>")
+GPT = Specials(bos="<|endoftext|>", eos="<|endoftext|>", unk="<unk>", pad="<pad>")
+
+
+def specials_for(kind: str, task: str) -> Specials:
+    if kind == "wordpiece":
+        return BERT
+    return GPT if task == "clm" else ROBERTA
+
+
+def build_tokenizer(kind: str, cfg: TokenizerSection, specials: Specials, texts: Iterable[list[str]]):
+    """Train a `tokenizers.Tokenizer` of `kind` on batches of texts."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    sp = specials.ordered()
+    if kind == "char":
+        counts: Counter = Counter()
+        for batch in texts:
+            for t in batch:
+                counts.update(t)
+        if not counts:
+            raise UserError("tokenizer: the training corpus is empty")
+        chars = [c for c, n in counts.most_common() if n >= 1][: max(1, cfg.vocab_size - len(sp))]
+        vocab = {tok: i for i, tok in enumerate(sp + sorted(chars))}
+        # BPE with no merges = one token per character, unknown characters -> unk.
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=specials.unk))
+        tok.decoder = decoders.Fuse()
+        if cfg.lowercase:
+            tok.normalizer = normalizers.Lowercase()
+        _add_template(tok, specials)
+        return tok
+    if kind == "bpe":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        if cfg.lowercase:
+            tok.normalizer = normalizers.Lowercase()
+        trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                      special_tokens=sp,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    elif kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token=specials.unk))
+        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                    strip_accents=cfg.lowercase, lowercase=cfg.lowercase)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece(prefix="##")
+        trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                            special_tokens=sp, continuing_subword_prefix="##")
+    elif kind == "unigram":
+        tok = Tokenizer(models.Unigram())
+        norm = [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
+        tok.normalizer = normalizers.Sequence(norm + ([normalizers.Lowercase()] if cfg.lowercase else []))
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=cfg.vocab_size, special_tokens=sp, unk_token=specials.unk)
+    else:  # pragma: no cover - the schema only admits the kinds above
+        raise UserError(f"tokenizer.kind: unknown kind '{kind}'")
+    tok.train_from_iterator(texts, trainer=trainer)
+    if tok.get_vocab_size() <= len(sp):
+        raise UserError("tokenizer: the training corpus is empty")
+    _add_template(tok, specials)
+    return tok
+
+
+def _add_template(tok, specials: Specials) -> None:
+    """Encoder styles: `[CLS] A [SEP] B [SEP]` with token_type_ids 0/1; causal LMs: none."""
+    from tokenizers import processors
+
+    if specials.cls is None:
+        if specials.eos is not None and tok.pre_tokenizer is not None and "ByteLevel" in repr(tok.pre_tokenizer):
+            tok.post_processor = processors.ByteLevel(trim_offsets=False)
+        return
+    cls, sep = specials.cls, specials.sep
+    ids = {t: tok.token_to_id(t) for t in (cls, sep)}
+    if specials is ROBERTA:  # RoBERTa: <s> A </s></s> B </s>, no segment ids
+        pair = f"{cls} $A {sep} {sep} $B {sep}"
+    else:
+        pair = f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1"
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}", pair=pair, special_tokens=[(t, i) for t, i in ids.items()])
+
+
+def wrap(tok, specials: Specials, max_length: int, kind: str):
+    """A transformers tokenizer around a trained `tokenizers.Tokenizer`."""
+    from transformers import PreTrainedTokenizerFast
+
+    names = ["input_ids", "token_type_ids", "attention_mask"] if specials is BERT else ["input_ids", "attention_mask"]
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_max_length=max_length, model_input_names=names,
+        bos_token=specials.bos, eos_token=specials.eos, unk_token=specials.unk, pad_token=specials.pad,
+        cls_token=specials.cls, sep_token=specials.sep, mask_token=specials.mask,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def text_batches(ds, column: str, max_bytes: Optional[int] = None, batch_size: int = 1000) -> Iterator[list[str]]:
+    """Batches of non-empty texts from a dataset column, stopping after max_bytes."""
+    seen = 0
+    for batch in ds.iter(batch_size=batch_size):
+        texts = [t for t in batch[column] if isinstance(t, str) and t.strip()]
+        if max_bytes is not None:
+            keep = []
+            for t in texts:
+                if seen >= max_bytes:
+                    break
+                keep.append(t)
+                seen += len(t.encode("utf-8"))
+            texts = keep
+        if texts:
+            yield texts
+        if max_bytes is not None and seen >= max_bytes:
+            return
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    """Load a saved tokenizer from a local directory (or a hub id when `path` is not local)."""
+    from transformers import AutoTokenizer
+
+    if is_local(path) and not os.path.isdir(os.path.expanduser(path)):
+        raise UserError(f"tokenizer.path: directory not found: {path} (run `ftkit tokenize` first, or set tokenizer.kind to train one)")
+    try:
+        return AutoTokenizer.from_pretrained(os.path.expanduser(path), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"tokenizer.path: could not load a tokenizer from '{path}': {first}") from None
+
+
+def tokenizer_max_length(recipe: Recipe) -> int:
+    assert recipe.tokenizer is not None
+    return recipe.tokenizer.max_length or recipe.data.block_size
+
+
+def train_from_recipe(recipe: Recipe, train_ds):
+    """Train the recipe's tokenizer on the training split; return (hf_tokenizer, specials)."""
+    cfg = recipe.tokenizer
+    assert cfg is not None and cfg.kind is not None
+    specials = specials_for(cfg.kind, recipe.task)
+    batches = text_batches(train_ds, recipe.data.text_column, cfg.max_train_bytes)
+    tok = build_tokenizer(cfg.kind, cfg, specials, batches)
+    return wrap(tok, specials, tokenizer_max_length(recipe), cfg.kind), specials
+
+
+def save_tokenizer(hf_tok, path: str) -> None:
+    """Write to a temp dir, then rename: an interrupted save never leaves half a tokenizer."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    hf_tok.save_pretrained(str(tmp))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, target)

@@ -1,0 +1,276 @@
+"""The one training loop every task uses, on `accelerate.Accelerator`.
+
+Read it top to bottom: set-up, optional resume, then per optimizer step: gather `grad_accum`
+micro-batches, normalise the summed loss by the number of targets in the whole window (all
+ranks), backward, clip, step; log, evaluate, checkpoint; finally save the model.
+Not `transformers.Trainer`: the plain loop is faster here and gives exact control of resume
+and of loss normalisation (k micro-batches of b give the gradient of one batch of k*b).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+import torch
+
+from ftkit.engine import rundir
+from ftkit.engine.metrics_log import MetricsLog
+from ftkit.engine.optim import build_optimizer, build_scheduler
+from ftkit.engine.task_api import Task
+from ftkit.errors import UserError
+from ftkit.recipe.schema import TrainSection
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    tokens: int = 0
+    examples: int = 0
+    evals: int = 0
+    best: Optional[float] = None
+    best_step: Optional[int] = None
+    best_metrics: dict = field(default_factory=dict)
+    bad_evals: int = 0
+    elapsed: float = 0.0
+
+
+def total_steps(cfg: TrainSection, batches_per_epoch: Optional[int], tokens_per_step: Optional[int]) -> int:
+    budgets = []
+    if cfg.max_steps:
+        budgets.append(cfg.max_steps)
+    if cfg.max_tokens and tokens_per_step:
+        budgets.append(math.ceil(cfg.max_tokens / tokens_per_step))
+    if not budgets:
+        if batches_per_epoch is None:
+            raise UserError("streaming data needs train.max_steps or train.max_tokens")
+        budgets.append(max(1, math.ceil(cfg.epochs * batches_per_epoch / cfg.grad_accum)))
+    return min(budgets)
+
+
+class StopRequested:
+    """SIGTERM / SIGINT set a flag; the loop checkpoints at the next step boundary and exits."""
+
+    def __init__(self):
+        self.signal: Optional[int] = None
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _handle(self, signum, _frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def evaluate(accelerator, model, task: Task, batches: Iterable[dict]) -> dict[str, float]:
+    """Run the task's eval step over (this rank's share of) the batches and combine all ranks."""
+    from accelerate.utils import gather_object
+
+    model.eval()
+    sums: dict[str, float] = {}
+    arrays: dict[str, list] = {}
+    with torch.no_grad(), accelerator.autocast():
+        for batch in batches:
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            for k, v in task.eval_step(model, batch).items():
+                if np.ndim(v) == 0:
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                else:
+                    arrays.setdefault(k, []).append(np.asarray(v))
+    model.train()
+    local = {"sums": sums, "arrays": {k: np.concatenate(v).tolist() for k, v in arrays.items()}}
+    parts = gather_object([local]) if accelerator.num_processes > 1 else [local]
+    totals: dict[str, Any] = {}
+    for p in parts:
+        for k, v in p["sums"].items():
+            totals[k] = totals.get(k, 0.0) + v
+        for k, v in p["arrays"].items():
+            totals.setdefault(k, []).extend(v)
+    totals = {k: (np.asarray(v) if isinstance(v, list) else v) for k, v in totals.items()}
+    return task.compute_metrics(totals)
+
+
+def accumulate_gradients(accelerator, model, task: Task, micro: list[dict]) -> tuple[torch.Tensor, float]:
+    """Backward over the micro-batches of one optimizer step; return (this rank's loss sum, targets on all ranks).
+
+    Each micro-batch's summed loss is divided by the number of targets in the whole window
+    on all ranks, so k micro-batches of b give exactly the gradient of one batch of k*b
+    (averaging per-micro-batch means would weight short batches too much).
+    """
+    n_local = sum(task.count_targets(b) for b in micro)
+    n_global = accelerator.reduce(torch.tensor(float(n_local), device=accelerator.device), "sum").item()
+    # DDP averages gradients over ranks, hence * world: the result is sum(losses) / n_global.
+    scale = accelerator.num_processes / max(n_global, 1.0)
+    total = torch.zeros((), device=accelerator.device)
+    for i, b in enumerate(micro):
+        last = i == len(micro) - 1
+        with (contextlib.nullcontext() if last else accelerator.no_sync(model)):
+            loss_sum = task.loss(model, b)
+            accelerator.backward(loss_sum * scale)
+        total += loss_sum.detach().float()
+    return total, n_global
+
+
+def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Callable[[], Iterable[dict]]],
+          cfg: TrainSection, out: Path, save_final: Callable[[torch.nn.Module, Path], None],
+          resume: bool = False, tokens_per_step: Optional[int] = None, log=print) -> dict:
+    """Train `model` on `train_batches`; evaluate with `eval_fn()` batches; write everything under `out`."""
+    steps = total_steps(cfg, train_batches.batches_per_epoch, tokens_per_step)
+    optimizer = build_optimizer(model, cfg)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    # The scheduler is not prepared: accelerate would step it once per process.
+    scheduler = build_scheduler(optimizer, cfg, steps)
+    metric_name = cfg.metric_for_best or next(iter(task.metrics))
+    greater = task.metrics.get(metric_name)
+    prog = Progress()
+    mlog = MetricsLog(out, accelerator)
+
+    if resume:
+        ckpt = rundir.latest_checkpoint(out)
+        state = rundir.load_checkpoint(accelerator, ckpt)
+        scheduler.load_state_dict(state["scheduler"])
+        train_batches.load_state_dict(state["data"])
+        prog = Progress(**state["progress"])
+        mlog.truncate(prog.step)
+        log(f"resumed from {ckpt} at step {prog.step}")
+    if prog.step >= steps:
+        log(f"nothing to do: step {prog.step} of {steps}")
+
+    def checkpoint() -> Path:
+        state = {"progress": prog.__dict__, "scheduler": scheduler.state_dict(), "data": train_batches.state_dict(),
+                 "total_steps": steps}
+        return rundir.save_checkpoint(accelerator, out, prog.step, state, cfg.keep_checkpoints)
+
+    def run_eval() -> bool:
+        """Evaluate, log, track the best; True when early stopping says stop."""
+        if eval_fn is None:
+            return False
+        metrics = evaluate(accelerator, model, task, eval_fn())
+        prog.evals += 1
+        value = metrics.get(metric_name)
+        if value is None:
+            raise UserError(f"train.metric_for_best: '{metric_name}' is not a metric of this task; "
+                            f"choose one of {', '.join(metrics)}")
+        improved = prog.best is None or (value > prog.best if greater else value < prog.best)
+        if improved:
+            prog.best, prog.best_step, prog.best_metrics, prog.bad_evals = value, prog.step, metrics, 0
+            if getattr(task, "keep_best", False):
+                save_final(accelerator.unwrap_model(model), out / "best")
+        else:
+            prog.bad_evals += 1
+        mlog.eval(prog, metrics, lr=scheduler.get_last_lr()[0])
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        log(f"step {prog.step}: eval {shown}{'  (best)' if improved else ''}")
+        return cfg.early_stopping_patience is not None and prog.bad_evals >= cfg.early_stopping_patience
+
+    model.train()
+    world = accelerator.num_processes
+    micro_iter = iter(train_batches)
+    t_start = time.perf_counter() - prog.elapsed
+    t_log, tok_log, loss_acc, n_acc = time.perf_counter(), prog.tokens, 0.0, 0
+    bar = _progress_bar(accelerator, steps, prog.step)
+    stopped_by: Optional[int] = None
+    with StopRequested() as stop:
+        while prog.step < steps:
+            micro = [next(micro_iter) for _ in range(cfg.grad_accum)]
+            micro = [{k: v.to(accelerator.device) for k, v in b.items()} for b in micro]
+            step_loss, n_global = accumulate_gradients(accelerator, model, task, micro)
+            if not torch.isfinite(step_loss):
+                last = rundir.latest_checkpoint(out)
+                raise UserError(f"training diverged: loss is {step_loss.item()} at step {prog.step + 1}; "
+                                f"last good checkpoint: {last or 'none'}; lower train.lr or raise train.warmup_steps")
+            if cfg.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            prog.step += 1
+            prog.tokens += sum(int(b["input_ids"].numel()) for b in micro) * world
+            prog.examples += sum(int(b["input_ids"].shape[0]) for b in micro) * world
+            loss_acc += step_loss.item()
+            n_acc += n_global
+
+            if prog.step % cfg.log_every == 0 or prog.step == steps:
+                now = time.perf_counter()
+                tps = (prog.tokens - tok_log) / max(now - t_log, 1e-9)
+                loss_sum_all = accelerator.reduce(torch.tensor(loss_acc, device=accelerator.device), "sum").item()
+                loss_val = loss_sum_all / max(n_acc, 1)
+                lr = scheduler.get_last_lr()[0]
+                prog.elapsed = now - t_start
+                mlog.train(prog, loss_val, lr, tps)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}")
+                    bar.update(prog.step - bar.n)
+                else:
+                    log(f"step {prog.step}/{steps}  loss {loss_val:.4f}  lr {lr:.2e}  {tps:,.0f} tok/s")
+                t_log, tok_log, loss_acc, n_acc = now, prog.tokens, 0.0, 0
+
+            prog.elapsed = time.perf_counter() - t_start
+            at_end = prog.step == steps
+            do_eval = (cfg.eval_every and prog.step % cfg.eval_every == 0) or at_end
+            early = run_eval() if do_eval else False
+            save_every = cfg.save_every or cfg.eval_every
+            if (save_every and prog.step % save_every == 0 and not at_end) or stop.signal is not None:
+                checkpoint()
+            if stop.signal is not None:
+                stopped_by = stop.signal
+                break
+            if early:
+                log(f"early stopping: no improvement of {metric_name} in {cfg.early_stopping_patience} evaluations")
+                break
+    if bar is not None:
+        bar.close()
+    prog.elapsed = time.perf_counter() - t_start
+    if stopped_by is not None:
+        rundir.write_status(out, "stopped", step=prog.step) if accelerator.is_main_process else None
+        log(f"stopped by signal {stopped_by} at step {prog.step}; resume with --resume")
+        accelerator.end_training()
+        sys.exit(128 + stopped_by)
+
+    final_ckpt = checkpoint()  # lets `--resume` extend a finished run with a larger budget
+    unwrapped = accelerator.unwrap_model(model)
+    summary = {
+        "task": task.name, "steps": prog.step, "total_steps": steps, "tokens": prog.tokens, "examples": prog.examples,
+        "train_runtime_s": round(prog.elapsed, 2), "tokens_per_s": round(prog.tokens / max(prog.elapsed, 1e-9), 1),
+        "world_size": world, "metric_for_best": metric_name, "best": prog.best, "best_step": prog.best_step,
+        "best_metrics": prog.best_metrics, "final_metrics": mlog.last_eval, "checkpoint": str(final_ckpt),
+    }
+    if accelerator.is_main_process:
+        best_dir = out / "best"
+        if getattr(task, "keep_best", False) and best_dir.is_dir():
+            _promote_best(best_dir, out)
+            summary["saved"] = f"best (step {prog.best_step})"
+        else:
+            save_final(unwrapped, out)
+            summary["saved"] = f"last (step {prog.step})"
+        mlog.summary(summary)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def _promote_best(best_dir: Path, out: Path) -> None:
+    import os
+
+    for f in best_dir.iterdir():
+        os.replace(f, out / f.name)
+    best_dir.rmdir()
+
+
+def _progress_bar(accelerator, total: int, initial: int):
+    if not accelerator.is_main_process or not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)

@@ -1,0 +1,109 @@
+"""The run directory: never overwrite an earlier run; write checkpoints atomically.
+
+Layout of `output_dir`:
+  run.json               status (running / finished / stopped), recipe name, start time
+  checkpoints/step-N/    accelerate `save_state` + trainer_state.json (resumable)
+  metrics.jsonl          one line per evaluation
+  metrics.json           final and best metrics, steps, tokens, train_runtime_s
+  config.json, model.safetensors, tokenizer files, recipe.yaml   (the final model)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+from ftkit.errors import UserError
+
+RUN_FILE = "run.json"
+STATE_FILE = "trainer_state.json"
+
+
+def prepare(output_dir: str, resume: bool, overwrite: bool, log=print) -> Path:
+    """Check `output_dir` is safe to use; with `overwrite`, move an earlier run aside (never delete)."""
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir: {out} exists and is a file; expected a directory for the run")
+    busy = out.is_dir() and any(out.iterdir())
+    if resume:
+        if latest_checkpoint(out) is None:
+            raise UserError(f"--resume: no checkpoint under {out / 'checkpoints'} to resume from")
+        return out
+    if busy:
+        if not overwrite:
+            status = read_status(out)
+            what = f"an earlier {status} run" if status else "files"
+            raise UserError(f"output_dir: {out} holds {what}; pass --resume to continue it, "
+                            f"--overwrite to move it aside, or choose another output_dir")
+        aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        out.rename(aside)
+        log(f"moved the earlier run {out} to {aside}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def read_status(out: Path) -> Optional[str]:
+    try:
+        return json.loads((out / RUN_FILE).read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def write_status(out: Path, status: str, **extra) -> None:
+    data = {}
+    try:
+        data = json.loads((out / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        pass
+    data.update(status=status, updated=time.strftime("%Y-%m-%dT%H:%M:%S"), **extra)
+    write_json_atomic(out / RUN_FILE, data)
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def checkpoints(out: Path) -> list[Path]:
+    root = out / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def latest_checkpoint(out: Path) -> Optional[Path]:
+    found = checkpoints(out)
+    return found[-1] if found else None
+
+
+def save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -> Path:
+    """`save_state` into a temp dir, add our JSON state, then rename: a kill mid-save leaves the old ones intact."""
+    root = out / "checkpoints"
+    final = root / f"step-{step}"
+    tmp = root / f".tmp-step-{step}"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        write_json_atomic(tmp / STATE_FILE, state)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in checkpoints(out)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(accelerator, path: Path) -> dict:
+    accelerator.load_state(str(path))
+    return json.loads((path / STATE_FILE).read_text())

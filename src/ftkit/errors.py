@@ -1,0 +1,16 @@
+"""The one exception type the CLI turns into a one-line message and exit code 2.
+
+Everything a user can get wrong (a recipe key, a data file, a model path, an output
+directory) raises `UserError`; anything else is a bug and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)

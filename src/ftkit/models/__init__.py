@@ -1,0 +1,1 @@
+"""Models: build from a Transformers config, or load from a local directory / hub id."""

@@ -1,0 +1,114 @@
+"""Build a model from a Transformers config (new) or load one (`from_pretrained`), matched to the tokenizer."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from ftkit.errors import UserError
+from ftkit.paths import is_local
+from ftkit.recipe.schema import Recipe
+
+AUTO_CLASSES = {
+    "clm": "AutoModelForCausalLM",
+    "mlm": "AutoModelForMaskedLM",
+    "mlm+nsp": "AutoModelForPreTraining",
+    "cls": "AutoModelForSequenceClassification",
+}
+# RoBERTa-family position ids start after the padding index.
+_POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
+
+
+def check_model_path(path: str, key: str = "model.from_pretrained") -> str:
+    p = os.path.expanduser(path)
+    if is_local(path):
+        if not os.path.isdir(p):
+            raise UserError(f"{key}: directory not found: {path}")
+        if not os.path.isfile(os.path.join(p, "config.json")):
+            raise UserError(f"{key}: {path} has no config.json; expected a save_pretrained model directory")
+    return p
+
+
+def auto_class(task: str):
+    import transformers
+
+    return getattr(transformers, AUTO_CLASSES[task])
+
+
+def new_config(recipe: Recipe, tokenizer):
+    from transformers import AutoConfig
+
+    m = recipe.model
+    try:
+        cfg = AutoConfig.for_model(m.model_type)
+    except ValueError as e:
+        raise UserError(f"model.model_type: {e}".splitlines()[0]) from None
+    for key, value in m.config.items():
+        if not hasattr(cfg, key):
+            raise UserError(f"model.config.{key}: not a setting of {type(cfg).__name__}")
+        setattr(cfg, key, value)
+    cfg.vocab_size = len(tokenizer)
+    for name in ("pad", "bos", "eos"):
+        tid = getattr(tokenizer, f"{name}_token_id", None)
+        if tid is not None:
+            setattr(cfg, f"{name}_token_id", tid)
+    positions = recipe.data.block_size + _POSITION_OFFSET.get(m.model_type, 0)
+    for attr in ("n_positions", "max_position_embeddings"):
+        if hasattr(cfg, attr) and attr not in m.config:
+            setattr(cfg, attr, positions)
+    return cfg
+
+
+def set_dropout(cfg, p: Optional[float]) -> None:
+    if p is None:
+        return
+    for key, value in list(cfg.to_dict().items()):
+        if isinstance(value, float) and ("dropout" in key or "pdrop" in key) and "classifier" not in key:
+            setattr(cfg, key, p)
+
+
+def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, **head_kwargs):
+    """A model for `task` (default: the recipe's), on CPU, in fp32 (mixed precision comes from autocast)."""
+    task = task or recipe.task
+    cls = auto_class(task)
+    m = recipe.model
+    if m.model_type is not None:
+        cfg = new_config(recipe, tokenizer)
+        for k, v in head_kwargs.items():
+            setattr(cfg, k, v)
+        set_dropout(cfg, recipe.train.dropout)
+        try:
+            model = cls.from_config(cfg, trust_remote_code=m.trust_remote_code)
+        except ValueError as e:
+            raise UserError(f"model.model_type: '{m.model_type}' cannot be built for task {task}: {str(e).splitlines()[0]}") from None
+    else:
+        path = check_model_path(m.from_pretrained)
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(path, trust_remote_code=m.trust_remote_code)
+        for key, value in m.config.items():
+            setattr(cfg, key, value)
+        for k, v in head_kwargs.items():
+            setattr(cfg, k, v)
+        set_dropout(cfg, recipe.train.dropout)
+        try:
+            model = cls.from_pretrained(path, config=cfg, trust_remote_code=m.trust_remote_code,
+                                        ignore_mismatched_sizes=task == "cls")
+        except (OSError, ValueError) as e:
+            raise UserError(f"model.from_pretrained: could not load '{m.from_pretrained}' for task {task}: "
+                            f"{str(e).strip().splitlines()[0]}") from None
+    check_vocab(model, tokenizer)
+    return model
+
+
+def check_vocab(model, tokenizer) -> None:
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        raise UserError(f"the tokenizer has {len(tokenizer)} tokens but the model's embeddings have {rows} rows; "
+                        f"use the model's own tokenizer or a vocabulary of at most {rows}")
+
+
+def count_parameters(model) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total

@@ -1,0 +1,153 @@
+"""Load a recipe: YAML (safe_load) + `dotted.key=value` overrides, validated by the schema.
+
+Errors name the file, the line of the offending key and what was expected, and suggest
+the closest known key for typos. Pydantic's own messages are kept but put on one line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ftkit.errors import UserError
+from ftkit.recipe.schema import Recipe
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: recipe file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); expected a YAML recipe") from None
+    try:
+        raw = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}{where}: invalid YAML: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of recipe keys at the top level, got {type(raw).__name__}")
+    for item in overrides:
+        key = apply_override(raw, item)
+        for n in range(1, len(key)):
+            lines.setdefault(key[:n], f"override {item}")
+        lines[key] = f"override {item}"
+    raw.setdefault("name", path.stem)
+    return validate(raw, source=str(path), lines=lines)
+
+
+def validate(raw: dict, source: str = "<recipe>", lines: Optional[dict] = None) -> Recipe:
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(_format_error(e, source, lines or {})) from None
+
+
+def apply_override(raw: dict, item: str) -> tuple:
+    """Set `a.b.c=value` in the raw recipe; the value is parsed as YAML (3e-4, true, [1, 2])."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"override {item!r}: expected dotted.key=value, e.g. train.lr=3e-4")
+    parts = key.strip().split(".")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"override {item!r}: {'.'.join(parts[:i + 1])} is not a section")
+        node = child
+    node[parts[-1]] = parsed
+    return tuple(parts)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The fully resolved recipe, every default included, as YAML."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
+
+
+def all_keys(model: type[BaseModel] = Recipe, prefix: str = "") -> list[str]:
+    """Every dotted key the schema knows (sections and leaves)."""
+    keys = []
+    for name, field in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        keys.append(dotted)
+        sub = _section_type(field.annotation)
+        if sub is not None:
+            keys.extend(all_keys(sub, dotted + "."))
+    return keys
+
+
+def _section_type(annotation: Any) -> Optional[type[BaseModel]]:
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    for c in candidates:
+        if isinstance(c, type) and issubclass(c, BaseModel):
+            return c
+    return None
+
+
+def _model_at(loc: tuple) -> Optional[type[BaseModel]]:
+    model: Optional[type[BaseModel]] = Recipe
+    for part in loc:
+        if model is None or part not in model.model_fields:
+            return None
+        model = _section_type(model.model_fields[part].annotation)
+    return model
+
+
+def _format_error(err: ValidationError, source: str, lines: dict) -> str:
+    # Typos first: an unknown key often explains the other errors too.
+    e = sorted(err.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
+    loc = tuple(p for p in e["loc"] if isinstance(p, str))
+    key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    line = _line_for(loc, lines)
+    if isinstance(line, str):  # the key came from a command-line override
+        where = f"{source} ({line})"
+    else:
+        where = f"{source}:{line}" if line else source
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    if e["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+        hint = f"; did you mean '{'.'.join(loc[:-1] + (close[0],))}'?" if close else f"; known keys here: {', '.join(known)}"
+        return f"{where}: unknown key '{key}'{hint}{more}"
+    if e["type"] == "missing":
+        return f"{where}: missing required key '{key}'{more}"
+    msg = e["msg"].removeprefix("Value error, ")
+    got = e.get("input")
+    shown = f" (got {got!r})" if e["loc"] and not isinstance(got, dict) else ""
+    label = f"'{key}': " if e["loc"] else ""
+    return f"{where}: {label}{msg}{shown}{more}"
+
+
+def _line_for(loc: tuple, lines: dict) -> Optional[int | str]:
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _key_lines(node, prefix: tuple = ()) -> dict:
+    """Map each key path of a composed YAML document to its 1-based line number."""
+    out: dict = {}
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            path = prefix + (str(k.value),)
+            out[path] = k.start_mark.line + 1
+            out.update(_key_lines(v, path))
+    return out

@@ -1,0 +1,1 @@
+"""Tasks: how to batch, what loss, which metrics. Each plugs into the one engine."""

@@ -1,0 +1,1 @@
+"""One module per command: each composes data, models and tasks and hands them to the engine."""

@@ -1,0 +1,86 @@
+"""`ftkit eval`: metrics of a saved model on a file, or on the validation data of the recipe it was trained with."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from ftkit.data import lm_blocks
+from ftkit.engine.accel import make_accelerator
+from ftkit.engine.batches import eval_batches
+from ftkit.engine.loop import evaluate
+from ftkit.errors import UserError
+from ftkit.models.build import auto_class, check_model_path
+from ftkit.recipe import load_recipe
+from ftkit.recipe.schema import Recipe
+
+_ARCH_TASKS = (("ForPreTraining", "mlm+nsp"), ("ForMaskedLM", "mlm"), ("ForSequenceClassification", "cls"),
+               ("ForCausalLM", "clm"), ("LMHeadModel", "clm"))
+
+
+def infer_task(config) -> Optional[str]:
+    for arch in config.architectures or []:
+        for suffix, task in _ARCH_TASKS:
+            if arch.endswith(suffix):
+                return task
+    return None
+
+
+def saved_recipe(model_dir: str) -> Optional[Recipe]:
+    path = Path(model_dir) / "recipe.yaml"
+    return load_recipe(path) if path.is_file() else None
+
+
+def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Optional[int]) -> Recipe:
+    """The recipe whose data settings describe the evaluation data."""
+    from ftkit.recipe import validate
+
+    base = saved_recipe(model_dir)
+    raw = base.model_dump() if base else {"output_dir": model_dir, "model": {"from_pretrained": model_dir},
+                                          "data": {"train": data or ""}}
+    raw["task"] = task
+    raw["tokenizer"] = None
+    raw["model"] = {"from_pretrained": model_dir}
+    if data is not None:
+        raw["data"].update(train=data, validation=None, validation_split=0.0, streaming=False)
+    elif base is None or (base.data.validation is None and base.data.validation_split == 0):
+        raise UserError(f"--data: {model_dir} has no recipe with validation data; pass --data FILE")
+    if block_size:
+        raw["data"]["block_size"] = block_size
+    return validate(raw, source=f"{model_dir}/recipe.yaml")
+
+
+def make_task(task: str, tokenizer, recipe: Recipe):
+    if task == "clm":
+        from ftkit.tasks.clm import CausalLM
+
+        return CausalLM()
+    raise UserError(f"--task: evaluating '{task}' models is not supported yet")
+
+
+def eval_items(task: str, recipe: Recipe, tokenizer, from_file: bool, log):
+    train, val = lm_blocks.cached_blocks(recipe, tokenizer, log)
+    return train if from_file else val
+
+
+def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, batch_size: int = 8,
+        block_size: Optional[int] = None, max_batches: Optional[int] = None, precision: str = "fp32", log=print) -> dict:
+    from transformers import AutoConfig, AutoTokenizer
+
+    path = check_model_path(model_dir, "--model")
+    config = AutoConfig.from_pretrained(path)
+    task = task or infer_task(config)
+    if task is None:
+        raise UserError(f"--task: cannot tell the task of {model_dir} from its config; pass --task")
+    recipe = eval_recipe(model_dir, task, data, block_size)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = auto_class(task).from_pretrained(path)
+    acc = make_accelerator(precision)
+    model = acc.prepare(model)
+    t = make_task(task, tokenizer, recipe)
+    items = eval_items(task, recipe, tokenizer, data is not None, log)
+    metrics = evaluate(acc, model, t, eval_batches(items, batch_size, t.eval_collate, recipe.masking.eval_seed,
+                                                   limit=max_batches))
+    where = data if data is not None else "validation data of its recipe"
+    return {"model": os.path.normpath(model_dir), "task": task, "data": where, **metrics}

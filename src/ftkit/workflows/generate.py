@@ -1,0 +1,48 @@
+"""`ftkit generate`: sample text from a saved causal LM."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ftkit.errors import UserError
+from ftkit.models.build import check_model_path
+
+
+def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
+        top_k: Optional[int] = 200, top_p: Optional[float] = None, seed: int = 1337, num_samples: int = 1) -> list[str]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+
+    path = check_model_path(model_dir, "--model")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    if temperature < 0:
+        raise UserError("--temperature: expected a number >= 0 (0 = greedy)")
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"] if prompt else None
+    if ids is None or ids.shape[1] == 0:
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        if start is None:
+            raise UserError("--prompt: this tokenizer has no bos/eos token to start from; give a prompt")
+        ids = torch.tensor([[start]])
+    limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    limit = limit or (ids.shape[1] + max_new_tokens)
+    set_seed(seed)
+    kwargs = dict(do_sample=temperature > 0,
+                  pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    if temperature > 0:
+        kwargs.update(temperature=temperature, top_k=top_k, top_p=top_p)
+    ids = ids.repeat(num_samples, 1)
+    # Models with absolute positions cannot see past their context: like nanoGPT's sampler, keep
+    # only the most recent tokens as context and generate in chunks (generate() does not crop).
+    remaining = max_new_tokens
+    with torch.no_grad():
+        while remaining > 0:
+            ctx_len = min(ids.shape[1], max(1, limit // 2) if ids.shape[1] + remaining > limit else ids.shape[1])
+            n = min(remaining, limit - ctx_len)
+            ctx = ids[:, -ctx_len:]
+            out = model.generate(ctx, attention_mask=torch.ones_like(ctx), max_new_tokens=n, **kwargs)
+            ids = torch.cat([ids, out[:, ctx_len:]], dim=1)
+            remaining -= n
+            if out.shape[1] - ctx_len < n:  # every sample stopped at an end-of-text token
+                break
+    return [tokenizer.decode(o, skip_special_tokens=True) for o in ids]

@@ -1,0 +1,104 @@
+"""`ftkit pretrain`: build a model from a config and pre-train it (clm; mlm and mlm+nsp plug in the same way)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftkit.data import lm_blocks
+from ftkit.engine import rundir
+from ftkit.engine.accel import make_accelerator
+from ftkit.engine.batches import EpochBatches, StreamBatches, eval_batches
+from ftkit.engine.loop import train
+from ftkit.errors import UserError
+from ftkit.models.build import build_model, count_parameters
+from ftkit.recipe import dump_recipe
+from ftkit.recipe.schema import PRETRAIN_TASKS, Recipe
+from ftkit.tasks.clm import CausalLM
+from ftkit.workflows.tokenize import obtain_tokenizer
+
+
+def make_task(recipe: Recipe, tokenizer):
+    if recipe.task == "clm":
+        return CausalLM()
+    raise UserError(f"task: '{recipe.task}' is not a pre-training task here; expected one of {', '.join(PRETRAIN_TASKS)}")
+
+
+def lm_data(recipe: Recipe, tokenizer, accelerator, log):
+    """(training items or a stream, validation items) for the packed-block tasks."""
+    with accelerator.main_process_first():  # the main process tokenizes and caches, the others read the cache
+        train_items, val_items = lm_blocks.cached_blocks(recipe, tokenizer, log if accelerator.is_main_process else _quiet)
+    if recipe.data.streaming:
+        train_items = lm_blocks.streamed_blocks(recipe, tokenizer, accelerator.process_index, accelerator.num_processes)
+    return train_items, val_items
+
+
+def save_final_fn(tokenizer, recipe: Recipe):
+    def save(model, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(path))
+        tokenizer.save_pretrained(str(path))
+        (path / "recipe.yaml").write_text(dump_recipe(recipe))
+    return save
+
+
+def flops_per_token(model, block_size: int) -> float:
+    """Training FLOPs per token: 6N + 12*L*H*Q*T (PaLM / nanoGPT), N without position embeddings."""
+    cfg = model.config
+    n = sum(p.numel() for name, p in model.named_parameters() if "position" not in name and "wpe" not in name)
+    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", 0)
+    heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", 1)
+    hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", 0)
+    return 6 * n + 12 * layers * heads * (hidden // max(heads, 1)) * block_size
+
+
+def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> dict:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    acc = make_accelerator(recipe.train.precision, recipe.output_dir, recipe.train.seed, recipe.train.threads)
+    main_log = log if acc.is_main_process else _quiet
+    out = Path(recipe.output_dir)
+    if acc.is_main_process:
+        rundir.prepare(recipe.output_dir, resume, overwrite, log)
+        rundir.write_status(out, "running", recipe=recipe.name, world_size=acc.num_processes)
+    acc.wait_for_everyone()
+    with acc.main_process_first():
+        tokenizer = obtain_tokenizer(recipe, main_log)
+    task = make_task(recipe, tokenizer)
+    train_items, val_items = lm_data(recipe, tokenizer, acc, main_log)
+    model = build_model(recipe, tokenizer)
+    trainable, total = count_parameters(model)
+    cfg = recipe.train
+    main_log(f"{recipe.task} | {type(model).__name__} {total / 1e6:.2f}M parameters | "
+             f"~{16 * trainable / 2**20:,.0f} MiB weights+grads+AdamW per process | {acc.num_processes} process(es), "
+             f"{acc.device}, precision {acc.mixed_precision}")
+    rank, world = acc.process_index, acc.num_processes
+    if recipe.data.streaming:
+        batches = StreamBatches(train_items, cfg.batch_size, task.collate, cfg.seed, rank)
+    else:
+        batches = EpochBatches(train_items, cfg.batch_size, task.collate, cfg.seed, rank, world)
+        main_log(f"train: {len(train_items):,} blocks of {recipe.data.block_size} tokens, "
+                 f"{batches.batches_per_epoch:,} batches per epoch per process")
+    eval_fn = None
+    if val_items is not None:
+        ebs = cfg.eval_batch_size or cfg.batch_size
+        eval_fn = lambda: eval_batches(val_items, ebs, task.eval_collate, cfg.seed, rank, world, cfg.eval_batches)  # noqa: E731
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * world * recipe.data.block_size
+    summary = train(accelerator=acc, model=model, task=task, train_batches=batches, eval_fn=eval_fn, cfg=cfg, out=out,
+                    save_final=save_final_fn(tokenizer, recipe), resume=resume, tokens_per_step=tokens_per_step, log=main_log)
+    if acc.is_main_process:
+        fpt = flops_per_token(model, recipe.data.block_size)
+        summary.update(parameters=total, flops_per_token=fpt,
+                       achieved_gflops=round(summary["tokens_per_s"] * fpt / 1e9, 2))
+        rundir.write_json_atomic(out / "metrics.json", summary)
+        rundir.write_status(out, "finished", step=summary["steps"])
+        best = summary.get("best")
+        main_log(f"done in {summary['train_runtime_s']:.1f}s: {summary['tokens']:,} tokens, "
+                 f"{summary['tokens_per_s']:,.0f} tokens/s, {summary['achieved_gflops']} GFLOP/s"
+                 + (f", best validation {summary['metric_for_best']} {best:.4f} at step {summary['best_step']}" if best is not None else "")
+                 + f"; model saved to {out}")
+    return summary
+
+
+def _quiet(*_a, **_k) -> None:
+    pass

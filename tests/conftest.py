@@ -1,0 +1,73 @@
+"""Shared fixtures: small slices of the real datasets in ../shared/data, recipe writers, an in-process CLI runner."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = (ROOT / ".." / "shared" / "data").resolve()
+SHAKESPEARE = DATA / "tinyshakespeare" / "input.txt"
+
+os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared dataset not found: {path}")
+    return path
+
+
+@pytest.fixture
+def shakespeare_slice(tmp_path: Path) -> Path:
+    """The first 60,000 characters of tiny Shakespeare."""
+    text = need(SHAKESPEARE).read_text()[:60_000]
+    p = tmp_path / "shakespeare.txt"
+    p.write_text(text)
+    return p
+
+
+def write_recipe(path: Path, recipe: dict) -> Path:
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def tiny_gpt_recipe(tmp_path: Path, shakespeare_slice: Path) -> dict:
+    """A causal LM recipe that trains in a few seconds (everything under tmp_path)."""
+    return {
+        "task": "clm",
+        "output_dir": str(tmp_path / "run"),
+        "tokenizer": {"kind": "char", "path": str(tmp_path / "tok")},
+        "model": {"model_type": "gpt2", "config": {"n_layer": 2, "n_head": 2, "n_embd": 32}},
+        "data": {"train": str(shakespeare_slice), "validation_split": 0.1, "split_mode": "tail", "add_eos": False,
+                 "block_size": 32, "cache_dir": str(tmp_path / "cache")},
+        "train": {"max_steps": 20, "batch_size": 8, "lr": 3e-3, "eval_every": 10, "log_every": 5, "precision": "fp32",
+                  "eval_batches": 4},
+    }
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run `ftkit ARGS` in-process; return (exit code, stdout, stderr)."""
+    from ftkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.argv
+    sys.argv = ["ftkit", *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = old
+    return code, out.getvalue(), err.getvalue()

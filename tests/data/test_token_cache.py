@@ -1,0 +1,43 @@
+"""Token streams: packing into blocks, nanoGPT's tail split, and the cache being reused."""
+
+import numpy as np
+import pytest
+
+from ftkit.data import lm_blocks, token_cache
+from ftkit.errors import UserError
+from ftkit.recipe import validate
+from ftkit.workflows.tokenize import obtain_tokenizer
+
+
+def test_blocks_are_contiguous_and_drop_the_tail():
+    stream = np.arange(103)
+    b = token_cache.blocks(stream, 10)
+    assert b.shape == (10, 10) and b[3, 0] == 30 and b[-1, -1] == 99
+    with pytest.raises(UserError, match="less than one block"):
+        token_cache.blocks(np.arange(5), 10)
+
+
+def test_tail_split_is_the_last_fraction_of_the_stream(tiny_gpt_recipe, shakespeare_slice):
+    r = validate(tiny_gpt_recipe)
+    tok = obtain_tokenizer(r, log=lambda *_: None)
+    train, val = lm_blocks.cached_blocks(r, tok, log=lambda *_: None)
+    text = shakespeare_slice.read_text()
+    cut = int(len(text) * 0.9)  # char tokenizer: tokens == characters
+    assert tok.decode(train[0].tolist()) == text[:32]
+    assert tok.decode(val[0].tolist()) == text[cut:cut + 32]
+    assert len(train) == cut // 32 and len(val) == (len(text) - cut) // 32
+
+
+def test_second_run_reads_the_cache(tiny_gpt_recipe):
+    r = validate(tiny_gpt_recipe)
+    tok = obtain_tokenizer(r, log=lambda *_: None)
+    logs: list[str] = []
+    a, _ = lm_blocks.cached_blocks(r, tok, log=logs.append)
+    assert any("encoded" in m for m in logs)
+    logs.clear()
+    b, _ = lm_blocks.cached_blocks(r, tok, log=logs.append)
+    assert logs and all("from cache" in m for m in logs)
+    assert np.array_equal(a, b)
+    # a different setting is a different cache entry
+    r2 = validate({**tiny_gpt_recipe, "data": {**tiny_gpt_recipe["data"], "add_eos": True}})
+    assert token_cache.cache_key(r2, tok, "train") != token_cache.cache_key(r, tok, "train")

@@ -1,0 +1,103 @@
+"""Bad input: one line naming the file or key and what was expected, exit code 2, no traceback, nothing lost."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli, write_recipe
+
+
+def fails(*args) -> str:
+    code, out, err = run_cli(*args)
+    assert code == 2, (code, out, err)
+    lines = [l for l in err.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture
+def recipe(tmp_path, tiny_gpt_recipe):
+    def make(**sections):
+        r = json.loads(json.dumps(tiny_gpt_recipe))
+        for key, value in sections.items():
+            section, _, leaf = key.partition("__")
+            r[section][leaf] = value
+        return str(write_recipe(tmp_path / "r.yaml", r))
+    return make
+
+
+def test_missing_data_file(recipe):
+    msg = fails("pretrain", "-r", recipe(data__train="nowhere/train.txt"))
+    assert "data.train: file not found: nowhere/train.txt" in msg
+
+
+def test_unknown_key(recipe):
+    assert "did you mean 'train.max_steps'" in fails("pretrain", "-r", recipe(), "train.max_step=3")
+
+
+def test_wrong_type(recipe):
+    assert "'train.lr'" in fails("pretrain", "-r", recipe(), "train.lr=fast")
+
+
+def test_empty_corpus(recipe, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert "empty file" in fails("pretrain", "-r", recipe(data__train=str(empty)))
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n   \n")
+    assert "empty" in fails("pretrain", "-r", recipe(data__train=str(blank)))
+
+
+def test_missing_text_column(recipe, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"body": "hello there"}\n' * 50)
+    msg = fails("pretrain", "-r", recipe(data__train=str(rows)))
+    assert "data.text_column 'text' not found; columns are: body" in msg
+
+
+def test_non_utf8_file_names_line(recipe, tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("line one\nline two\ncaf\xe9\n".encode("latin-1"))
+    assert f"{bad}:3: not valid UTF-8" in fails("pretrain", "-r", recipe(data__train=str(bad)))
+
+
+def test_missing_local_model_path_is_not_looked_up(recipe, tmp_path):
+    msg = fails("eval", "--model", str(tmp_path / "no-such-model"))
+    assert "--model: directory not found" in msg
+    msg = fails("generate", "--model", "./runs/missing")
+    assert "directory not found: ./runs/missing" in msg
+
+
+def test_earlier_run_is_never_overwritten(recipe, tmp_path, tiny_gpt_recipe):
+    r = recipe()
+    assert run_cli("pretrain", "-r", r)[0] == 0
+    out = Path(tiny_gpt_recipe["output_dir"])
+    before = (out / "model.safetensors").read_bytes()
+    msg = fails("pretrain", "-r", r)
+    assert "holds an earlier finished run" in msg and "--resume" in msg and "--overwrite" in msg
+    assert (out / "model.safetensors").read_bytes() == before
+    code, _, err = run_cli("pretrain", "-r", r, "--overwrite")
+    assert code == 0, err
+    moved = [p for p in out.parent.iterdir() if p.name.startswith("run.old-")]
+    assert len(moved) == 1 and (moved[0] / "model.safetensors").read_bytes() == before
+
+
+def test_resume_without_checkpoint(recipe):
+    assert "no checkpoint" in fails("pretrain", "-r", recipe(), "--resume")
+
+
+def test_tokenizer_never_overwritten(recipe, tmp_path):
+    r = recipe()
+    assert run_cli("tokenize", "-r", r)[0] == 0
+    assert "already exists" in fails("tokenize", "-r", r)
+
+
+def test_real_process_exit_code_and_debug_traceback(tmp_path):
+    bad = write_recipe(tmp_path / "bad.yaml", {"task": "clm"})
+    p = subprocess.run([sys.executable, "-m", "ftkit.cli", "pretrain", "-r", str(bad)], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "missing required key" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "ftkit.cli", "--debug", "pretrain", "-r", str(bad)], capture_output=True, text=True)
+    assert p.returncode != 0 and "Traceback" in p.stderr
