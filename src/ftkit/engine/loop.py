@@ -124,7 +124,8 @@ def accumulate_gradients(accelerator, model, task: Task, micro: list[dict]) -> t
 
 def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Callable[[], Iterable[dict]]],
           cfg: TrainSection, out: Path, save_final: Callable[[torch.nn.Module, Path], None],
-          resume: bool = False, tokens_per_step: Optional[int] = None, log=print) -> dict:
+          resume: bool = False, tokens_per_step: Optional[int] = None, log=print,
+          on_step: Optional[Callable[[Progress], None]] = None) -> dict:
     """Train `model` on `train_batches`; evaluate with `eval_fn()` batches; write everything under `out`."""
     steps = total_steps(cfg, train_batches.batches_per_epoch, tokens_per_step)
     optimizer = build_optimizer(model, cfg)
@@ -217,6 +218,8 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
                 t_log, tok_log, loss_acc, n_acc = now, prog.tokens, 0.0, 0
 
             prog.elapsed = time.perf_counter() - t_start
+            if on_step is not None:
+                on_step(prog)
             at_end = prog.step == steps
             do_eval = (cfg.eval_every and prog.step % cfg.eval_every == 0) or at_end
             early = run_eval() if do_eval else False

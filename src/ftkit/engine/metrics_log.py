@@ -21,12 +21,11 @@ class MetricsLog:
         self.last_eval: Optional[dict] = None
         self.last_train: dict = {}
         self.tb = self.main and importlib.util.find_spec("tensorboard") is not None
+        if self.tb:  # set up before the loop starts: the import costs seconds
+            self.acc.init_trackers("tensorboard")
 
     def _tb(self, values: dict, step: int) -> None:
         if self.tb:
-            if not getattr(self, "_tb_ready", False):
-                self.acc.init_trackers("tensorboard")
-                self._tb_ready = True
             self.acc.log({k: v for k, v in values.items() if isinstance(v, (int, float))}, step=step)
 
     def truncate(self, step: int) -> None:

@@ -23,22 +23,26 @@ RUN_FILE = "run.json"
 STATE_FILE = "trainer_state.json"
 
 
-def prepare(output_dir: str, resume: bool, overwrite: bool, log=print) -> Path:
-    """Check `output_dir` is safe to use; with `overwrite`, move an earlier run aside (never delete)."""
+def check(output_dir: str, resume: bool, overwrite: bool) -> Path:
+    """Fail early, with no side effects, if `output_dir` cannot be used as asked."""
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"output_dir: {out} exists and is a file; expected a directory for the run")
-    busy = out.is_dir() and any(out.iterdir())
     if resume:
         if latest_checkpoint(out) is None:
             raise UserError(f"--resume: no checkpoint under {out / 'checkpoints'} to resume from")
-        return out
-    if busy:
-        if not overwrite:
-            status = read_status(out)
-            what = f"an earlier {status} run" if status else "files"
-            raise UserError(f"output_dir: {out} holds {what}; pass --resume to continue it, "
-                            f"--overwrite to move it aside, or choose another output_dir")
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        status = read_status(out)
+        what = f"an earlier {status} run" if status else "files"
+        raise UserError(f"output_dir: {out} holds {what}; pass --resume to continue it, "
+                        f"--overwrite to move it aside, or choose another output_dir")
+    return out
+
+
+def prepare(output_dir: str, resume: bool, overwrite: bool, log=print) -> Path:
+    """Check `output_dir`, then create it; with `overwrite`, move an earlier run aside (never delete)."""
+    out = check(output_dir, resume, overwrite)
+    if not resume and out.is_dir() and any(out.iterdir()):
         aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
         out.rename(aside)
         log(f"moved the earlier run {out} to {aside}")

@@ -51,17 +51,13 @@ def flops_per_token(model, block_size: int) -> float:
     return 6 * n + 12 * layers * heads * (hidden // max(heads, 1)) * block_size
 
 
-def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> dict:
+def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print, on_step=None) -> dict:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     acc = make_accelerator(recipe.train.precision, recipe.output_dir, recipe.train.seed, recipe.train.threads)
     main_log = log if acc.is_main_process else _quiet
-    out = Path(recipe.output_dir)
-    if acc.is_main_process:
-        rundir.prepare(recipe.output_dir, resume, overwrite, log)
-        rundir.write_status(out, "running", recipe=recipe.name, world_size=acc.num_processes)
-    acc.wait_for_everyone()
+    out = rundir.check(recipe.output_dir, resume, overwrite)  # before any work; created once all checks pass
     with acc.main_process_first():
         tokenizer = obtain_tokenizer(recipe, main_log)
     task = make_task(recipe, tokenizer)
@@ -72,6 +68,10 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     main_log(f"{recipe.task} | {type(model).__name__} {total / 1e6:.2f}M parameters | "
              f"~{16 * trainable / 2**20:,.0f} MiB weights+grads+AdamW per process | {acc.num_processes} process(es), "
              f"{acc.device}, precision {acc.mixed_precision}")
+    if acc.is_main_process:
+        rundir.prepare(recipe.output_dir, resume, overwrite, log)
+        rundir.write_status(out, "running", recipe=recipe.name, world_size=acc.num_processes)
+    acc.wait_for_everyone()
     rank, world = acc.process_index, acc.num_processes
     if recipe.data.streaming:
         batches = StreamBatches(train_items, cfg.batch_size, task.collate, cfg.seed, rank)
@@ -85,7 +85,8 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
         eval_fn = lambda: eval_batches(val_items, ebs, task.eval_collate, cfg.seed, rank, world, cfg.eval_batches)  # noqa: E731
     tokens_per_step = cfg.batch_size * cfg.grad_accum * world * recipe.data.block_size
     summary = train(accelerator=acc, model=model, task=task, train_batches=batches, eval_fn=eval_fn, cfg=cfg, out=out,
-                    save_final=save_final_fn(tokenizer, recipe), resume=resume, tokens_per_step=tokens_per_step, log=main_log)
+                    save_final=save_final_fn(tokenizer, recipe), resume=resume, tokens_per_step=tokens_per_step, log=main_log,
+                    on_step=on_step)
     if acc.is_main_process:
         fpt = flops_per_token(model, recipe.data.block_size)
         summary.update(parameters=total, flops_per_token=fpt,
