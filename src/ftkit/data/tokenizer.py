@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from ftkit.errors import UserError
-from ftkit.paths import is_local
+from ftkit.paths import is_local, resolve_package_path
 from ftkit.recipe.schema import Recipe, TokenizerSection
 
 
@@ -158,6 +158,7 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
     """Load a saved tokenizer from a local directory (or a hub id when `path` is not local)."""
     from transformers import AutoTokenizer
 
+    path = resolve_package_path(path, "tokenizer.path")
     if is_local(path) and not os.path.isdir(os.path.expanduser(path)):
         raise UserError(f"tokenizer.path: directory not found: {path} (run `ftkit tokenize` first, or set tokenizer.kind to train one)")
     try:

@@ -39,6 +39,7 @@ class Progress:
     best_step: Optional[int] = None
     best_metrics: dict = field(default_factory=dict)
     bad_evals: int = 0
+    skipped: int = 0
     elapsed: float = 0.0
 
 
@@ -101,6 +102,13 @@ def evaluate(accelerator, model, task: Task, batches: Iterable[dict]) -> dict[st
     return task.compute_metrics(totals)
 
 
+def check_metric(cfg: TrainSection, task: Task) -> None:
+    """train.metric_for_best must be one of the task's metrics (checked before any training starts)."""
+    if cfg.metric_for_best is not None and cfg.metric_for_best not in task.metrics:
+        raise UserError(f"train.metric_for_best: '{cfg.metric_for_best}' is not a metric of task {task.name}; "
+                        f"expected one of {', '.join(task.metrics)}")
+
+
 def accumulate_gradients(accelerator, model, task: Task, micro: list[dict]) -> tuple[torch.Tensor, float]:
     """Backward over the micro-batches of one optimizer step; return (this rank's loss sum, targets on all ranks).
 
@@ -123,10 +131,11 @@ def accumulate_gradients(accelerator, model, task: Task, micro: list[dict]) -> t
 
 
 def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Callable[[], Iterable[dict]]],
-          cfg: TrainSection, out: Path, save_final: Callable[[torch.nn.Module, Path], None],
+          cfg: TrainSection, out: Path, save_final: Callable[[torch.nn.Module, Path, dict], None],
           resume: bool = False, tokens_per_step: Optional[int] = None, log=print,
           on_step: Optional[Callable[[Progress], None]] = None) -> dict:
     """Train `model` on `train_batches`; evaluate with `eval_fn()` batches; write everything under `out`."""
+    check_metric(cfg, task)
     steps = total_steps(cfg, train_batches.batches_per_epoch, tokens_per_step)
     optimizer = build_optimizer(model, cfg)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -139,7 +148,11 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
 
     if resume:
         ckpt = rundir.latest_checkpoint(out)
-        state = rundir.load_checkpoint(accelerator, ckpt)
+        try:
+            state = rundir.load_checkpoint(accelerator, ckpt)
+        except (RuntimeError, ValueError, KeyError, OSError) as e:
+            raise UserError(f"--resume: checkpoint {ckpt} does not fit this model and recipe: "
+                            f"{str(e).strip().splitlines()[0][:200]}") from None
         scheduler.load_state_dict(state["scheduler"])
         train_batches.load_state_dict(state["data"])
         prog = Progress(**state["progress"])
@@ -152,6 +165,13 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
         state = {"progress": prog.__dict__, "scheduler": scheduler.state_dict(), "data": train_batches.state_dict(),
                  "total_steps": steps}
         return rundir.save_checkpoint(accelerator, out, prog.step, state, cfg.keep_checkpoints)
+
+    def save_model(path: Path) -> None:
+        """Gather the full weights on every rank (needed under FSDP / ZeRO-3); only the main process writes."""
+        state_dict = accelerator.get_state_dict(model)
+        if accelerator.is_main_process:
+            save_final(accelerator.unwrap_model(model), path, state_dict)
+        accelerator.wait_for_everyone()
 
     def run_eval() -> bool:
         """Evaluate, log, track the best; True when early stopping says stop."""
@@ -167,7 +187,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
         if improved:
             prog.best, prog.best_step, prog.best_metrics, prog.bad_evals = value, prog.step, metrics, 0
             if getattr(task, "keep_best", False):
-                save_final(accelerator.unwrap_model(model), out / "best")
+                save_model(out / "best")
         else:
             prog.bad_evals += 1
         mlog.eval(prog, metrics, lr=scheduler.get_last_lr()[0])
@@ -187,10 +207,22 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
             micro = [next(micro_iter) for _ in range(cfg.grad_accum)]
             micro = [{k: v.to(accelerator.device) for k, v in b.items()} for b in micro]
             step_loss, n_global = accumulate_gradients(accelerator, model, task, micro)
-            if not torch.isfinite(step_loss):
+            # One small all-reduce so that every rank takes the same decision (skip, stop) at the same step.
+            flags = torch.tensor([float(not torch.isfinite(step_loss)), float(stop.signal is not None)],
+                                 device=accelerator.device)
+            if world > 1:
+                flags = accelerator.reduce(flags, "sum")
+            stopping = bool(flags[1] > 0)
+            if flags[0] > 0:
+                optimizer.zero_grad(set_to_none=True)
+                if prog.skipped < cfg.skip_nonfinite:
+                    prog.skipped += 1
+                    log(f"step {prog.step + 1}: loss is not finite; skipped ({prog.skipped} of at most {cfg.skip_nonfinite})")
+                    continue
                 last = rundir.latest_checkpoint(out)
                 raise UserError(f"training diverged: loss is {step_loss.item()} at step {prog.step + 1}; "
-                                f"last good checkpoint: {last or 'none'}; lower train.lr or raise train.warmup_steps")
+                                f"last good checkpoint: {last or 'none'}; lower train.lr or raise train.warmup_steps"
+                                + ("" if cfg.skip_nonfinite else " (train.skip_nonfinite=N skips N bad steps)"))
             if cfg.grad_clip:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -221,13 +253,15 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
             if on_step is not None:
                 on_step(prog)
             at_end = prog.step == steps
-            do_eval = (cfg.eval_every and prog.step % cfg.eval_every == 0) or at_end
+            epoch_end = cfg.eval_every_epoch and _epoch_ended(prog.step, cfg.grad_accum, train_batches.batches_per_epoch)
+            do_eval = (cfg.eval_every and prog.step % cfg.eval_every == 0) or epoch_end or at_end
             early = run_eval() if do_eval else False
             save_every = cfg.save_every or cfg.eval_every
-            if (save_every and prog.step % save_every == 0 and not at_end) or stop.signal is not None:
+            if (save_every and prog.step % save_every == 0 and not at_end) or stopping or \
+                    (epoch_end and not cfg.save_every and not at_end):
                 checkpoint()
-            if stop.signal is not None:
-                stopped_by = stop.signal
+            if stopping:
+                stopped_by = stop.signal or signal.SIGTERM
                 break
             if early:
                 log(f"early stopping: no improvement of {metric_name} in {cfg.early_stopping_patience} evaluations")
@@ -242,25 +276,31 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
         sys.exit(128 + stopped_by)
 
     final_ckpt = checkpoint()  # lets `--resume` extend a finished run with a larger budget
-    unwrapped = accelerator.unwrap_model(model)
+    use_best = getattr(task, "keep_best", False) and (out / "best").is_dir()
+    if not use_best:
+        save_model(out)
     summary = {
         "task": task.name, "steps": prog.step, "total_steps": steps, "tokens": prog.tokens, "examples": prog.examples,
         "train_runtime_s": round(prog.elapsed, 2), "tokens_per_s": round(prog.tokens / max(prog.elapsed, 1e-9), 1),
-        "world_size": world, "metric_for_best": metric_name, "best": prog.best, "best_step": prog.best_step,
+        "world_size": world, "skipped_nonfinite_steps": prog.skipped, "metric_for_best": metric_name, "best": prog.best, "best_step": prog.best_step,
         "best_metrics": prog.best_metrics, "final_metrics": mlog.last_eval, "checkpoint": str(final_ckpt),
     }
+    summary["saved"] = f"best (step {prog.best_step})" if use_best else f"last (step {prog.step})"
     if accelerator.is_main_process:
-        best_dir = out / "best"
-        if getattr(task, "keep_best", False) and best_dir.is_dir():
-            _promote_best(best_dir, out)
-            summary["saved"] = f"best (step {prog.best_step})"
-        else:
-            save_final(unwrapped, out)
-            summary["saved"] = f"last (step {prog.step})"
+        if use_best:
+            _promote_best(out / "best", out)
         mlog.summary(summary)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
+
+
+def _epoch_ended(step: int, grad_accum: int, batches_per_epoch: Optional[int]) -> bool:
+    """Did optimizer step `step` consume the last micro-batch of an epoch? (Micro-batches run on across
+    epochs, so with grad_accum not dividing the epoch this is the step that crossed the boundary.)"""
+    if not batches_per_epoch:
+        return False
+    return (step * grad_accum) // batches_per_epoch > ((step - 1) * grad_accum) // batches_per_epoch
 
 
 def _promote_best(best_dir: Path, out: Path) -> None:

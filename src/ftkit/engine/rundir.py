@@ -32,7 +32,7 @@ def check(output_dir: str, resume: bool, overwrite: bool) -> Path:
         if latest_checkpoint(out) is None:
             raise UserError(f"--resume: no checkpoint under {out / 'checkpoints'} to resume from")
     elif out.is_dir() and any(out.iterdir()) and not overwrite:
-        status = read_status(out)
+        status = {"running": "unfinished (or still running)"}.get(read_status(out), read_status(out))
         what = f"an earlier {status} run" if status else "files"
         raise UserError(f"output_dir: {out} holds {what}; pass --resume to continue it, "
                         f"--overwrite to move it aside, or choose another output_dir")
@@ -97,6 +97,7 @@ def save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -
             shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every rank has written its RNG state into tmp before it is renamed
     if accelerator.is_main_process:
         write_json_atomic(tmp / STATE_FILE, state)
         if final.exists():

@@ -6,7 +6,7 @@ import os
 from typing import Optional
 
 from ftkit.errors import UserError
-from ftkit.paths import is_local
+from ftkit.paths import is_local, resolve_package_path
 from ftkit.recipe.schema import Recipe
 
 AUTO_CLASSES = {
@@ -20,13 +20,23 @@ _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
 
 
 def check_model_path(path: str, key: str = "model.from_pretrained") -> str:
-    p = os.path.expanduser(path)
+    p = os.path.expanduser(resolve_package_path(path, key))
     if is_local(path):
         if not os.path.isdir(p):
             raise UserError(f"{key}: directory not found: {path}")
         if not os.path.isfile(os.path.join(p, "config.json")):
             raise UserError(f"{key}: {path} has no config.json; expected a save_pretrained model directory")
     return p
+
+
+def load_saved(cls, path: str, key: str = "--model", **kwargs):
+    """`cls.from_pretrained(path)` with a one-line error for a damaged directory (e.g. a truncated safetensors file)."""
+    try:
+        return cls.from_pretrained(path, **kwargs)
+    except Exception as e:  # safetensors, torch and transformers each raise their own types here
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        weights = [f for f in ("model.safetensors", "model.safetensors.index.json") if os.path.exists(os.path.join(path, f))]
+        raise UserError(f"{key}: could not load {os.path.join(path, weights[0]) if weights else path}: {first}") from None
 
 
 def auto_class(task: str):

@@ -65,6 +65,8 @@ def apply_override(raw: dict, item: str) -> tuple:
         parsed = value
     node = raw
     for i, part in enumerate(parts[:-1]):
+        if _is_scalar_key(tuple(parts[: i + 1])):
+            raise UserError(f"override {item!r}: {'.'.join(parts[:i + 1])} is not a section")
         child = node.get(part)
         if child is None:
             child = node[part] = {}
@@ -98,6 +100,15 @@ def _section_type(annotation: Any) -> Optional[type[BaseModel]]:
         if isinstance(c, type) and issubclass(c, BaseModel):
             return c
     return None
+
+
+def _is_scalar_key(loc: tuple) -> bool:
+    """A known schema key that holds a value, not a section or a free-form mapping (model.config)."""
+    parent = _model_at(loc[:-1])
+    if parent is None or loc[-1] not in parent.model_fields:
+        return False
+    annotation = parent.model_fields[loc[-1]].annotation
+    return _section_type(annotation) is None and "dict" not in str(annotation)
 
 
 def _model_at(loc: tuple) -> Optional[type[BaseModel]]:

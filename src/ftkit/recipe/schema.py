@@ -53,11 +53,24 @@ class ModelSection(Section):
         return self
 
 
-DataFiles = Union[str, list[str]]
+class DataFile(Section):
+    """One entry of a data.train / data.validation list that needs settings of its own (mixed sources)."""
+    path: str = Field(description="A file, a glob or a directory.")
+    format: Optional[Literal["text", "csv", "tsv", "json", "parquet"]] = Field(
+        None, description="File format of this entry (default: data.format).")
+    text_column: Optional[str] = Field(
+        None, description="Column holding the text in this entry; renamed to data.text_column when loaded.")
+    column_names: Optional[list[str]] = Field(None, description="Column names for csv/tsv files without a header row.")
+
+
+DataFiles = Union[str, list[Union[str, DataFile]]]
 
 
 class DataSection(Section):
-    train: DataFiles = Field(description="Training data: a file, a glob, a list of files, or a hub dataset id.")
+    train: DataFiles = Field(
+        description="Training data: a file, a glob, a list of files, or a hub dataset id. List entries may be "
+        "{path, format, text_column, column_names} mappings; files of different formats are loaded one by one "
+        "and concatenated (columns kept: those all of them share).")
     validation: Optional[DataFiles] = Field(None, description="Validation data (same forms as train).")
     validation_split: float = Field(
         0.0, ge=0.0, lt=1.0, description="Fraction of train held out for validation when no validation data is given.")
@@ -70,17 +83,23 @@ class DataSection(Section):
     text_column: str = Field("text", description="Column holding the text.")
     text_pair_column: Optional[str] = Field(None, description="Column with the second text of a pair (cls).")
     label_column: str = Field("label", description="Column holding the label (cls).")
+    label_map: dict[Union[int, str], str] = Field(
+        default_factory=dict, description="Rename raw label values before they become class names (cls), e.g. "
+        "{0: negative, 1: positive}, or AG News' class numbers {1: World, ...}; values not listed keep their own name.")
     column_names: Optional[list[str]] = Field(None, description="Column names for csv/tsv files without a header row.")
     hub_config: Optional[str] = Field(None, description="Configuration name of a hub dataset (e.g. wikitext-2-raw-v1).")
     streaming: bool = Field(False, description="Stream the training data instead of tokenizing it all up front (needs train.max_steps or train.max_tokens).")
     shuffle_buffer: int = Field(10_000, gt=0, description="Shuffle buffer, in examples, when streaming.")
     block_size: int = Field(256, gt=0, description="Tokens per packed training sequence (clm, mlm) or the length cap (mlm+nsp, cls).")
-    add_eos: bool = Field(True, description="Append the tokenizer's end-of-text token after each example before packing (clm).")
+    add_eos: bool = Field(True, description="Append the tokenizer's end-of-text token (encoders without one: the separator) after each example before packing (clm, mlm).")
     cache_dir: str = Field(".ftkit_cache", description="Where tokenized, packed corpora are cached (keyed by tokenizer, data and settings).")
 
 
 class MaskingSection(Section):
     probability: float = Field(0.15, gt=0.0, lt=1.0, description="Share of tokens selected for masked-LM prediction.")
+    eval_probability: Optional[float] = Field(
+        None, gt=0.0, lt=1.0, description="Share selected when evaluating (default: probability); e.g. train at 0.3 "
+        "(more predictions per step, Wettig et al. 2022) and report accuracy at the usual 0.15.")
     whole_word: bool = Field(False, description="Select whole words: all pieces of a word are masked together.")
     eval_seed: int = Field(1234, description="Masking seed for evaluation, so two evaluations of one model agree.")
 
@@ -103,14 +122,44 @@ class TrainSection(Section):
         "auto", description="auto: bf16 autocast where the CPU/GPU supports it, else fp32.")
     dropout: Optional[float] = Field(None, ge=0, lt=1, description="Override every dropout probability of the model config.")
     eval_every: int = Field(500, ge=0, description="Evaluate every N optimizer steps (0: only at the end).")
+    eval_every_epoch: bool = Field(False, description="Also evaluate (and checkpoint, unless save_every is set) at the end of each epoch; with eval_every: 0, once per epoch only.")
     eval_batches: Optional[int] = Field(None, gt=0, description="Evaluate on at most N batches (default: the whole validation set).")
     eval_batch_size: Optional[int] = Field(None, gt=0, description="Batch size for evaluation (default: batch_size).")
     save_every: int = Field(0, ge=0, description="Write a resumable checkpoint every N steps (0: at each evaluation).")
     keep_checkpoints: int = Field(2, gt=0, description="Resumable checkpoints kept (oldest deleted first).")
     log_every: int = Field(10, gt=0, description="Log loss, learning rate and tokens/s every N steps.")
-    metric_for_best: Optional[str] = Field(None, description="Validation metric that picks the best model (default: loss).")
+    metric_for_best: Optional[str] = Field(None, description="Validation metric that picks the best model (default: the task's first: loss for language models, accuracy for cls; cls also has f1 (macro), mcc, binary_f1, loss).")
     early_stopping_patience: Optional[int] = Field(None, gt=0, description="Stop after this many evaluations without improvement.")
     threads: Optional[int] = Field(None, gt=0, description="torch threads per process (default: torch's choice).")
+    skip_nonfinite: int = Field(0, ge=0, description="Skip up to N optimizer steps whose loss is NaN/inf (counted in metrics.json) before stopping the run.")
+
+
+class FinetuneSection(Section):
+    """How much of a pre-trained model trains (cls via `ftkit finetune`; causal LMs via `ftkit pretrain` with model.from_pretrained)."""
+    strategy: Literal["full", "freeze", "lora", "prefix", "prompt"] = Field(
+        "full", description="full: every weight trains; freeze: freeze_embeddings / freeze_layers stay fixed; "
+        "lora, prefix, prompt: a peft adapter trains on a frozen model (saved in PEFT format: adapter_config.json + "
+        "adapter_model.safetensors; cls keeps its head trainable through modules_to_save).")
+    freeze_embeddings: bool = Field(False, description="freeze: keep the embedding layers (token, position, segment) fixed.")
+    freeze_layers: int = Field(0, ge=0, description="freeze: keep the bottom N transformer layers fixed.")
+    lora_r: int = Field(8, gt=0, description="lora: rank of the update matrices.")
+    lora_alpha: float = Field(16.0, gt=0, description="lora: scaling; the update is (lora_alpha / lora_r) * B A.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="lora: dropout on the adapter's input.")
+    target_modules: Optional[list[str]] = Field(
+        None, description="lora: names of the modules to adapt, e.g. [query, value] (BERT), [c_attn] (GPT-2) "
+        "(default: peft's choice for the architecture).")
+    num_virtual_tokens: int = Field(20, gt=0, description="prefix, prompt: learned virtual tokens (per layer for prefix).")
+
+
+class DistillSection(Section):
+    """`ftkit compress distill`: model.from_pretrained is the teacher; a smaller student learns its soft targets."""
+    student_layers: Optional[int] = Field(
+        None, gt=0, description="Student = a copy of the teacher cut to its bottom N transformer layers.")
+    student_config: dict[str, Any] = Field(
+        default_factory=dict, description="Or: a new, randomly initialised student from the teacher's config with these "
+        "overrides, e.g. {num_hidden_layers: 2, hidden_size: 128, intermediate_size: 512}.")
+    temperature: float = Field(2.0, gt=0, description="Softmax temperature of teacher and student in the KL term.")
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the soft (KL * T^2) loss; 1 - alpha weighs the hard-label loss.")
 
 
 class Recipe(Section):
@@ -122,6 +171,8 @@ class Recipe(Section):
     data: DataSection
     masking: MaskingSection = Field(default_factory=MaskingSection, description="Masked-LM settings (mlm, mlm+nsp).")
     train: TrainSection = Field(default_factory=TrainSection)
+    finetune: FinetuneSection = Field(default_factory=FinetuneSection, description="Fine-tuning strategy: full, freeze, lora, prefix, prompt (cls, clm).")
+    distill: DistillSection = Field(default_factory=DistillSection, description="Knowledge distillation settings (`ftkit compress distill`).")
 
     @model_validator(mode="after")
     def _checks(self) -> "Recipe":
@@ -129,4 +180,9 @@ class Recipe(Section):
             raise ValueError("data.streaming needs a budget: set train.max_steps or train.max_tokens")
         if self.tokenizer is None and self.model.from_pretrained is None:
             raise ValueError("a new model (model.model_type) needs a tokenizer section")
+        if self.finetune.strategy in ("lora", "prefix", "prompt"):
+            if self.task not in ("cls", "clm"):
+                raise ValueError(f"finetune.strategy {self.finetune.strategy} is for tasks cls and clm, not {self.task}")
+            if self.model.from_pretrained is None:  # an adapter over random weights could never be loaded again
+                raise ValueError(f"finetune.strategy {self.finetune.strategy} needs model.from_pretrained (a pre-trained model to adapt)")
         return self

@@ -11,7 +11,8 @@ from ftkit.engine.accel import make_accelerator
 from ftkit.engine.batches import eval_batches
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
-from ftkit.models.build import auto_class, check_model_path
+from ftkit.models import saved
+from ftkit.models.build import load_saved
 from ftkit.recipe import load_recipe
 from ftkit.recipe.schema import Recipe
 
@@ -32,8 +33,9 @@ def saved_recipe(model_dir: str) -> Optional[Recipe]:
     return load_recipe(path) if path.is_file() else None
 
 
-def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Optional[int]) -> Recipe:
-    """The recipe whose data settings describe the evaluation data."""
+def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Optional[int],
+                data_overrides: Optional[dict] = None) -> Recipe:
+    """The recipe whose data settings describe the evaluation data (`data_overrides`: data.* keys for a file laid out otherwise)."""
     from ftkit.recipe import validate
 
     base = saved_recipe(model_dir)
@@ -48,6 +50,7 @@ def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Opti
         raise UserError(f"--data: {model_dir} has no recipe with validation data; pass --data FILE")
     if block_size:
         raw["data"]["block_size"] = block_size
+    raw["data"].update(data_overrides or {})
     return validate(raw, source=f"{model_dir}/recipe.yaml")
 
 
@@ -56,29 +59,51 @@ def make_task(task: str, tokenizer, recipe: Recipe):
         from ftkit.tasks.clm import CausalLM
 
         return CausalLM()
+    if task == "mlm":
+        from ftkit.tasks.mlm import MaskedLM
+
+        return MaskedLM(tokenizer, recipe.masking, "--model")
+    if task == "mlm+nsp":
+        from ftkit.tasks.nsp import MaskedLMWithNSP
+
+        return MaskedLMWithNSP(tokenizer, recipe.masking, "--model")
     raise UserError(f"--task: evaluating '{task}' models is not supported yet")
 
 
 def eval_items(task: str, recipe: Recipe, tokenizer, from_file: bool, log):
-    train, val = lm_blocks.cached_blocks(recipe, tokenizer, log)
+    from ftkit.data import masked_lm_data
+
+    if task == "mlm+nsp":  # held-out sentence pairs; masks and pairings fixed by masking.eval_seed
+        train, val = masked_lm_data.pair_items(recipe, tokenizer, log, want_train=from_file)
+    elif task == "mlm":
+        train, val = masked_lm_data.mlm_blocks(recipe, tokenizer, log)
+    else:
+        train, val = lm_blocks.cached_blocks(recipe, tokenizer, log)
     return train if from_file else val
 
 
 def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, batch_size: int = 8,
-        block_size: Optional[int] = None, max_batches: Optional[int] = None, precision: str = "fp32", log=print) -> dict:
-    from transformers import AutoConfig, AutoTokenizer
+        block_size: Optional[int] = None, max_batches: Optional[int] = None, precision: str = "fp32", log=print,
+        data_overrides: Optional[dict] = None, plot: Optional[str] = None) -> dict:
+    from transformers import AutoTokenizer
 
-    path = check_model_path(model_dir, "--model")
-    config = AutoConfig.from_pretrained(path)
+    path = saved.check_dir(model_dir, "--model")  # plain, PEFT adapter or int8 (models/saved.py)
+    config = saved.load_config(path)
     task = task or infer_task(config)
     if task is None:
         raise UserError(f"--task: cannot tell the task of {model_dir} from its config; pass --task")
-    recipe = eval_recipe(model_dir, task, data, block_size)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = auto_class(task).from_pretrained(path)
+    recipe = eval_recipe(model_dir, task, data, block_size, data_overrides)
+    if task == "cls":  # its own report: per-class scores, confusion matrix (and its image)
+        from ftkit.workflows import evaluate_cls
+
+        return evaluate_cls.run(model_dir, path, recipe, data, batch_size, max_batches, precision, plot, log)
+    tokenizer = load_saved(AutoTokenizer, path)
+    model = saved.load_model(path, task)
     acc = make_accelerator(precision)
     model = acc.prepare(model)
     t = make_task(task, tokenizer, recipe)
+    if hasattr(t, "check_model"):
+        t.check_model(model)
     items = eval_items(task, recipe, tokenizer, data is not None, log)
     metrics = evaluate(acc, model, t, eval_batches(items, batch_size, t.eval_collate, recipe.masking.eval_seed,
                                                    limit=max_batches))

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Optional
 
 from ftkit.errors import UserError
-from ftkit.models.build import check_model_path
+from ftkit.models import saved
+from ftkit.models.build import load_saved
 
 
 def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
         top_k: Optional[int] = 200, top_p: Optional[float] = None, seed: int = 1337, num_samples: int = 1) -> list[str]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import AutoTokenizer, set_seed
 
-    path = check_model_path(model_dir, "--model")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    path = saved.check_dir(model_dir, "--model")
+    tokenizer = load_saved(AutoTokenizer, path)
+    model = saved.load_model(path, "clm")  # plain, PEFT adapter or int8
     if temperature < 0:
         raise UserError("--temperature: expected a number >= 0 (0 = greedy)")
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"] if prompt else None
@@ -25,7 +26,7 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
             raise UserError("--prompt: this tokenizer has no bos/eos token to start from; give a prompt")
         ids = torch.tensor([[start]])
     limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
-    limit = limit or (ids.shape[1] + max_new_tokens)
+    limit = limit - saved.virtual_tokens(model) if limit else ids.shape[1] + max_new_tokens  # prompt adapters take positions
     set_seed(seed)
     kwargs = dict(do_sample=temperature > 0,
                   pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
@@ -40,7 +41,7 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
             ctx_len = min(ids.shape[1], max(1, limit // 2) if ids.shape[1] + remaining > limit else ids.shape[1])
             n = min(remaining, limit - ctx_len)
             ctx = ids[:, -ctx_len:]
-            out = model.generate(ctx, attention_mask=torch.ones_like(ctx), max_new_tokens=n, **kwargs)
+            out = model.generate(input_ids=ctx, attention_mask=torch.ones_like(ctx), max_new_tokens=n, **kwargs)
             ids = torch.cat([ids, out[:, ctx_len:]], dim=1)
             remaining -= n
             if out.shape[1] - ctx_len < n:  # every sample stopped at an end-of-text token

@@ -1,0 +1,1 @@
+"""Model compression: dynamic int8 quantization, magnitude / attention-head pruning, distillation students."""

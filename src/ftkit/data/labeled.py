@@ -1,0 +1,270 @@
+"""Labeled text for classification: (text, optional second text, label) rows from files or a hub dataset.
+
+Real files are checked before anything trains on them, and every message names the file and
+line (or hub row) it is about:
+- the text / pair / label columns must exist (the message lists the columns that do);
+- labels are strings or integers (a hub ClassLabel gives its names); a float column is refused
+  unless every value is a whole number (0.0/1.0 as pandas writes integers), since fractional
+  values mean regression scores, not classes; a missing label fails: guessing one would train on noise;
+- empty or whitespace-only texts are SKIPPED and counted (logged with their first locations):
+  they carry nothing to classify, real exports have a few (a 67k-row file should not fail on
+  one blank review), and the count makes them visible. A file with no text at all fails.
+Class names: the raw label value, or its `data.label_map` entry; their order (the class ids)
+follows the raw values: integers numerically (so 0/1 stay ids 0/1), strings alphabetically.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ftkit.data import sources
+from ftkit.errors import UserError
+from ftkit.recipe.schema import DataSection
+
+SHOWN = 3  # locations listed in a message
+
+
+@dataclass
+class Rows:
+    """Usable rows of one split, aligned lists; `index` holds each row's position in the loaded dataset."""
+    key: str
+    texts: list[str]
+    pairs: Optional[list[str]]
+    labels: list[str]
+    index: list[int]
+    locate: Callable[[int], str]
+    label_order: dict[str, tuple] = field(default_factory=dict)  # class name -> sort key of its raw value
+    skipped: list[int] = field(default_factory=list)  # dataset rows skipped for an empty text
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, positions) -> "Rows":
+        pos = [int(p) for p in positions]
+        return Rows(self.key, [self.texts[p] for p in pos], None if self.pairs is None else [self.pairs[p] for p in pos],
+                    [self.labels[p] for p in pos], [self.index[p] for p in pos], self.locate, self.label_order, [])
+
+    def where(self, position: int) -> str:
+        return self.locate(self.index[position])
+
+
+class Locator:
+    """Dataset row -> 'file:line' (or 'hub row N'); files are only scanned when a message needs a location."""
+
+    def __init__(self, spec, data: DataSection, key: str):
+        self.key, self.data = key, data
+        self.files = sources.resolve_files(spec, key)
+        self.spec = spec
+        self._starts: dict[str, list] = {}
+
+    def __call__(self, row: int) -> str:
+        if self.files is None:
+            return f"{self.key} ({sources.describe(self.spec)}, hub) row {row}"
+        left = row
+        for f in self.files:
+            starts = self._record_starts(f)
+            if left < len(starts):
+                return f"{f}:{starts[left]}" if starts[left] is not None else f"{f} row {left + 1}"
+            left -= len(starts)
+        return f"{self.key} row {row}"
+
+    def _record_starts(self, path: str) -> list:
+        """The 1-based line where each record of `path` starts, counted as the loaders count records."""
+        if path in self._starts:
+            return self._starts[path]
+        fmt = self.data.format if self.data.format != "auto" else sources.FORMATS.get(Path(path).suffix.lower(), "text")
+        starts: list = []
+        if fmt in ("csv", "tsv"):
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                kw = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
+                reader = csv.reader(f, **kw)
+                last = 0
+                for rec in reader:
+                    first, last = last + 1, reader.line_num
+                    if rec:  # pandas skips blank lines
+                        starts.append(first)
+            if self.data.column_names is None and starts:
+                starts = starts[1:]  # the header row
+        elif fmt == "text" or (fmt == "json" and not _is_json_array(path)):  # one record per non-blank line
+            with open(path, encoding="utf-8") as f:
+                starts = [i for i, line in enumerate(f, 1) if line.strip()]
+        else:  # parquet, a JSON array: rows have no line of their own
+            import pyarrow.parquet as pq
+
+            n = pq.ParquetFile(path).metadata.num_rows if fmt == "parquet" else _json_rows(path)
+            starts = [None] * n
+        self._starts[path] = starts
+        return starts
+
+
+def _is_json_array(path: str) -> bool:
+    with open(path, encoding="utf-8") as f:
+        head = f.read(4096).lstrip()
+    return head.startswith("[")
+
+
+def _json_rows(path: str) -> int:
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    return len(doc) if isinstance(doc, list) else len(next(iter(doc.values()), []))
+
+
+def load_rows(spec, data: DataSection, key: str, split: str = "train", log=print) -> Rows:
+    """Load a split and check its text / pair / label columns; skip (and count) rows with empty text."""
+    ds = sources.load_split(spec, data, key, split=split)
+    locate = Locator(spec, data, key)
+    source = f"{key} ({sources.describe(spec)})"
+    for col, what in ((data.text_column, "data.text_column"), (data.text_pair_column, "data.text_pair_column"),
+                      (data.label_column, "data.label_column")):
+        if col is not None:
+            sources.require_column(ds, col, what, source)
+    texts = _text_values(ds, data.text_column, "data.text_column", source)
+    pairs = _text_values(ds, data.text_pair_column, "data.text_pair_column", source) if data.text_pair_column else None
+    names, order = _label_values(ds, data, locate, source)
+    keep, skipped = [], []
+    for i, t in enumerate(texts):
+        empty = not t or not t.strip() or (pairs is not None and (not pairs[i] or not pairs[i].strip()))
+        (skipped if empty else keep).append(i)
+    if not keep:
+        raise UserError(f"{source}: no row has text in column '{data.text_column}'"
+                        f"{' and ' + repr(data.text_pair_column) if pairs is not None else ''} ({len(texts)} rows, all empty)")
+    for i in keep:
+        if names[i] is None:
+            raise UserError(f"{locate(i)}: empty label in column '{data.label_column}'; every row needs its class "
+                            f"(remove the row or fill in the label)")
+    if skipped:
+        shown = ", ".join(locate(i) for i in skipped[:SHOWN]) + (", ..." if len(skipped) > SHOWN else "")
+        log(f"{key}: skipped {len(skipped):,} of {len(texts):,} rows with empty or whitespace-only text ({shown})")
+    return Rows(key, [texts[i] for i in keep], None if pairs is None else [pairs[i] for i in keep],
+                [names[i] for i in keep], keep, locate, order, skipped)
+
+
+def _text_values(ds, column: str, what: str, source: str) -> list[Optional[str]]:
+    feature = ds.features[column]
+    dtype = getattr(feature, "dtype", None)
+    if dtype not in ("string", "large_string"):
+        raise UserError(f"{source}: {what} '{column}' holds {dtype or type(feature).__name__} values; expected text "
+                        f"(is it the right column? columns are: {', '.join(ds.column_names)})")
+    return _column(ds, column)
+
+
+def _column(ds, column: str) -> list:
+    """A column as a Python list in one go (datasets' lazy Column costs ~10 us per indexed row)."""
+    return ds.with_format("arrow")[column].to_pylist()
+
+
+def _label_values(ds, data: DataSection, locate, source: str) -> tuple[list[Optional[str]], dict[str, tuple]]:
+    """Class name per row (None: missing) and each name's sort key (the order of class ids)."""
+    from datasets import ClassLabel, Value
+
+    col = data.label_column
+    feature, values = ds.features[col], _column(ds, col)
+    renamed = {str(k): v for k, v in data.label_map.items()}
+    raw: list = []
+    if isinstance(feature, ClassLabel):  # hub datasets: ids with names; -1 marks an unlabeled row
+        raw = [None if v is None or v < 0 else (0, v, feature.names[v]) for v in values]
+    elif isinstance(feature, Value) and feature.dtype.startswith("float"):
+        for i, v in enumerate(values):
+            if v is not None and not math.isnan(v) and not float(v).is_integer():
+                raise UserError(f"{locate(i)}: data.label_column '{col}' holds floats (e.g. {v!r}); expected class "
+                                f"labels, strings or integers (cls classifies, it does not regress scores)")
+        raw = [None if v is None or math.isnan(v) else (0, int(v), str(int(v))) for v in values]
+    elif isinstance(feature, Value) and (feature.dtype.startswith(("int", "uint")) or feature.dtype == "bool"):
+        raw = [None if v is None else (0, int(v), str(v)) for v in values]
+    elif isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
+        raw = [None if v is None or not v.strip() else (1, v.strip(), v.strip()) for v in values]
+    else:
+        raise UserError(f"{source}: data.label_column '{col}' holds {feature} values; expected class labels "
+                        f"(strings or integers)")
+    names: list[Optional[str]] = []
+    order: dict[str, tuple] = {}
+    for r in raw:
+        if r is None:
+            names.append(None)
+            continue
+        name = renamed.get(str(r[1]), r[2])
+        names.append(name)
+        order.setdefault(name, r[:2])
+    return names, order
+
+
+def train_and_validation(data: DataSection, seed: int, log=print) -> tuple[Rows, Optional[Rows]]:
+    """(train, validation or None): data.validation, or a stratified, seeded data.validation_split of train."""
+    if data.streaming:
+        raise UserError("data.streaming: not supported for classification; the labeled data is read up front")
+    train = load_rows(data.train, data, "data.train", log=log)
+    if data.validation is not None:
+        return train, load_rows(data.validation, data, "data.validation", split="validation", log=log)
+    if data.validation_split <= 0:
+        return train, None
+    from sklearn.model_selection import train_test_split
+
+    n_val = max(1, int(round(len(train) * data.validation_split)))
+    if n_val >= len(train):
+        raise UserError(f"data.validation_split={data.validation_split} leaves no training rows ({len(train)} rows)")
+    counts = {n: train.labels.count(n) for n in set(train.labels)}
+    strat = train.labels if min(counts.values()) >= 2 and n_val >= len(counts) else None
+    tr, va = train_test_split(np.arange(len(train)), test_size=n_val, random_state=seed, shuffle=True, stratify=strat)
+    return train.subset(np.sort(tr)), train.subset(np.sort(va))
+
+
+def infer_labels(train: Rows) -> list[str]:
+    """The class names of the training data, in class-id order."""
+    names = sorted(set(train.labels), key=lambda n: train.label_order[n])
+    if len(names) < 2:
+        raise UserError(f"{train.key}: column holds a single label ({names[0]!r}); classification needs at least two classes")
+    return names
+
+
+def check_known(rows: Rows, known: list[str], against: str) -> None:
+    """Fail when `rows` hold labels outside `known` (they could never be predicted, nor scored fairly)."""
+    known_set = set(known)
+    unseen: dict[str, int] = {}
+    for i, name in enumerate(rows.labels):
+        if name not in known_set:
+            unseen.setdefault(name, i)
+    if unseen:
+        listed = ", ".join(f"{n!r} ({rows.where(i)})" for n, i in list(unseen.items())[:SHOWN])
+        raise UserError(f"{rows.key}: {len(unseen)} label(s) that {against} never saw: {listed}; "
+                        f"known labels: {', '.join(map(repr, known))} (data.label_map can rename labels)")
+
+
+def encode(rows: Rows, tokenizer, max_length: int, label2id: dict[str, int], input_names: list[str]) -> list[dict]:
+    """Tokenize (truncating at max_length, no padding: batches are padded to their own longest item)."""
+    enc = tokenizer(rows.texts, rows.pairs, truncation=True, max_length=max_length,
+                    return_token_type_ids="token_type_ids" in input_names, return_attention_mask=True)
+    keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc and k in input_names + ["input_ids"]]
+    return [{**{k: enc[k][i] for k in keys}, "labels": label2id[name]} for i, name in enumerate(rows.labels)]
+
+
+def length_stats(items: list[dict], max_length: int) -> str:
+    lengths = np.array([len(it["input_ids"]) for it in items])
+    capped = int((lengths >= max_length).sum())
+    return (f"{lengths.mean():.1f} tokens on average, longest {lengths.max()}"
+            + (f", {capped:,} cut at the cap of {max_length}" if capped else ""))
+
+
+def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, mega: int = 50) -> np.ndarray:
+    """A shuffled order in which each run of `batch_size` items has similar lengths (little padding).
+
+    As transformers' LengthGroupedSampler: shuffle, cut into mega-batches of `mega` batches, sort each
+    by length; then shuffle the batches too, so lengths do not follow a pattern within an epoch. Full
+    batches come first and the short remainder last, where `drop_last` drops it. All randomness comes
+    from `rng` (seeded by the epoch), so the order is reproducible and resume stays exact.
+    """
+    lengths = np.asarray(lengths)
+    n = len(lengths)
+    perm = rng.permutation(n)
+    size = batch_size * mega
+    grouped = np.concatenate([c[np.argsort(-lengths[c], kind="stable")] for c in np.array_split(perm, range(size, n, size))])
+    full = n - n % batch_size
+    batches = grouped[:full].reshape(-1, batch_size) if full else np.zeros((0, batch_size), dtype=grouped.dtype)
+    return np.concatenate([batches[rng.permutation(len(batches))].reshape(-1), grouped[full:]])

@@ -1,0 +1,114 @@
+"""`--num-processes N` and friends: re-run this same ftkit command under Accelerate's launcher.
+
+ftkit starts `python -m accelerate.commands.launch ... --module ftkit.cli <the same command>` with
+the launch flags removed, waits for it, forwards SIGINT/SIGTERM (each rank then checkpoints
+and exits) and returns its exit code. On a machine without CUDA it sets ACCELERATE_USE_CPU=1
+and uses the multi-GPU launcher, which then starts N real ranks over gloo: the documented
+`--cpu --num_processes N` silently runs a single process (see the stack notes).
+A user may also start ftkit under `accelerate launch` or `torchrun` directly; the engine's
+Accelerator picks up the ranks from the environment either way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+from ftkit.errors import UserError
+
+#: CLI flag -> number of values it takes; these are removed from the command passed to the ranks.
+LAUNCH_FLAGS = {"--num-processes": 1, "--num-machines": 1, "--machine-rank": 1, "--main-process-ip": 1,
+                "--main-process-port": 1, "--accelerate-config": 1}
+
+
+@dataclass
+class Launch:
+    num_processes: Optional[int] = None
+    num_machines: int = 1
+    machine_rank: int = 0
+    main_process_ip: Optional[str] = None
+    main_process_port: Optional[int] = None
+    accelerate_config: Optional[str] = None
+
+    @property
+    def wanted(self) -> bool:
+        """Relaunch unless we already are a launched rank or nothing asks for more than one process."""
+        if "LOCAL_RANK" in os.environ or "ACCELERATE_LAUNCHED" in os.environ:
+            return False
+        return bool(self.accelerate_config) or (self.num_processes or 1) > 1 or self.num_machines > 1
+
+    def check(self) -> None:
+        if self.num_machines > 1 and self.main_process_ip is None:
+            raise UserError("--main-process-ip: required with --num-machines > 1 (the address of machine rank 0)")
+        if not 0 <= self.machine_rank < self.num_machines:
+            raise UserError(f"--machine-rank: expected 0..{self.num_machines - 1}, got {self.machine_rank}")
+        if self.num_processes is not None and self.num_processes < self.num_machines:
+            raise UserError("--num-processes: the total over all machines; it must be at least --num-machines")
+        if self.accelerate_config and not os.path.isfile(self.accelerate_config):
+            raise UserError(f"--accelerate-config: file not found: {self.accelerate_config}")
+
+
+def strip_launch_flags(argv: list[str]) -> list[str]:
+    out, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = arg.split("=", 1)[0]
+        if name in LAUNCH_FLAGS:
+            skip = 0 if "=" in arg else LAUNCH_FLAGS[name]
+            continue
+        out.append(arg)
+    return out
+
+
+def launcher_command(launch: Launch, argv: list[str], cuda: bool) -> tuple[list[str], dict]:
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    if launch.accelerate_config:
+        cmd += ["--config_file", launch.accelerate_config]
+        if launch.num_processes:
+            cmd += ["--num_processes", str(launch.num_processes)]
+    else:
+        n = launch.num_processes or launch.num_machines
+        if not cuda:
+            env["ACCELERATE_USE_CPU"] = "1"
+        cmd += ["--multi_gpu", "--num_processes", str(n), "--num_machines", str(launch.num_machines),
+                "--mixed_precision", "no", "--dynamo_backend", "no"]
+    if launch.num_machines > 1:
+        cmd += ["--machine_rank", str(launch.machine_rank), "--main_process_ip", str(launch.main_process_ip)]
+    if launch.main_process_port:
+        cmd += ["--main_process_port", str(launch.main_process_port)]
+    env["ACCELERATE_LAUNCHED"] = "1"
+    # The ranks must import this same ftkit, also when it is run from a source tree.
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    return cmd + ["--module", "ftkit.cli", *strip_launch_flags(argv)], env
+
+
+def relaunch(launch: Launch, argv: list[str], log=print) -> int:
+    import torch
+
+    launch.check()
+    cmd, env = launcher_command(launch, argv, torch.cuda.is_available())
+    log(f"launching {launch.num_processes or launch.num_machines} process(es) on {launch.num_machines} machine(s) "
+        f"through accelerate (machine rank {launch.machine_rank})")
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+
+    def forward(signum, _frame):
+        # to the whole group: the launcher and every rank; each rank checkpoints, then exits
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -1,0 +1,108 @@
+"""Load any model directory ftkit writes: a plain `save_pretrained` model, a PEFT adapter, or an int8 model.
+
+- plain: config.json + model.safetensors (transformers loads it as is);
+- adapter (finetune.strategy lora / prefix / prompt): adapter_config.json + adapter_model.safetensors +
+  base_config.json; the base model named in adapter_config.json (`base_model_name_or_path`) is rebuilt
+  with base_config.json (class names, head size) and wrapped with `PeftModel.from_pretrained`;
+- int8 (`ftkit compress quantize`): config.json + model.int8.safetensors + quantization.json; see
+  compress/quantize.py (no pickle anywhere: safetensors only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ftkit.errors import UserError
+from ftkit.models.build import auto_class, check_model_path, load_saved
+
+ADAPTER_CONFIG = "adapter_config.json"
+BASE_CONFIG = "base_config.json"  # written by models/strategy.save_weights
+INT8_INFO = "quantization.json"
+
+
+def kind(path: str) -> str:
+    if os.path.isfile(os.path.join(path, ADAPTER_CONFIG)):
+        return "adapter"
+    if os.path.isfile(os.path.join(path, INT8_INFO)):
+        return "int8"
+    return "plain"
+
+
+def check_dir(model_dir: str, key: str = "--model") -> str:
+    """The directory's local path; adapters have no config.json of their own, so they are checked here."""
+    from ftkit.paths import resolve_package_path
+
+    path = os.path.expanduser(resolve_package_path(model_dir, key))
+    if os.path.isdir(path) and kind(path) == "adapter":
+        if not os.path.isfile(os.path.join(path, BASE_CONFIG)):
+            raise UserError(f"{key}: {model_dir} is a PEFT adapter without {BASE_CONFIG}; expected an ftkit adapter directory")
+        return path
+    return check_model_path(model_dir, key)
+
+
+def _config_from_dict(d: dict):
+    from transformers import AutoConfig
+
+    d = dict(d)
+    return AutoConfig.for_model(d.pop("model_type"), **d)
+
+
+def load_config(path: str, key: str = "--model"):
+    """The model's config; for an adapter, the config of the model it wraps."""
+    from transformers import AutoConfig
+
+    if kind(path) == "adapter":
+        return _config_from_dict(json.loads(Path(path, BASE_CONFIG).read_text()))
+    return load_saved(AutoConfig, path, key)
+
+
+def base_path(path: str, key: str = "--model") -> str:
+    """Where an adapter's base model is: adapter_config.json's base_model_name_or_path, else its recipe's model."""
+    from ftkit.paths import resolve_package_path
+
+    base = json.loads(Path(path, ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    if not base or not os.path.isdir(base):
+        recipe = Path(path, "recipe.yaml")
+        if recipe.is_file():
+            import yaml
+
+            base = ((yaml.safe_load(recipe.read_text()) or {}).get("model") or {}).get("from_pretrained") or base
+    if not base:
+        raise UserError(f"{key}: the adapter in {path} does not say which base model it adapts")
+    return check_model_path(resolve_package_path(base, key), f"{key} (base model of the adapter)")
+
+
+def load_model(path: str, task: str, key: str = "--model"):
+    """The model in `path` for `task` (cls, clm, mlm, mlm+nsp), in eval mode."""
+    k = kind(path)
+    if k == "int8":
+        from ftkit.compress.quantize import load_quantized
+
+        return load_quantized(path, task, key).eval()
+    if k == "plain":
+        return load_saved(auto_class(task), path, key).eval()
+    from peft import PeftModel
+
+    from ftkit.models.classifier import _quiet_transformers
+
+    base = base_path(path, key)
+    with _quiet_transformers():  # the head's weights come from the adapter (modules_to_save), not the base
+        model = load_saved(auto_class(task), base, f"{key} (base model)", config=load_config(path, key))
+    try:
+        return PeftModel.from_pretrained(model, path).eval()
+    except Exception as e:  # peft and safetensors raise their own types
+        raise UserError(f"{key}: could not load the adapter in {path}: {str(e).strip().splitlines()[0][:200]}") from None
+
+
+def virtual_tokens(model) -> int:
+    """Positions a prompt / prefix adapter takes up in front of the input (0 for other models)."""
+    conf = getattr(model, "active_peft_config", None)
+    return int(getattr(conf, "num_virtual_tokens", 0) or 0) if conf is not None and conf.is_prompt_learning else 0
+
+
+def weights_bytes(path: str) -> int:
+    """Size on disk of a saved model's weight files (adapter: the adapter only)."""
+    return sum(f.stat().st_size for f in Path(path).glob("*.safetensors"))
+

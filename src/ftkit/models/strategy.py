@@ -1,0 +1,128 @@
+"""Fine-tuning strategies: full, freeze (embeddings / bottom layers), and peft adapters (lora, prefix, prompt).
+
+`apply_strategy` turns the model a workflow built into what trains; the engine is unchanged (it calls
+task.loss(model, batch), and a PeftModel is called like the model it wraps). Adapters are saved in
+PEFT format by `save_weights`, with the wrapped model's config as `base_config.json` (its class names,
+its head size) so that ftkit can rebuild the base before loading the adapter (models/saved.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from ftkit.errors import UserError
+from ftkit.models import anatomy
+from ftkit.recipe.schema import FinetuneSection
+
+PEFT_STRATEGIES = ("lora", "prefix", "prompt")
+BASE_CONFIG = "base_config.json"
+_TASK_TYPES = {"cls": "SEQ_CLS", "clm": "CAUSAL_LM"}
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total); for a peft model the total counts the frozen base too."""
+    seen, trainable, total = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:  # tied weights count once
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def describe(model) -> str:
+    trainable, total = count_parameters(model)
+    return f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f}%)"
+
+
+def freeze(model, embeddings: bool, layers: int) -> None:
+    """Freeze the embedding tables and/or the bottom `layers` transformer layers (requires_grad = False)."""
+    try:
+        _, _, stack = anatomy.layer_stack(model)
+    except ValueError as e:
+        raise UserError(f"finetune.freeze_layers: {e}") from None
+    if layers > len(stack):
+        raise UserError(f"finetune.freeze_layers: {layers} is more than the model's {len(stack)} layers")
+    modules = [*(anatomy.embedding_modules(model) if embeddings else []), *list(stack)[:layers]]
+    if embeddings:
+        # LayerNorm right after the embeddings belongs to them (BERT: embeddings.LayerNorm)
+        modules += [m for m in model.modules() if type(m).__name__.endswith("Embeddings")]
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(False)
+
+
+def check_targets(model, targets: Optional[list[str]]) -> None:
+    if targets is None:
+        return
+    have = anatomy.linear_names(model)
+    missing = [t for t in targets if t not in have]
+    if missing:
+        raise UserError(f"finetune.target_modules: {', '.join(missing)} not in {type(model).__name__}; "
+                        f"its linear layers are: {', '.join(have)}")
+
+
+def peft_config(cfg: FinetuneSection, task: str, model):
+    import peft
+    from transformers.pytorch_utils import Conv1D
+
+    task_type = _TASK_TYPES[task]
+    if cfg.strategy == "lora":
+        check_targets(model, cfg.target_modules)
+        conv = any(isinstance(m, Conv1D) for m in model.modules())  # GPT-2 stores Linear weights transposed
+        try:
+            return peft.LoraConfig(task_type=task_type, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                   lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules, fan_in_fan_out=conv)
+        except ValueError as e:
+            raise UserError(f"finetune.strategy lora: {str(e).splitlines()[0]}") from None
+    if cfg.strategy == "prefix":
+        return peft.PrefixTuningConfig(task_type=task_type, num_virtual_tokens=cfg.num_virtual_tokens)
+    return peft.PromptTuningConfig(task_type=task_type, num_virtual_tokens=cfg.num_virtual_tokens)
+
+
+def apply_strategy(model, cfg: FinetuneSection, task: str, log=print):
+    """The model to train under `cfg.strategy` (the same object for full / freeze, a PeftModel for adapters)."""
+    if cfg.strategy == "freeze":
+        if not cfg.freeze_embeddings and cfg.freeze_layers == 0:
+            raise UserError("finetune.strategy freeze: set finetune.freeze_embeddings: true and/or finetune.freeze_layers: N")
+        freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
+    elif cfg.strategy in PEFT_STRATEGIES:
+        import peft
+
+        if task not in _TASK_TYPES:
+            raise UserError(f"finetune.strategy {cfg.strategy}: not available for task {task}; expected cls or clm")
+        conf = peft_config(cfg, task, model)
+        try:
+            model = peft.get_peft_model(model, conf)
+        except ValueError as e:  # e.g. no default target modules for this architecture
+            raise UserError(f"finetune.strategy {cfg.strategy}: {str(e).splitlines()[0][:300]}"
+                            + (f"; set finetune.target_modules (linear layers: {', '.join(anatomy.linear_names(model))})"
+                               if cfg.strategy == "lora" else "")) from None
+    if cfg.strategy != "full":
+        log(f"finetune.strategy {cfg.strategy}: {describe(model)}")
+    return model
+
+
+def is_peft(model) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
+def save_weights(model, path: Path, state_dict: Optional[dict] = None) -> None:
+    """`save_pretrained`: the whole model, or for a PeftModel only the adapter (+ modules_to_save) and base_config.json."""
+    if not is_peft(model):
+        model.save_pretrained(str(path), state_dict=state_dict)
+        return
+    # peft filters the full state dict (gathered by the engine, e.g. under FSDP) down to the adapter's weights
+    model.save_pretrained(str(path), state_dict=state_dict, safe_serialization=True)
+    base = model.get_base_model()
+    config = base.config.to_dict()
+    config["architectures"] = [type(base).__name__]
+    (path / BASE_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+

@@ -1,0 +1,280 @@
+"""`ftkit compress quantize | prune`: compress a saved model and report what it costs and gains.
+
+Both measure the model before and after in the same process, on the same batches: accuracy (cls) or
+perplexity (clm), latency per batch on this CPU, size on disk. `prune` can fine-tune the pruned model
+briefly (`--finetune-steps N`, with the training data and settings of the model's recipe); the pruned
+weights stay exactly zero during it (their gradients are masked). Each output directory gets a
+`compression.json` with the report. (`ftkit compress distill` is workflows/distill.py.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ftkit.engine import rundir
+from ftkit.engine.accel import make_accelerator
+from ftkit.engine.batches import eval_batches
+from ftkit.engine.loop import evaluate
+from ftkit.errors import UserError
+from ftkit.models import saved
+from ftkit.models.build import auto_class, load_saved
+from ftkit.workflows.evaluate import eval_recipe, eval_items, infer_task, make_task
+
+REPORT = "compression.json"
+HEADLINE = {"cls": "accuracy", "clm": "perplexity"}
+
+
+@dataclasses.dataclass
+class Bench:
+    """What a compressed model is measured on: the task, its evaluation batches, the recipe and tokenizer."""
+    task_name: str
+    task: object
+    batches: list
+    recipe: object
+    tokenizer: object
+    model_dir: str
+
+
+def source_model(model_dir: str, output: str, key: str = "--model") -> tuple[str, str]:
+    """(local path, task) of a plain saved model; the output must be new. Checked before any work."""
+    path = saved.check_dir(model_dir, key)
+    k = saved.kind(path)
+    if k == "adapter":
+        raise UserError(f"{key}: {model_dir} is a PEFT adapter; merge it into a plain model first "
+                        f"(ftkit export --merge --model {model_dir} --output DIR; LoRA only)")
+    if k == "int8":
+        raise UserError(f"{key}: {model_dir} is already quantized (int8); compress the fp32 model instead")
+    task = infer_task(saved.load_config(path))
+    if task not in HEADLINE:
+        raise UserError(f"{key}: {model_dir} is a {task or 'unknown'} model; compress works on classifiers (cls) "
+                        f"and causal LMs (clm)")
+    if Path(output).resolve() == Path(path).resolve():
+        raise UserError(f"--output: {output} is the input model; expected a new directory")
+    rundir.check(output, resume=False, overwrite=False)
+    return path, task
+
+
+def bench(model_dir: str, path: str, task: str, data: Optional[str], batch_size: int, max_batches: Optional[int],
+          log) -> Bench:
+    from transformers import AutoTokenizer
+
+    recipe = eval_recipe(model_dir, task, data, None)
+    tokenizer = load_saved(AutoTokenizer, path)
+    if task == "cls":
+        from ftkit.data import labeled
+        from ftkit.models.classifier import checkpoint_labels, max_positions
+        from ftkit.tasks.cls import SequenceClassification
+        from ftkit.workflows.finetune import sorted_by_length
+
+        config = saved.load_config(path)
+        labels = checkpoint_labels(config)
+        rows = labeled.load_rows(data, recipe.data, "--data", log=log) if data else \
+            labeled.train_and_validation(recipe.data, recipe.train.seed, log)[1]
+        labeled.check_known(rows, labels, "the model")
+        cap = min(recipe.data.block_size, max_positions(config) or recipe.data.block_size)
+        from ftkit.models.classifier import input_names
+
+        model = saved.load_model(path, "cls")  # any kind: only its input names are needed here
+        items = sorted_by_length(labeled.encode(rows, tokenizer, cap, {n: i for i, n in enumerate(labels)},
+                                                input_names(model, tokenizer)))
+        t = SequenceClassification(tokenizer, labels)
+    else:
+        t = make_task(task, tokenizer, recipe)
+        items = eval_items(task, recipe, tokenizer, data is not None, log)
+    batches = list(eval_batches(items, batch_size, t.eval_collate, 0, limit=max_batches))
+    return Bench(task, t, batches, recipe, tokenizer, model_dir)
+
+
+def measure(model, b: Bench) -> dict:
+    """Headline metric, loss and CPU latency per batch (after one warm-up batch), on the bench's batches."""
+    import torch
+
+    acc = fresh_accelerator("fp32")
+    model.eval()
+    with torch.no_grad():
+        b.task.eval_step(model, b.batches[0])  # warm-up: first-call allocations, kernel selection
+    t0 = time.perf_counter()
+    metrics = evaluate(acc, model, b.task, b.batches)
+    elapsed = time.perf_counter() - t0
+    name = HEADLINE[b.task_name]
+    return {name: metrics[name], "loss": metrics["loss"], "latency_ms_per_batch": round(1000 * elapsed / len(b.batches), 2),
+            "batches": len(b.batches), "batch_size": int(b.batches[0]["input_ids"].shape[0])}
+
+
+def fresh_accelerator(precision: str):
+    """An Accelerator for this step: accelerate keeps one process-wide state and refuses a second precision,
+    but measuring (fp32) and a fine-tune (the recipe's, e.g. bf16) happen in one process here."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return make_accelerator(precision)
+
+
+def copy_side_files(src: str, dst: Path, tokenizer) -> None:
+    tokenizer.save_pretrained(str(dst))
+    if Path(src, "recipe.yaml").is_file():
+        shutil.copyfile(Path(src, "recipe.yaml"), dst / "recipe.yaml")
+
+
+def quantize(model_dir: str, output: str, data: Optional[str] = None, batch_size: int = 32,
+             max_batches: Optional[int] = None, log=print) -> dict:
+    import torch
+
+    from ftkit.compress import quantize as q
+
+    path, task = source_model(model_dir, output)
+    q.check_backend()
+    b = bench(model_dir, path, task, data, batch_size, max_batches, log)
+    model = load_saved(auto_class(task), path).eval()
+    log(f"quantize: {model_dir} ({task}), {len(b.batches)} batches of {batch_size}, {torch.get_num_threads()} threads, "
+        f"backend {torch.backends.quantized.engine}")
+    before = measure(model, b)
+    linear_before = q.linear_weight_bytes(model)
+    qmodel, converted = q.quantize(model)
+    after = measure(qmodel, b)
+    out = Path(output)
+    q.save_quantized(qmodel, out, task, converted)
+    copy_side_files(path, out, b.tokenizer)
+    reloaded = measure(saved.load_model(str(out), task), b)  # what `ftkit eval` / `predict` will see
+    report = {"method": "dynamic int8 (per-channel, symmetric) of every Linear layer", "model": model_dir, "output": output,
+              "task": task, "before": before, "after": after, "after_reload": reloaded,
+              "size_on_disk_bytes": {"before": saved.weights_bytes(path), "after": saved.weights_bytes(str(out))},
+              "linear_weight_bytes": {"before": linear_before, "after": q.linear_weight_bytes(qmodel)},
+              "quantized_layers": len(q.quantized_modules(qmodel)), "threads": torch.get_num_threads()}
+    report["linear_weight_ratio"] = round(linear_before / max(report["linear_weight_bytes"]["after"], 1), 2)
+    report["speedup"] = round(before["latency_ms_per_batch"] / max(after["latency_ms_per_batch"], 1e-9), 2)
+    rundir.write_json_atomic(out / REPORT, report)
+    return report
+
+
+def importance_batches(b: Bench, n: int, batch_size: int, log) -> list:
+    """`n` batches of training data (not the evaluation data the result is reported on), seeded."""
+    from ftkit.workflows.evaluate import saved_recipe
+
+    rng = np.random.default_rng(0)
+    recipe = saved_recipe(b.model_dir) or b.recipe  # the training data of the model's recipe, not --data
+    if b.task_name == "cls":
+        from ftkit.data import labeled
+        from ftkit.models.classifier import max_positions
+
+        rows = labeled.load_rows(recipe.data.train, recipe.data, "data.train", log=log)
+        pick = sorted(rng.choice(len(rows.texts), size=min(n * batch_size, len(rows.texts)), replace=False).tolist())
+        sub = dataclasses.replace(rows, texts=[rows.texts[i] for i in pick], labels=[rows.labels[i] for i in pick],
+                                  pairs=[rows.pairs[i] for i in pick] if rows.pairs else None,
+                                  index=[rows.index[i] for i in pick])
+        label2id = {n_: i for i, n_ in enumerate(b.task.labels)}
+        names = [k for k in b.batches[0] if k != "labels"]
+        items = labeled.encode(sub, b.tokenizer, recipe.data.block_size, label2id, names)
+    else:
+        from ftkit.data import lm_blocks
+
+        train, _ = lm_blocks.cached_blocks(recipe.model_copy(update={"tokenizer": None}), b.tokenizer, log)
+        items = train[rng.choice(len(train), size=min(n * batch_size, len(train)), replace=False)]
+    return list(eval_batches(items, batch_size, b.task.eval_collate, 0, limit=n))
+
+
+def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "global", heads: Optional[float] = None,
+          finetune_steps: int = 0, lr: Optional[float] = None, data: Optional[str] = None, batch_size: int = 32,
+          max_batches: Optional[int] = None, importance_batches_n: int = 8, log=print) -> dict:
+    from ftkit.compress import prune as p
+
+    p.check_sparsity(sparsity)
+    if heads is not None and not 0.0 < heads < 1.0:
+        raise UserError(f"--heads: {heads} is outside (0, 1); expected the share of attention heads to remove, e.g. 0.25")
+    if sparsity == 0 and heads is None:
+        raise UserError("prune: nothing to do; give --sparsity S (unstructured) and/or --heads H (attention heads)")
+    path, task = source_model(model_dir, output)
+    if finetune_steps and not Path(path, "recipe.yaml").is_file():
+        raise UserError(f"--finetune-steps: {model_dir} has no recipe.yaml to take the training data and settings from")
+    b = bench(model_dir, path, task, data, batch_size, max_batches, log)
+    model = load_saved(auto_class(task), path).eval()
+    before = measure(model, b)
+    masks, chosen = {}, None
+    if heads is not None:
+        loss = b.task.loss
+        imp = p.head_importance(model, importance_batches(b, importance_batches_n, batch_size, log), loss)
+        chosen = p.choose_heads(imp, heads)
+        masks = p.prune_heads(model, chosen)
+        log(f"prune: removed {sum(map(len, chosen.values()))} of {imp.numel()} attention heads (Michel et al. importance): "
+            + "; ".join(f"layer {k}: {v}" for k, v in chosen.items()))
+    if sparsity > 0:
+        masks = p.merge_masks(masks, p.magnitude_prune(model, sparsity, scope))
+        log(f"prune: {scope} magnitude pruning to {sparsity:.0%} of the layers' weights")
+    pruned = measure(model, b)
+    out = Path(output)
+    if finetune_steps:
+        summary = _finetune_pruned(model, masks, path, output, task, finetune_steps, lr, log)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(out))
+        copy_side_files(path, out, b.tokenizer)
+        summary = None
+    final = saved.load_model(str(out), task)  # reloaded from disk: what plain transformers / ftkit eval see
+    report = {"method": {"sparsity": sparsity, "scope": scope if sparsity else None, "heads": heads,
+                         "head_importance": "Michel et al. 2019 (|dL/dgate|, normalised per layer)" if heads else None,
+                         "pruned_heads": chosen, "finetune_steps": finetune_steps},
+              "model": model_dir, "output": output, "task": task, "before": before, "pruned": pruned,
+              "after": measure(final, b), "sparsity": p.sparsity_report(final),
+              "size_on_disk_bytes": {"before": saved.weights_bytes(path), "after": saved.weights_bytes(str(out))},
+              "finetune": {k: summary[k] for k in ("steps", "train_runtime_s", "best") if k in summary} if summary else None}
+    rundir.write_json_atomic(out / REPORT, report)
+    return report
+
+
+def _finetune_pruned(model, masks: dict, path: str, output: str, task: str, steps: int, lr: Optional[float], log) -> dict:
+    """A short fine-tune of the pruned model with its recipe's data and settings; pruned weights stay zero."""
+    from ftkit.compress.prune import keep_pruned
+    from ftkit.recipe import load_recipe
+
+    over = [f"output_dir={output}", "model.model_type=null", f"model.from_pretrained={path}", f"train.max_steps={steps}", "train.eval_every=0",
+            "finetune.strategy=full", "train.early_stopping_patience=null"] + ([f"train.lr={lr}"] if lr else [])
+    recipe = load_recipe(Path(path, "recipe.yaml"), over)
+
+    def customize(_built, t, _log):
+        keep_pruned(model, masks)
+        model.train()
+        return model, t
+
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # the fine-tune runs at the recipe's precision
+    if task == "cls":
+        from ftkit.workflows import finetune
+
+        return finetune.run(recipe, log=log, customize=customize)
+    from ftkit.workflows import pretrain
+
+    return pretrain.run(recipe.model_copy(update={"tokenizer": None}), log=log, customize=customize)
+
+
+def size_mb(n: int) -> str:
+    return f"{n / 2**20:,.2f} MB"
+
+
+def render(report: dict) -> str:
+    """A short before / after table for the terminal."""
+    name = HEADLINE[report["task"]]
+    rows = [("before", report["before"])] + ([("pruned", report["pruned"])] if "pruned" in report else []) + \
+           [("after", report["after"])]
+    lines = [f"{'':8} {name:>10} {'ms/batch':>9}"]
+    lines += [f"{k:8} {v[name]:>10.4f} {v['latency_ms_per_batch']:>9.1f}" for k, v in rows]
+    s = report["size_on_disk_bytes"]
+    lines.append(f"size on disk: {size_mb(s['before'])} -> {size_mb(s['after'])}")
+    if "linear_weight_bytes" in report:
+        lw = report["linear_weight_bytes"]
+        lines.append(f"Linear weights: {size_mb(lw['before'])} -> {size_mb(lw['after'])} ({report['linear_weight_ratio']}x smaller)")
+    if "sparsity" in report:
+        lines.append(f"sparsity: {report['sparsity']['layer_weight_sparsity']:.2%} of the layers' weights, "
+                     f"{report['sparsity']['model_sparsity']:.2%} of all parameters")
+    lines.append(f"report: {os.path.join(report['output'], REPORT)}")
+    return "\n".join(lines)
+
+
+__all__ = ["quantize", "prune", "render"]

@@ -1,0 +1,50 @@
+"""`ftkit export --merge`: turn a LoRA adapter into a plain model that transformers loads without peft.
+
+LoRA's update is a low-rank matrix added to existing weights, so it can be folded in
+(`merge_and_unload`): the result has the base model's architecture and speed. Prefix and prompt
+adapters add virtual tokens instead of changing weights; they cannot be merged and are loaded as
+adapters (ftkit eval / predict / generate, or peft's PeftModel).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ftkit.engine import rundir
+from ftkit.errors import UserError
+from ftkit.models import saved
+from ftkit.models.build import load_saved
+
+
+def run(model_dir: str, output: str, merge: bool, log=print) -> Path:
+    from transformers import AutoTokenizer
+
+    path = saved.check_dir(model_dir, "--model")
+    if saved.kind(path) != "adapter":
+        raise UserError(f"--model: {model_dir} is not a PEFT adapter; it is already a model transformers loads")
+    if not merge:
+        raise UserError("export: pass --merge to fold the LoRA adapter into the base model's weights")
+    rundir.check(output, resume=False, overwrite=False)
+    from ftkit.workflows.evaluate import infer_task
+
+    task = infer_task(saved.load_config(path))
+    model = saved.load_model(path, task)
+    peft_type = str(model.active_peft_config.peft_type.value if hasattr(model.active_peft_config.peft_type, "value")
+                    else model.active_peft_config.peft_type)
+    if peft_type != "LORA":
+        raise UserError(f"--merge: a {peft_type.lower()} adapter adds virtual tokens, it has no weights to merge "
+                        f"(only LoRA merges); load it as an adapter with ftkit eval / predict / generate")
+    merged = model.merge_and_unload()
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(out))
+    load_saved(AutoTokenizer, path).save_pretrained(str(out))
+    recipe = Path(path, "recipe.yaml")
+    if recipe.is_file():  # the merged model is a plain one: say so in its recipe
+        raw = yaml.safe_load(recipe.read_text()) or {}
+        raw.setdefault("finetune", {})["strategy"] = "full"
+        (out / "recipe.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    log(f"merged the LoRA adapter of {model_dir} into {type(merged).__name__}; saved to {out}")
+    return out

