@@ -10,10 +10,22 @@ import pytest
 from conftest import run_cli, write_recipe
 
 
-@pytest.fixture
-def trained(tmp_path, tiny_gpt_recipe):
-    tiny_gpt_recipe["tokenizer"].update(kind="bpe", vocab_size=300)
-    tiny_gpt_recipe["train"].update(max_steps=30)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tokenize + pretrain run shared by the tests of this module (they only read its outputs)."""
+    from conftest import SHAKESPEARE, need
+
+    tmp_path = tmp_path_factory.mktemp("gpt")
+    (tmp_path / "shakespeare.txt").write_text(need(SHAKESPEARE).read_text()[:60_000])
+    tiny_gpt_recipe = {
+        "task": "clm", "output_dir": str(tmp_path / "run"),
+        "tokenizer": {"kind": "bpe", "vocab_size": 300, "path": str(tmp_path / "tok")},
+        "model": {"model_type": "gpt2", "config": {"n_layer": 2, "n_head": 2, "n_embd": 32}},
+        "data": {"train": str(tmp_path / "shakespeare.txt"), "validation_split": 0.1, "split_mode": "tail",
+                 "add_eos": False, "block_size": 32, "cache_dir": str(tmp_path / "cache")},
+        "train": {"max_steps": 30, "batch_size": 8, "lr": 3e-3, "eval_every": 10, "log_every": 5, "precision": "fp32",
+                  "eval_batches": 4},
+    }
     recipe = write_recipe(tmp_path / "r.yaml", tiny_gpt_recipe)
     code, _, err = run_cli("tokenize", "-r", str(recipe), "--encode")
     assert code == 0, err
