@@ -71,3 +71,12 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     finally:
         sys.argv = old
     return code, out.getvalue(), err.getvalue()
+
+
+def fails(*args) -> str:
+    """Run `ftkit ARGS`; assert exit 2 with exactly one `error:` line and no traceback; return that line."""
+    code, out, err = run_cli(*args)
+    assert code == 2, (code, out, err)
+    lines = [l for l in err.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]

@@ -7,15 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_recipe
-
-
-def fails(*args) -> str:
-    code, out, err = run_cli(*args)
-    assert code == 2, (code, out, err)
-    lines = [l for l in err.splitlines() if l.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+from conftest import fails, run_cli, write_recipe
 
 
 @pytest.fixture

@@ -5,16 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_recipe
+from conftest import fails, run_cli, write_recipe
 from encoder_helpers import imdb_texts, train_tokenizer, write_imdb_slice, write_sst2_slice
-
-
-def fails(*args) -> str:
-    code, out, err = run_cli(*args)
-    assert code == 2, (code, out, err)
-    lines = [l for l in err.splitlines() if l.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
