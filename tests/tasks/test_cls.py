@@ -194,3 +194,22 @@ def test_evaluation_every_epoch(tok, tmp_path):
                                         eval_every_epoch=True)
     assert summary["steps"] == 8 and steps == [3, 6, 8]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-6", "step-8"]  # keep_checkpoints=2
+
+
+def test_encoder_weights_missing_from_the_checkpoint_are_reported(tok, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    ckpt = saved_classifier(tok, tmp_path / "ckpt", ["neg", "pos"])
+    weights = load_file(ckpt / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("bert.pooler.")}, ckpt / "model.safetensors",
+              metadata={"format": "pt"})
+    recipe = Recipe(task="cls", output_dir=str(tmp_path / "out"), model={"from_pretrained": str(ckpt)},
+                    data={"train": "unused.tsv"})
+    said = []
+    build_classifier(recipe, tok, ["neg", "pos"], said.append)
+    assert said[-1].startswith(f"warning: 2 encoder weights are not in {ckpt} and start random (e.g. bert.pooler.dense")
+    said.clear()
+    build_classifier(recipe.model_copy(update={"model": recipe.model.model_copy(
+        update={"from_pretrained": str(saved_classifier(tok, tmp_path / "whole", ["neg", "pos"]))})}), tok, ["neg", "pos"],
+        said.append)
+    assert not any(s.startswith("warning") for s in said)

@@ -145,3 +145,10 @@ def test_evaluation_can_mask_at_its_own_rate(wordpiece):
     train_share = (task.collate(data, rng())["labels"] != IGNORE).float().mean().item()
     eval_share = (task.eval_collate(data, rng())["labels"] != IGNORE).float().mean().item()
     assert abs(train_share - 0.3 * 126 / 128) < 0.01 and abs(eval_share - 0.15 * 126 / 128) < 0.01
+
+
+def test_byte_level_mask_token_takes_the_space_before_it(bpe):
+    """As roberta-base: "in <mask>" is [Ġin, <mask>], so the mask stands for a whole 'Ġword' as in training."""
+    for special in ("<mask>", "<unk>"):
+        pieces = bpe.convert_ids_to_tokens(bpe(f"It was released in {special} .", add_special_tokens=False)["input_ids"])
+        assert pieces[pieces.index(special) - 1] == "Ġin", pieces

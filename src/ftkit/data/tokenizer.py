@@ -52,7 +52,7 @@ def specials_for(kind: str, task: str) -> Specials:
 
 def build_tokenizer(kind: str, cfg: TokenizerSection, specials: Specials, texts: Iterable[list[str]]):
     """Train a `tokenizers.Tokenizer` of `kind` on batches of texts."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     sp = specials.ordered()
     if kind == "char":
@@ -77,8 +77,12 @@ def build_tokenizer(kind: str, cfg: TokenizerSection, specials: Specials, texts:
         tok.decoder = decoders.ByteLevel()
         if cfg.lowercase:
             tok.normalizer = normalizers.Lowercase()
+        # As roberta-base: <mask> (and a literal <unk>, as in WikiText) takes the space before it, so "in <mask>"
+        # is [Ġin, <mask>] and the mask stands for a whole 'Ġword' - not [Ġin, Ġ, <mask>] with a stray space token.
+        eat_space = {specials.mask, specials.unk} if specials.mask else set()
         trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
-                                      special_tokens=sp,
+                                      special_tokens=[AddedToken(t, lstrip=t in eat_space, special=True, normalized=False)
+                                                      for t in sp],
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     elif kind == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token=specials.unk))

@@ -72,7 +72,35 @@ def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print):
         reset_head(model)
     _, total = count_parameters(model)
     log(f"model: {type(model).__name__} from {m.from_pretrained} ({total / 1e6:.2f}M parameters); {note}")
+    absent = encoder_weights_not_in(model, path)
+    if absent:  # transformers' own report is silenced above: a checkpoint of another architecture must not pass unnoticed
+        log(f"warning: {len(absent)} encoder weights are not in {m.from_pretrained} and start random "
+            f"(e.g. {', '.join(absent[:3])}); is it a checkpoint of this architecture?")
     return model, labels
+
+
+def encoder_weights_not_in(model, path: str) -> list[str]:
+    """Weights of the base encoder that the checkpoint at `path` does not hold (read from safetensors headers)."""
+    import json
+    import os
+
+    from safetensors import safe_open
+
+    index = os.path.join(path, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        stored = set(json.loads(open(index).read())["weight_map"])
+    elif os.path.isfile(os.path.join(path, "model.safetensors")):
+        with safe_open(os.path.join(path, "model.safetensors"), "pt") as f:
+            stored = set(f.keys())
+    else:
+        return []  # a hub id or another format: transformers checked it
+    prefix = model.base_model_prefix + "."
+    absent = []
+    for name in model.state_dict():
+        if name.startswith(prefix) and name not in stored and name[len(prefix):] not in stored \
+                and not name.endswith("position_ids"):  # buffers, not weights
+            absent.append(name)
+    return absent
 
 
 def reset_head(model) -> list[str]:
