@@ -18,14 +18,14 @@ from ftkit.data import labeled
 from ftkit.engine import rundir
 from ftkit.engine.accel import make_accelerator
 from ftkit.engine.batches import EpochBatches, eval_batches
-from ftkit.engine.loop import train
+from ftkit.engine.loop import check_metric, train
 from ftkit.errors import UserError
 from ftkit.models.classifier import build_classifier, input_names, max_positions
 from ftkit.models.strategy import apply_strategy, save_weights
 from ftkit.recipe import dump_recipe
 from ftkit.recipe.schema import FINETUNE_TASKS, Recipe
 from ftkit.tasks.cls import SequenceClassification
-from ftkit.workflows.preflight import check_resume
+from ftkit.workflows.preflight import check_checkpoint_fits, preflight
 from ftkit.workflows.tokenize import obtain_tokenizer
 
 
@@ -76,9 +76,8 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     check_recipe(recipe)
     acc = make_accelerator(recipe.train.precision, recipe.output_dir, recipe.train.seed, recipe.train.threads)
     main_log = log if acc.is_main_process else _quiet
-    out = rundir.check(recipe.output_dir, resume, overwrite)  # before any work; created once all checks pass
-    if resume:
-        check_resume(recipe)
+    preflight(recipe, resume, overwrite)  # before any work; output_dir is created once all checks pass
+    out = Path(recipe.output_dir)
     with acc.main_process_first():
         tokenizer = obtain_tokenizer(recipe, main_log)
     train_rows, val_rows = labeled.train_and_validation(recipe.data, recipe.train.seed, main_log)
@@ -87,6 +86,8 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
         labeled.check_known(val_rows, labels, "data.train")
     model, labels = build_classifier(recipe, tokenizer, labels, main_log)
     label2id = {n: i for i, n in enumerate(labels)}
+    task = SequenceClassification(tokenizer, labels)
+    check_metric(recipe.train, task)  # a misspelt metric_for_best fails before the data is tokenized
     cap = length_cap(recipe, model, main_log)
     names = input_names(model, tokenizer)
     model = apply_strategy(model, recipe.finetune, "cls", main_log)
@@ -95,9 +96,10 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     main_log(describe_split("train", train_rows, train_items, cap))
     if val_rows is not None:
         main_log(describe_split("validation", val_rows, val_items, cap))
-    task = SequenceClassification(tokenizer, labels)
     if customize is not None:
         model, task = customize(model, task, main_log)
+    if resume:
+        check_checkpoint_fits(recipe.output_dir, model)
     cfg = recipe.train
     main_log(f"cls | {len(labels)} classes | inputs {', '.join(names)} | {acc.num_processes} process(es), {acc.device}, "
              f"precision {acc.mixed_precision}")
