@@ -154,3 +154,23 @@ def test_length_grouped_order():
     assert grouped_pad < random_pad / 10  # padding nearly vanishes
     starts = [int(rng_lengths[b].max()) for b in full]
     assert starts != sorted(starts, reverse=True)  # batches themselves are shuffled, not longest-first
+
+
+def test_label_text_lines_like_sst2_sentences(tmp_path):
+    f = tmp_path / "stsa.train"
+    f.write_text("1 a stirring , funny re-imagining\n\n0 apparently reassembled from the floor .\nDESC:manner How did it go ?\n"
+                 "2\n")
+    said = []
+    rows = labeled.load_rows(str(f), DataSection(train=str(f), format="label_text"), "data.train", log=said.append)
+    assert rows.texts == ["a stirring , funny re-imagining", "apparently reassembled from the floor .", "How did it go ?"]
+    assert labeled.infer_labels(rows) == ["0", "1", "DESC:manner"]
+    assert rows.skipped == [3] and f"{f}:5)" in said[0]  # "2" alone: a label without text, on line 5 (line 2 is blank)
+    named = DataSection(train=str(f), format="label_text", column_names=["y", "x"], text_column="x", label_column="y")
+    assert labeled.load_rows(str(f), named, "data.train", log=said.append).texts == rows.texts
+
+
+def test_label_text_reads_the_real_sst2_sentence_file():
+    f = need(DATA / "sst2" / "sentences" / "stsa.binary.dev")
+    rows = labeled.load_rows(str(f), DataSection(train=str(f), format="label_text"), "data.train", log=lambda *_: None)
+    assert len(rows) == 872 and labeled.infer_labels(rows) == ["0", "1"]  # GLUE SST-2 dev has the same 872 sentences
+    assert rows.texts[0].startswith("one long string of cliches")

@@ -107,7 +107,12 @@ def test_loss_is_mean_mlm_plus_mean_nsp_as_bert():
         ours = task.loss(model, batch) / task.count_targets(batch)
         theirs = model(**{k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels",
                                                 "next_sentence_label")}).loss
+        weighted = MaskedLMWithNSP(FakeTokenizer(400), MaskingSection(nsp_weight=3.0))
+        heavier = weighted.loss(model, batch) / task.count_targets(batch)
+        metrics = task.compute_metrics(task.eval_step(model, batch))
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    # masking.nsp_weight scales the NSP term only: mlm + 3 * nsp
+    torch.testing.assert_close(heavier, ours + 2 * torch.tensor(metrics["nsp_loss"]), rtol=1e-4, atol=1e-5)
 
 
 def test_nsp_needs_a_next_sentence_head():

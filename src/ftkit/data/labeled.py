@@ -91,7 +91,7 @@ class Locator:
                         starts.append(first)
             if self.data.column_names is None and starts:
                 starts = starts[1:]  # the header row
-        elif fmt == "text" or (fmt == "json" and not _is_json_array(path)):  # one record per non-blank line
+        elif fmt in ("text", "label_text") or (fmt == "json" and not _is_json_array(path)):  # one record per non-blank line
             with open(path, encoding="utf-8") as f:
                 starts = [i for i, line in enumerate(f, 1) if line.strip()]
         else:  # parquet, a JSON array: rows have no line of their own

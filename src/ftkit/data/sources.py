@@ -156,6 +156,8 @@ def _load_part(part: Part, data: DataSection, key: str, streaming: bool):
         if fmt != "parquet":
             check_utf8(f)
     kwargs: dict = {}
+    if fmt == "label_text":
+        return _load_label_text(files, part.column_names or ["label", "text"], key, streaming)
     if fmt == "text":
         builder = "text"
         # keep line breaks: concatenated examples then reproduce the file exactly (clm packing)
@@ -178,6 +180,23 @@ def _load_part(part: Part, data: DataSection, key: str, streaming: bool):
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{key}: could not read {', '.join(files[:3])} as {fmt}: {msg}") from None
     return ds
+
+
+def _load_label_text(files: list[str], names: list[str], key: str, streaming: bool):
+    """'LABEL text' lines (no loader in datasets for these): split at the first space; blank lines are no record."""
+    import datasets
+
+    if len(names) != 2:
+        raise UserError(f"{key}: format label_text has two columns (label, text); column_names gives {len(names)}: {names}")
+    label, text = names
+
+    def split(batch):
+        pairs = [line.strip().split(None, 1) for line in batch["text"]]
+        return {label: [p[0] for p in pairs], text: [p[1] if len(p) > 1 else "" for p in pairs]}
+
+    ds = datasets.load_dataset("text", data_files=files, split="train", streaming=streaming)
+    ds = ds.filter(lambda b: [bool(line.strip()) for line in b["text"]], batched=True)
+    return ds.map(split, batched=True, remove_columns=["text"] if text != "text" else None)
 
 
 def _load_hub(spec: str, data: DataSection, key: str, streaming: bool, split: str):

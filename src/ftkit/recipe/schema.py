@@ -56,7 +56,7 @@ class ModelSection(Section):
 class DataFile(Section):
     """One entry of a data.train / data.validation list that needs settings of its own (mixed sources)."""
     path: str = Field(description="A file, a glob or a directory.")
-    format: Optional[Literal["text", "csv", "tsv", "json", "parquet"]] = Field(
+    format: Optional[Literal["text", "csv", "tsv", "json", "parquet", "label_text"]] = Field(
         None, description="File format of this entry (default: data.format).")
     text_column: Optional[str] = Field(
         None, description="Column holding the text in this entry; renamed to data.text_column when loaded.")
@@ -76,8 +76,10 @@ class DataSection(Section):
         0.0, ge=0.0, lt=1.0, description="Fraction of train held out for validation when no validation data is given.")
     split_mode: Literal["random", "tail"] = Field(
         "random", description="How validation_split holds data out: a seeded random sample of rows, or the tail (language models: the last fraction of the token stream, as nanoGPT).")
-    format: Literal["auto", "text", "csv", "tsv", "json", "parquet"] = Field(
-        "auto", description="File format; auto picks it from the file extension (.txt and unknown: text).")
+    format: Literal["auto", "text", "csv", "tsv", "json", "parquet", "label_text"] = Field(
+        "auto", description="File format; auto picks it from the file extension (.txt and unknown: text). "
+        "label_text: one example per line, the label then a space then the text (SST-2's stsa.binary.*, TREC, "
+        "fastText files); columns label and text, or the two data.column_names.")
     sample_by: Literal["line", "paragraph", "document"] = Field(
         "line", description="For text files: one example per line, per blank-line-separated paragraph, or per file.")
     text_column: str = Field("text", description="Column holding the text.")
@@ -102,6 +104,8 @@ class MaskingSection(Section):
         "(more predictions per step, Wettig et al. 2022) and report accuracy at the usual 0.15.")
     whole_word: bool = Field(False, description="Select whole words: all pieces of a word are masked together.")
     eval_seed: int = Field(1234, description="Masking seed for evaluation, so two evaluations of one model agree.")
+    nsp_weight: float = Field(1.0, gt=0.0, description="mlm+nsp: weight of the next-sentence loss next to the mean "
+                              "masked-LM loss (BERT: 1). Reported losses are unweighted.")
 
 
 class TrainSection(Section):

@@ -39,9 +39,10 @@ class SparseHead:
         if getattr(inner.config, "model_type", None) not in SPARSE_HEAD_TYPES or inner.get_output_embeddings() is None:
             return False
         decoder = inner.get_output_embeddings()
-        if getattr(decoder, "_ftkit_sparse_head", None) is not self:  # once per module (another head's hook passes through)
+        heads = decoder.__dict__.setdefault("_ftkit_sparse_heads", set())
+        if id(self) not in heads:  # one hook per (head, module): another task's hook passes through (its `where` is None)
             decoder.register_forward_pre_hook(self._keep_masked)
-            decoder._ftkit_sparse_head = self
+            heads.add(id(self))
         return True
 
     def _keep_masked(self, _module, args):

@@ -6,7 +6,7 @@ them), the split points, the negative documents, then the masks. Sequences are
 [CLS] A [SEP] B [SEP] with token_type_ids 0 for [CLS] A [SEP] and 1 for B [SEP]; batches are padded
 to their longest sequence.
 
-Loss: as BERT, mean masked-LM loss + mean NSP loss. The engine divides the returned sum by the
+Loss: as BERT, mean masked-LM loss + mean NSP loss (times masking.nsp_weight, 1 by default). The engine divides the returned sum by the
 masked-token count of the window, so the NSP sum is scaled by (masked tokens / NSP labels) of the
 batch: after the division it weighs as a mean, not as one more token.
 """
@@ -86,7 +86,7 @@ class MaskedLMWithNSP(MaskedLM):
         if nsp_labels.numel() == 0:
             return mlm
         nsp = F.cross_entropy(nsp_logits, nsp_labels, reduction="sum")
-        return mlm + nsp * (max(targets.numel(), 1) / nsp_labels.numel())
+        return mlm + nsp * (self.masking.nsp_weight * max(targets.numel(), 1) / nsp_labels.numel())
 
     def eval_step(self, model, batch) -> dict:
         logits, targets, nsp_logits, nsp_labels = self._forward(model, batch)
