@@ -62,3 +62,22 @@ def test_students_larger_than_their_teacher_are_refused():
         make_student(teacher, DistillSection(student_config={"intermediate_size": 512}))
     with pytest.raises(UserError, match="exactly one"):
         make_student(teacher, DistillSection())
+
+
+def test_listed_layers_keep_exactly_those_teacher_layers():
+    teacher = tiny_bert_classifier(seed=0)
+    student = make_student(teacher, DistillSection(student_layers=[1]), log=lambda m: None)
+    assert student.config.num_hidden_layers == 1
+    torch.testing.assert_close(student.bert.encoder.layer[0].state_dict(), teacher.bert.encoder.layer[1].state_dict())
+    # a causal LM keeps generating: the kept layers count their cache slots from 0
+    gpt = tiny_gpt(seed=0).eval()
+    small = make_student(gpt, DistillSection(student_layers=[1]), log=lambda m: None).eval()
+    out = small.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert out.shape == (1, 7)
+    torch.testing.assert_close(small.transformer.h[0].mlp.c_fc.weight, gpt.transformer.h[1].mlp.c_fc.weight)
+
+
+@pytest.mark.parametrize("layers", [[1, 0], [0, 0], [2], [], [0, 1]])
+def test_bad_layer_lists_are_refused(layers):
+    with pytest.raises(UserError, match="distill.student_layers"):
+        make_student(tiny_bert_classifier(), DistillSection(student_layers=layers), log=lambda m: None)

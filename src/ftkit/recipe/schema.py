@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 Task = Literal["clm", "mlm", "mlm+nsp", "cls"]
 PRETRAIN_TASKS = ("clm", "mlm", "mlm+nsp")
@@ -157,8 +157,9 @@ class FinetuneSection(Section):
 
 class DistillSection(Section):
     """`ftkit compress distill`: model.from_pretrained is the teacher; a smaller student learns its soft targets."""
-    student_layers: Optional[int] = Field(
-        None, gt=0, description="Student = a copy of the teacher cut to its bottom N transformer layers.")
+    student_layers: Optional[Union[PositiveInt, list[NonNegativeInt]]] = Field(
+        None, description="Student = a copy of the teacher keeping N of its transformer layers: N keeps the bottom N; "
+        "a list keeps those layers (0-based, in order), e.g. [0, 3] or DistilBERT's every other layer.")
     student_config: dict[str, Any] = Field(
         default_factory=dict, description="Or: a new, randomly initialised student from the teacher's config with these "
         "overrides, e.g. {num_hidden_layers: 2, hidden_size: 128, intermediate_size: 512}.")
