@@ -32,5 +32,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainSection, total_s
     if cfg.schedule == "cosine":
         return get_scheduler("cosine_with_min_lr", optimizer, num_warmup_steps=warmup, num_training_steps=total_steps,
                              scheduler_specific_kwargs={"min_lr_rate": cfg.min_lr_ratio})
+    if cfg.schedule == "wsd":
+        decay = min(max(round(cfg.decay_fraction * total_steps), 1), max(total_steps - warmup, 1))
+        return get_scheduler("warmup_stable_decay", optimizer, num_warmup_steps=warmup, num_training_steps=total_steps,
+                             scheduler_specific_kwargs={"num_decay_steps": decay, "decay_type": "linear",
+                                                        "min_lr_ratio": cfg.min_lr_ratio})
     name = {"linear": "linear", "constant": "constant_with_warmup"}[cfg.schedule]
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)

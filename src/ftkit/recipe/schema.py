@@ -118,9 +118,12 @@ class TrainSection(Section):
     lr: float = Field(3e-4, gt=0, description="Peak learning rate (AdamW).")
     weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay (never applied to biases and norms).")
     betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas.")
-    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warmup.")
+    schedule: Literal["cosine", "linear", "constant", "wsd"] = Field(
+        "cosine", description="Decay after warmup. wsd (warmup-stable-decay): constant lr, then a linear decay over the "
+        "last train.decay_fraction of the steps (short runs: the lr stays high while the model still has most to learn).")
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
-    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine floor as a fraction of lr.")
+    decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: share of all steps spent in the final decay.")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Floor of the cosine and wsd decays as a fraction of lr.")
     grad_clip: Optional[float] = Field(1.0, gt=0, description="Clip the gradient norm to this value (empty: no clipping).")
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="auto: bf16 autocast where the CPU/GPU supports it, else fp32.")
