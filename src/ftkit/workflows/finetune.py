@@ -25,7 +25,7 @@ from ftkit.models.strategy import apply_strategy, save_weights
 from ftkit.recipe import dump_recipe
 from ftkit.recipe.schema import FINETUNE_TASKS, Recipe
 from ftkit.tasks.cls import SequenceClassification
-from ftkit.workflows.preflight import check_checkpoint_fits, preflight
+from ftkit.workflows.preflight import check_checkpoint_fits, preflight, start_run
 from ftkit.workflows.tokenize import obtain_tokenizer
 
 
@@ -103,11 +103,7 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     cfg = recipe.train
     main_log(f"cls | {len(labels)} classes | inputs {', '.join(names)} | {acc.num_processes} process(es), {acc.device}, "
              f"precision {acc.mixed_precision}")
-    if acc.is_main_process:
-        rundir.prepare(recipe.output_dir, resume, overwrite, log)
-        rundir.write_status(out, "running", recipe=recipe.name, world_size=acc.num_processes)
-        (out / "recipe.yaml").write_text(dump_recipe(recipe))  # what --resume checks against
-    acc.wait_for_everyone()
+    start_run(acc, recipe, resume, overwrite, log)
     rank, world = acc.process_index, acc.num_processes
     lengths = np.array([len(it["input_ids"]) for it in train_items])
     try:

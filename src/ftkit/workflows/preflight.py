@@ -14,6 +14,7 @@ from ftkit.engine import rundir
 from ftkit.errors import UserError
 from ftkit.models.build import check_model_path
 from ftkit.paths import is_local, resolve_package_path
+from ftkit.recipe import dump_recipe
 from ftkit.recipe.schema import Recipe
 
 
@@ -35,6 +36,16 @@ def preflight(recipe: Recipe, resume: bool = False, overwrite: bool = False, log
     if tok is not None and tok.kind is None and is_local(tok.path) and \
             not Path(resolve_package_path(tok.path, "tokenizer.path")).is_dir():
         raise UserError(f"tokenizer.path: directory not found: {tok.path}")
+
+
+def start_run(accelerator, recipe: Recipe, resume: bool, overwrite: bool, log=print) -> None:
+    """Once every check has passed: the main process creates output_dir (moving an earlier run aside with
+    --overwrite), marks it running and saves the recipe (what --resume checks against); the others wait."""
+    if accelerator.is_main_process:
+        out = rundir.prepare(recipe.output_dir, resume, overwrite, log)
+        rundir.write_status(out, "running", recipe=recipe.name, world_size=accelerator.num_processes)
+        (out / "recipe.yaml").write_text(dump_recipe(recipe))
+    accelerator.wait_for_everyone()
 
 
 # Changing these between a run and its resume would mix two different trainings.

@@ -15,7 +15,7 @@ from ftkit.models.strategy import apply_strategy, save_weights
 from ftkit.recipe import dump_recipe
 from ftkit.recipe.schema import PRETRAIN_TASKS, Recipe
 from ftkit.tasks.clm import CausalLM
-from ftkit.workflows.preflight import check_checkpoint_fits, preflight
+from ftkit.workflows.preflight import check_checkpoint_fits, preflight, start_run
 from ftkit.workflows.tokenize import obtain_tokenizer
 
 
@@ -109,11 +109,7 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
              f"~{16 * trainable / 2**20:,.0f} MiB weights+grads+AdamW, "
              f"~{activation_bytes(model, recipe) / 2**20:,.0f} MiB activations per process (estimate) | {acc.num_processes} process(es), "
              f"{acc.device}, precision {'fp32' if acc.mixed_precision == 'no' else acc.mixed_precision}")
-    if acc.is_main_process:
-        rundir.prepare(recipe.output_dir, resume, overwrite, log)
-        rundir.write_status(out, "running", recipe=recipe.name, world_size=acc.num_processes)
-        (out / "recipe.yaml").write_text(dump_recipe(recipe))  # what --resume checks against
-    acc.wait_for_everyone()
+    start_run(acc, recipe, resume, overwrite, log)
     rank, world = acc.process_index, acc.num_processes
     if recipe.data.streaming:
         batches = StreamBatches(train_items, cfg.batch_size, task.collate, cfg.seed, rank)
