@@ -72,10 +72,9 @@ def make_student(teacher, cfg: DistillSection, log=print):
                         f"({n_teacher:,}); expected a smaller model")
     for p in student.parameters():
         p.requires_grad_(True)
-    if isinstance(cfg.student_layers, int):
-        how = f"the teacher's bottom {cfg.student_layers} layers"
-    else:
-        how = f"the teacher's layers {cfg.student_layers}" if cfg.student_layers else f"new, from {cfg.student_config}"
+    n = cfg.student_layers
+    how = (f"new, from {cfg.student_config}" if n is None
+           else f"the teacher's bottom {n} layers" if isinstance(n, int) else f"the teacher's layers {n}")
     log(f"distill: student {type(student).__name__} {n_student / 1e6:.2f}M parameters ({how}), teacher {n_teacher / 1e6:.2f}M; "
         f"temperature {cfg.temperature}, alpha {cfg.alpha}")
     return student

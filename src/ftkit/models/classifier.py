@@ -88,7 +88,8 @@ def encoder_weights_not_in(model, path: str) -> list[str]:
 
     index = os.path.join(path, "model.safetensors.index.json")
     if os.path.isfile(index):
-        stored = set(json.loads(open(index).read())["weight_map"])
+        with open(index, encoding="utf-8") as f:
+            stored = set(json.load(f)["weight_map"])
     elif os.path.isfile(os.path.join(path, "model.safetensors")):
         with safe_open(os.path.join(path, "model.safetensors"), "pt") as f:
             stored = set(f.keys())

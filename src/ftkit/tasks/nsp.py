@@ -6,9 +6,9 @@ them), the split points, the negative documents, then the masks. Sequences are
 [CLS] A [SEP] B [SEP] with token_type_ids 0 for [CLS] A [SEP] and 1 for B [SEP]; batches are padded
 to their longest sequence.
 
-Loss: as BERT, mean masked-LM loss + mean NSP loss (times masking.nsp_weight, 1 by default). The engine divides the returned sum by the
-masked-token count of the window, so the NSP sum is scaled by (masked tokens / NSP labels) of the
-batch: after the division it weighs as a mean, not as one more token.
+Loss: as BERT, mean masked-LM loss + mean NSP loss (times masking.nsp_weight, 1 by default). The engine
+divides the returned sum by the masked-token count of the window, so the NSP sum is scaled by (masked
+tokens / NSP labels) of the batch: after the division it weighs as a mean, not as one more token.
 """
 
 from __future__ import annotations

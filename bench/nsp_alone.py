@@ -1,0 +1,60 @@
+"""Next-sentence prediction trained alone (no masked LM) on bert-mlm-nsp-movies' pairs, from random weights.
+
+    .venv/bin/python bench/nsp_alone.py [--steps 400] [--lr 5e-4] [--fixed]
+
+Batches of 16 pairs drawn as in training (ftkit's collate: half of each batch's B from another review);
+prints the NSP loss and accuracy every 20 steps. `--fixed` trains on one batch only, the check that the
+head and labels can be fit at all. Needs the recipe's tokenizer (`ftkit tokenize -r recipes/bert-mlm-nsp-movies.yaml`).
+Measured 2026-11-22: --fixed reaches loss 0.0014 by step 40; on fresh batches the loss stays at ln 2
+(0.693) for 400 steps at lr 5e-4 — NSP does not start before the masked LM has built representations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--fixed", action="store_true")
+    args = ap.parse_args()
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+
+    from ftkit.data.nsp_pairs import PAIR
+    from ftkit.models.build import build_model
+    from ftkit.recipe import load_recipe
+    from ftkit.workflows.pretrain import lm_data, make_task
+    from ftkit.workflows.tokenize import obtain_tokenizer
+
+    torch.manual_seed(0)
+    recipe = load_recipe("recipes/bert-mlm-nsp-movies.yaml")
+    tokenizer = obtain_tokenizer(recipe, print)
+    task = make_task(recipe, tokenizer)
+    train, _ = lm_data(recipe, tokenizer, Accelerator(cpu=True), print)
+    model = build_model(recipe, tokenizer)
+    pairs = [it for it in (train[i] for i in range(len(train))) if it.kind == PAIR]
+    rng = np.random.default_rng(0)
+    fixed = task.collate(pairs[:16], np.random.default_rng(1))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    for step in range(args.steps):
+        batch = fixed if args.fixed else task.collate([pairs[i] for i in rng.integers(len(pairs), size=16)], rng)
+        out = model(**{k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")})
+        loss = F.cross_entropy(out.seq_relationship_logits, batch["next_sentence_label"])
+        acc = (out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).float().mean().item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 20 == 0:
+            print(f"step {step}  nsp loss {loss.item():.4f}  accuracy {acc:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
