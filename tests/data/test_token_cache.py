@@ -41,3 +41,26 @@ def test_second_run_reads_the_cache(tiny_gpt_recipe):
     # a different setting is a different cache entry
     r2 = validate({**tiny_gpt_recipe, "data": {**tiny_gpt_recipe["data"], "add_eos": True}})
     assert token_cache.cache_key(r2, tok, "train") != token_cache.cache_key(r, tok, "train")
+
+
+def test_a_tokenizer_json_with_its_own_padding_and_truncation_encodes_unpadded():
+    """The packaged MiniLM's tokenizer.json pads to 128 and truncates at 128 (sentence-transformers); streams
+    and NSP sentences must hold the text's tokens only, and the user's tokenizer keeps its settings."""
+    from ftkit.data.documents import build_corpus
+    from tiny_models import minilm_tokenizer
+
+    tok = minilm_tokenizer()
+    assert tok.backend_tokenizer.padding is not None and tok.backend_tokenizer.truncation is not None
+    long_text = " ".join(["the film was long"] * 100)  # ~400 tokens: past the json's truncation
+    texts = ["A short review.", long_text]
+    got = token_cache.encode_texts(tok, texts, add_eos=False)
+    stream = token_cache.encode_stream(tok, [texts], add_eos=False)
+    corpus = build_corpus([["It was good. Then it was bad."]], tok)
+    assert tok.backend_tokenizer.padding["length"] == 128  # the user's tokenizer: untouched
+    # (the transformers wrapper resets the backend's padding on each call: compare with it last)
+    want = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    assert len(want[1]) > 128
+    assert got == want
+    assert stream.tolist() == want[0] + want[1]
+    assert tok.pad_token_id not in corpus.tokens.tolist() and corpus.n_sentences == 2
+    assert tok.decode(corpus.span(0, 1).tolist()) == "it was good."

@@ -63,13 +63,14 @@ def build_corpus(texts: Iterable[list[str]], tokenizer) -> SentenceCorpus:
     space = _leading_space(tokenizer)
     dtype = np.uint16 if len(tokenizer) <= 65535 else np.uint32
     chunks, sent_lens, doc_sizes = [], [], []
+    encoder = token_cache.plain_encoder(tokenizer)
     for batch in texts:
         sents, sizes = [], []
         for doc in batch:
             parts = split_sentences(doc)
             sents.extend((" " + s if space and i else s) for i, s in enumerate(parts))
             sizes.append(len(parts))
-        ids = token_cache.encode_texts(tokenizer, sents, add_eos=False) if sents else []
+        ids = token_cache.encode_texts(tokenizer, sents, add_eos=False, encoder=encoder) if sents else []
         pos = 0
         for n in sizes:
             kept = [x for x in ids[pos:pos + n] if x]  # a sentence of characters the tokenizer drops: gone

@@ -62,7 +62,7 @@ class PackedStream:
             self.source.load_state_dict(self._state["source"])
         buf: list[int] = list(self._state["buffer"])
         rows: list[str] = []
-        it = iter(self.source)
+        it, encoder = iter(self.source), token_cache.plain_encoder(self.tokenizer)
         while True:
             row = next(it, None)
             if row is not None:
@@ -72,7 +72,7 @@ class PackedStream:
                 if len(rows) < self.chunk:
                     continue
             if rows:
-                for ids in token_cache.encode_texts(self.tokenizer, rows, self.add_eos):
+                for ids in token_cache.encode_texts(self.tokenizer, rows, self.add_eos, encoder):
                     buf.extend(ids)
                 rows = []
             source_state = self.source.state_dict()

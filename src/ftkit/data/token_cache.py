@@ -21,11 +21,30 @@ import numpy as np
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: streams no longer carry a tokenizer.json's own padding/truncation
 
 
-def encode_texts(tokenizer, texts: list[str], add_eos: bool) -> list[list[int]]:
+def plain_encoder(tokenizer):
+    """The tokenizer's `tokenizers` backend without padding or truncation.
+
+    A tokenizer.json may carry its own (sentence-transformers models ship `padding: Fixed 128` and
+    `truncation: 128`): the transformers wrapper resets them on every call, the raw backend applies them,
+    which would pad every sentence with [PAD] and cut long documents. A copy, so the user's tokenizer
+    (saved with the run) keeps its settings."""
     backend = tokenizer.backend_tokenizer
+    if backend.padding is None and backend.truncation is None:
+        return backend
+    from tokenizers import Tokenizer
+
+    plain = Tokenizer.from_str(backend.to_str())
+    plain.no_padding()
+    plain.no_truncation()
+    return plain
+
+
+def encode_texts(tokenizer, texts: list[str], add_eos: bool, encoder=None) -> list[list[int]]:
+    """Token ids of each text, no special tokens; `encoder`: plain_encoder(tokenizer), made once by callers that loop."""
+    backend = encoder if encoder is not None else plain_encoder(tokenizer)
     encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
     out = [e.ids for e in encode(texts, add_special_tokens=False)]
     # Encoders without an end-of-text token (BERT) mark example ends with their separator, as RoBERTa's
@@ -39,9 +58,9 @@ def encode_texts(tokenizer, texts: list[str], add_eos: bool) -> list[list[int]]:
 
 def encode_stream(tokenizer, batches: Iterable[list[str]], add_eos: bool) -> np.ndarray:
     dtype = np.uint16 if len(tokenizer) <= 65535 else np.uint32
-    chunks = []
+    chunks, encoder = [], plain_encoder(tokenizer)
     for texts in batches:
-        ids = encode_texts(tokenizer, texts, add_eos)
+        ids = encode_texts(tokenizer, texts, add_eos, encoder)
         if ids:
             chunks.append(np.fromiter((i for seq in ids for i in seq), dtype=dtype))
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
