@@ -1,12 +1,15 @@
-"""Next-sentence prediction trained alone (no masked LM) on bert-mlm-nsp-movies' pairs, from random weights.
+"""Next-sentence prediction trained alone (no masked LM) on bert-mlm-nsp-movies' pairs.
 
-    .venv/bin/python bench/nsp_alone.py [--steps 400] [--lr 5e-4] [--fixed]
+    .venv/bin/python bench/nsp_alone.py [--steps 400] [--lr 5e-4] [--fixed] [--recipe FILE]
 
 Batches of 16 pairs drawn as in training (ftkit's collate: half of each batch's B from another review);
-prints the NSP loss and accuracy every 20 steps. `--fixed` trains on one batch only, the check that the
-head and labels can be fit at all. Needs the recipe's tokenizer (`ftkit tokenize -r recipes/bert-mlm-nsp-movies.yaml`).
+prints the mean NSP loss and accuracy of every 20 steps. `--fixed` trains on one batch only, the check that
+the head and labels can be fit at all. The default recipe starts from random weights and needs its
+tokenizer (`ftkit tokenize -r recipes/bert-mlm-nsp-movies.yaml`); `--recipe bench/recipes/nsp-minilm-ceiling.yaml`
+starts from the pre-trained all-MiniLM-L6-v2 instead.
 Measured 2026-11-22: --fixed reaches loss 0.0014 by step 40; on fresh batches the loss stays at ln 2
-(0.693) for 400 steps at lr 5e-4 — NSP does not start before the masked LM has built representations.
+(0.693) for 400 steps at lr 5e-4 from random weights, and from MiniLM (lr 5e-5, 200 steps) the 20-step
+windows stay between 50 % and 58 % accuracy.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--fixed", action="store_true")
+    ap.add_argument("--recipe", default="recipes/bert-mlm-nsp-movies.yaml",
+                    help="whose model, tokenizer and pairs (bench/recipes/nsp-minilm-ceiling.yaml: the pre-trained MiniLM)")
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -35,7 +40,7 @@ def main() -> None:
     from ftkit.workflows.tokenize import obtain_tokenizer
 
     torch.manual_seed(0)
-    recipe = load_recipe("recipes/bert-mlm-nsp-movies.yaml")
+    recipe = load_recipe(args.recipe)
     tokenizer = obtain_tokenizer(recipe, print)
     task = make_task(recipe, tokenizer)
     train, _ = lm_data(recipe, tokenizer, Accelerator(cpu=True), print)
@@ -44,6 +49,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     fixed = task.collate(pairs[:16], np.random.default_rng(1))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    window = []
     for step in range(args.steps):
         batch = fixed if args.fixed else task.collate([pairs[i] for i in rng.integers(len(pairs), size=16)], rng)
         out = model(**{k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")})
@@ -52,8 +58,11 @@ def main() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % 20 == 0:
-            print(f"step {step}  nsp loss {loss.item():.4f}  accuracy {acc:.2f}", flush=True)
+        window.append((loss.item(), acc))
+        if (step + 1) % 20 == 0:
+            losses, accs = zip(*window)
+            print(f"steps {step - 18}-{step + 1}  nsp loss {np.mean(losses):.4f}  accuracy {np.mean(accs):.3f}", flush=True)
+            window = []
 
 
 if __name__ == "__main__":
