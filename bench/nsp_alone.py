@@ -7,7 +7,7 @@ prints the mean NSP loss and accuracy of every 20 steps. `--fixed` trains on one
 the head and labels can be fit at all. The default recipe starts from random weights and needs its
 tokenizer (`ftkit tokenize -r recipes/bert-mlm-nsp-movies.yaml`); `--recipe bench/recipes/nsp-minilm-ceiling.yaml`
 starts from the pre-trained all-MiniLM-L6-v2 instead.
-Measured 2026-11-22: --fixed reaches loss 0.0014 by step 40; on fresh batches the loss stays at ln 2
+Measured 2026-11-22: --fixed averages loss 0.0066 over steps 21-40 (accuracy 1.0); on fresh batches the loss stays at ln 2
 (0.693) for 400 steps at lr 5e-4 from random weights, and from MiniLM (lr 5e-5, 200 steps) the 20-step
 windows stay between 49 % and 58 % accuracy.
 """
