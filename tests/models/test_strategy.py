@@ -80,6 +80,12 @@ def test_adapter_counts_and_round_trip_cls(tmp_path, tok, strategy, expected):
     again = saved.load_model(str(out), "cls")
     got = again(**batch).logits
     assert torch.allclose(got, want, atol=1e-6), (got, want)
+    # the adapter's own weights (not only the head) reach the logits: a prefix the model ignored would pass the above
+    with torch.no_grad():
+        for name, p in again.named_parameters():
+            if "classifier" not in name and ("lora_" in name or "prompt_encoder" in name):
+                p.add_(torch.randn_like(p))  # random: a constant shift would vanish in LayerNorm
+    assert not torch.allclose(again(**batch).logits, want, atol=1e-3)
 
 
 @pytest.mark.parametrize("strategy", ["lora", "prefix", "prompt"])

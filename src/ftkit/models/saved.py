@@ -90,6 +90,10 @@ def load_model(path: str, task: str, key: str = "--model"):
     base = base_path(path, key)
     with _quiet_transformers():  # the head's weights come from the adapter (modules_to_save), not the base
         model = load_saved(auto_class(task), base, f"{key} (base model)", config=load_config(path, key))
+    if task == "cls" and json.loads(Path(path, ADAPTER_CONFIG).read_text()).get("peft_type") == "PREFIX_TUNING":
+        from ftkit.models.strategy import accept_prefix_cache
+
+        accept_prefix_cache(model)
     try:
         return PeftModel.from_pretrained(model, path).eval()
     except Exception as e:  # peft and safetensors raise their own types

@@ -83,6 +83,43 @@ def peft_config(cfg: FinetuneSection, task: str, model):
     return peft.PromptTuningConfig(task_type=task_type, num_virtual_tokens=cfg.num_virtual_tokens)
 
 
+def accept_prefix_cache(model) -> None:
+    """Let peft's prefix tuning hand its prefix keys/values to a model whose forward calls them `cache`.
+
+    transformers 5.24 renamed the `past_key_values` argument of BERT-family forwards to `cache`; peft
+    (<= 0.21.2) decides by looking for a parameter named `past_key_values` in the model's (or its
+    backbone's) signature and refuses otherwise, although the model still takes the prefix as `cache`
+    (it prepends the per-layer keys/values and offsets positions as before). So the model instance gets
+    a forward that takes `past_key_values` and passes it on as `cache`; on older transformers (whose
+    forwards still name it `past_key_values`) nothing changes. Only for sequence classification: peft's
+    causal-LM prefix path does not look at the signature, and generate() validates its kwargs against it.
+    """
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    if "past_key_values" in params or "cache" not in params and not _kwargs_reach_cache(model):
+        return
+    original = model.forward
+
+    def forward(*args, past_key_values=None, **kwargs):
+        if past_key_values is not None:
+            kwargs["cache"] = past_key_values
+        return original(*args, **kwargs)
+
+    model.forward = forward
+
+
+def _kwargs_reach_cache(model) -> bool:
+    """A head model (e.g. BertForSequenceClassification) passes **kwargs on to a backbone that takes `cache`."""
+    import inspect
+
+    backbone = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    if backbone is None or backbone is model:
+        return False
+    head = inspect.signature(model.forward).parameters
+    return any(p.kind is p.VAR_KEYWORD for p in head.values()) and "cache" in inspect.signature(backbone.forward).parameters
+
+
 def apply_strategy(model, cfg: FinetuneSection, task: str, log=print):
     """The model to train under `cfg.strategy` (the same object for full / freeze, a PeftModel for adapters)."""
     if cfg.strategy == "freeze":
@@ -95,6 +132,8 @@ def apply_strategy(model, cfg: FinetuneSection, task: str, log=print):
         if task not in _TASK_TYPES:
             raise UserError(f"finetune.strategy {cfg.strategy}: not available for task {task}; expected cls or clm")
         conf = peft_config(cfg, task, model)
+        if cfg.strategy == "prefix" and task == "cls":
+            accept_prefix_cache(model)
         try:
             model = peft.get_peft_model(model, conf)
         except ValueError as e:  # e.g. no default target modules for this architecture
