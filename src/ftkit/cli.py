@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from ftkit.errors import UserError
+from ftkit.errors import NothingToDo, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Develop Transformer language models from zero: tokenize, pre-train, fine-tune, evaluate.")
@@ -343,6 +343,9 @@ def main() -> None:
             raise
         typer.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
+    except NothingToDo as e:
+        typer.echo(str(e), err=True)
+        sys.exit(0)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -11,6 +11,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+class NothingToDo(Exception):
+    """The command has nothing to do (e.g. `--resume` on a finished run): one line, exit 0, nothing changed."""
+
+    exit_code = 0
+
+
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise UserError(message)

@@ -25,6 +25,8 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_gpt_recipe):
             shutil.rmtree(ckpt)
     for f in ("model.safetensors", "metrics.json"):
         (cut / f).unlink()
+    run = json.loads((cut / "run.json").read_text())
+    (cut / "run.json").write_text(json.dumps({**run, "status": "running"}))  # as a killed run leaves it
     code, _, err = run_cli("pretrain", "-r", str(recipe), f"output_dir={cut}", "--resume")
     assert code == 0, err
     assert "resumed from" in err and "at step 8" in err
@@ -37,3 +39,16 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_gpt_recipe):
     assert ma["final_metrics"] == mb["final_metrics"] and ma["tokens"] == mb["tokens"]
     steps = [json.loads(l)["step"] for l in (cut / "metrics.jsonl").read_text().splitlines()]
     assert steps == [8, 16]  # evaluations after the checkpoint were dropped, then redone once
+
+
+def test_a_finished_run_continues_only_with_a_larger_budget(tmp_path, tiny_gpt_recipe):
+    tiny_gpt_recipe["train"].update(max_steps=8, eval_every=4)
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_gpt_recipe)
+    assert run_cli("pretrain", "-r", str(recipe))[0] == 0
+    out = Path(tiny_gpt_recipe["output_dir"])
+    code, _, err = run_cli("pretrain", "-r", str(recipe), "--resume")
+    assert code == 0 and "nothing to do, nothing changed" in err and "resumed from" not in err
+    code, _, err = run_cli("pretrain", "-r", str(recipe), "--resume", "train.max_steps=12")
+    assert code == 0, err
+    assert "resumed from" in err and "at step 8" in err
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 12

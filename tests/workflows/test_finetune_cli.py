@@ -55,6 +55,27 @@ def test_finetune_outputs(sst2_run):
     assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin")) and not (out / "best").exists()
 
 
+def tree_hash(root: Path) -> dict:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_resume_of_a_finished_run_changes_nothing(sst2_run):
+    """It used to re-save the last weights over the kept best model and rewrite metrics.json and recipe.yaml."""
+    from conftest import fails
+
+    d, out, _ = sst2_run
+    before = tree_hash(out)
+    assert "model.safetensors" in before and "metrics.json" in before
+    code, _, err = run_cli("finetune", "--task", "cls", "-r", str(d / "r.yaml"), "--resume")
+    assert code == 0, err
+    assert "finished at step 12 of 12" in err and "nothing to do, nothing changed" in err
+    assert tree_hash(out) == before
+    assert "choose one" in fails("finetune", "--task", "cls", "-r", str(d / "r.yaml"), "--resume", "--overwrite")
+    assert tree_hash(out) == before
+
+
 def test_pipeline_returns_the_label_names(sst2_run):
     from transformers import pipeline
 

@@ -99,12 +99,63 @@ class StreamBatches:
         self._pending_state = state
 
 
+def eval_subset(n_items: int, batch_size: int, limit: Optional[int], seed: int,
+                strata: Optional[Sequence] = None) -> Optional[np.ndarray]:
+    """Which items `limit` evaluation batches score: None for all, else a seeded sample in the items' order.
+
+    A limit must not score the first items: callers sort evaluation items by length (for padding), so
+    the first batches would be the shortest examples (on SMS Spam: all `ham`). The sample is stratified
+    when `strata` (e.g. the class of each item) is given: each class gets its share of the sample
+    (largest remainders), so a 10-batch sample has the classes in the proportions of the whole set.
+    """
+    size = None if limit is None else limit * batch_size
+    if size is None or size >= n_items:
+        return None
+    rng = np.random.default_rng([seed, 13])
+    if strata is None:
+        return np.sort(rng.choice(n_items, size, replace=False))
+    strata = np.asarray(strata)
+    classes, counts = np.unique(strata, return_counts=True)
+    quota = counts * size / n_items
+    take = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - take), kind="stable")[:size - take.sum()]:
+        take[i] += 1
+    chosen = [rng.choice(np.flatnonzero(strata == c), k, replace=False) for c, k in zip(classes, take) if k]
+    return np.sort(np.concatenate(chosen))
+
+
+def item_strata(items: Sequence) -> Optional[list]:
+    """The class of each item, when items are labelled examples (a `labels` int); else None."""
+    if len(items) and isinstance(items[0], dict) and np.ndim(items[0].get("labels", [])) == 0:
+        return [it["labels"] for it in items]
+    return None
+
+
 def eval_batches(items: Sequence, batch_size: int, collate: Collate, seed: int, rank: int = 0,
                  world: int = 1, limit: Optional[int] = None) -> Iterator[dict]:
-    """Deterministic evaluation batches: fixed order, collate seeded by position (same masks every time)."""
+    """Deterministic evaluation batches: fixed order, collate seeded by position (same masks every time).
+
+    With `limit`, the batches hold a seeded (stratified, for labelled items) sample of `limit` batches'
+    worth of items, not the first ones (see eval_subset)."""
+    subset = eval_subset(len(items), batch_size, limit, seed, item_strata(items))
+    if subset is not None:
+        items = [items[int(i)] for i in subset]
     n = math.ceil(len(items) / batch_size)
-    if limit is not None:
-        n = min(n, limit)
     for b in range(rank, n, world):
         chunk = [items[i] for i in range(b * batch_size, min(len(items), (b + 1) * batch_size))]
         yield collate(chunk, np.random.default_rng([seed, b, 11]))
+
+
+def sample_note(n_items: int, batch_size: int, limit: Optional[int], seed: int) -> Optional[dict]:
+    """What a limited evaluation scored, for logs and metrics: {size, of, seed}; None when it scores all."""
+    if limit is None or limit * batch_size >= n_items:
+        return None
+    return {"size": limit * batch_size, "of": n_items, "seed": seed}
+
+
+def log_sample(note, what: str, log):
+    """Say (once) that a limited evaluation scores a seeded sample, and of how many; returns the note."""
+    if note:
+        log(f"{what}: scoring a seeded random sample of {note['size']:,} of {note['of']:,} examples "
+            f"(seed {note['seed']}; labelled examples: classes in proportion)")
+    return note

@@ -26,6 +26,9 @@ STATE_FILE = "trainer_state.json"
 def check(output_dir: str, resume: bool, overwrite: bool) -> Path:
     """Fail early, with no side effects, if `output_dir` cannot be used as asked."""
     out = Path(output_dir)
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite: choose one (--resume continues the run in output_dir; "
+                        "--overwrite moves it aside and starts a new one)")
     if out.exists() and not out.is_dir():
         raise UserError(f"output_dir: {out} exists and is a file; expected a directory for the run")
     if resume:
@@ -48,6 +51,26 @@ def prepare(output_dir: str, resume: bool, overwrite: bool, log=print) -> Path:
         log(f"moved the earlier run {out} to {aside}")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def check_unfinished(out: Path, steps: int) -> None:
+    """`--resume` of a finished run whose budget (`steps`) it already reached: change nothing, say so.
+
+    Resuming used to re-save the last weights over the kept best model and rewrite metrics.json and
+    recipe.yaml. A finished run is only continued when the recipe asks for more steps than it ran.
+    """
+    from ftkit.errors import NothingToDo
+
+    ckpt = latest_checkpoint(out)
+    if read_status(out) != "finished" or ckpt is None:
+        return
+    state = json.loads((ckpt / STATE_FILE).read_text())
+    done = int(state.get("progress", {}).get("step", ckpt.name.split("-")[1]))
+    budget = int(state.get("total_steps", done))  # an early-stopped run finished before its budget: still finished
+    if steps <= budget:
+        raise NothingToDo(f"{out}: this run finished at step {done} of {budget} (the recipe asks for {steps}); "
+                          f"nothing to do, nothing changed. To train it further, raise train.max_steps or "
+                          f"train.epochs and --resume; to start again, --overwrite (the run is moved aside)")
 
 
 def read_status(out: Path) -> Optional[str]:

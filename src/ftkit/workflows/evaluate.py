@@ -8,7 +8,7 @@ from typing import Optional
 
 from ftkit.data import lm_blocks
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import eval_batches
+from ftkit.engine.batches import eval_batches, log_sample, sample_note
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
 from ftkit.models import saved
@@ -105,7 +105,10 @@ def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, 
     if hasattr(t, "check_model"):
         t.check_model(model)
     items = eval_items(task, recipe, tokenizer, data is not None, log)
+    note = log_sample(sample_note(len(items), batch_size, max_batches, recipe.masking.eval_seed), "--max-batches", log)
     metrics = evaluate(acc, model, t, eval_batches(items, batch_size, t.eval_collate, recipe.masking.eval_seed,
                                                    limit=max_batches))
     where = data if data is not None else "validation data of its recipe"
-    return {"model": os.path.normpath(model_dir), "task": task, "data": where, **metrics}
+    return {"model": os.path.normpath(model_dir), "task": task, "data": where, **metrics,
+            **({"eval_sample": note} if note else {})}
+

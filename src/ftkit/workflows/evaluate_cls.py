@@ -14,7 +14,7 @@ from typing import Optional
 
 from ftkit.data import labeled
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import eval_batches
+from ftkit.engine.batches import eval_batches, log_sample, sample_note
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
 from ftkit.models.classifier import checkpoint_labels, input_names, max_positions
@@ -48,10 +48,11 @@ def run(model_dir: str, path: str, recipe: Recipe, data: Optional[str], batch_si
     acc = make_accelerator(precision)
     model = acc.prepare(model)
     task = SequenceClassification(tokenizer, labels)
+    note = log_sample(sample_note(len(items), batch_size, max_batches, 0), "--max-batches", log)
     metrics = evaluate(acc, model, task, eval_batches(items, batch_size, task.eval_collate, 0, limit=max_batches))
     where = data if data is not None else "validation data of its recipe"
     result = {"model": os.path.normpath(model_dir), "task": "cls", "data": where, "labels": labels,
-              "skipped_empty": len(rows.skipped), **metrics}
+              "skipped_empty": len(rows.skipped), **metrics, **({"eval_sample": note} if note else {})}
     png = Path(plot) if plot else Path(model_dir) / f"confusion_matrix_{Path(data).stem if data else 'validation'}.png"
     try:
         write_confusion_png(metrics["confusion_matrix"], labels, png,

@@ -17,8 +17,8 @@ import numpy as np
 from ftkit.data import labeled
 from ftkit.engine import rundir
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import EpochBatches, eval_batches
-from ftkit.engine.loop import check_metric, train
+from ftkit.engine.batches import EpochBatches, eval_batches, log_sample, sample_note
+from ftkit.engine.loop import check_metric, total_steps, train
 from ftkit.errors import UserError
 from ftkit.models.classifier import build_classifier, input_names, max_positions
 from ftkit.models.strategy import apply_strategy, save_weights
@@ -103,7 +103,6 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     cfg = recipe.train
     main_log(f"cls | {len(labels)} classes | inputs {', '.join(names)} | {acc.num_processes} process(es), {acc.device}, "
              f"precision {acc.mixed_precision}")
-    start_run(acc, recipe, resume, overwrite, log)
     rank, world = acc.process_index, acc.num_processes
     lengths = np.array([len(it["input_ids"]) for it in train_items])
     try:
@@ -112,15 +111,18 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     except ValueError as e:
         raise UserError(f"train.batch_size: {e}") from None
     main_log(f"train: {batches.batches_per_epoch:,} batches of {cfg.batch_size} per epoch per process, length-grouped")
-    eval_fn = None
+    start_run(acc, recipe, resume, overwrite, log, steps=total_steps(cfg, batches.batches_per_epoch, None))
+    eval_fn, eval_note = None, None
     if val_items is not None:
         ebs = cfg.eval_batch_size or cfg.batch_size
         eval_fn = lambda: eval_batches(val_items, ebs, task.eval_collate, cfg.seed, rank, world, cfg.eval_batches)  # noqa: E731
+        eval_note = log_sample(sample_note(len(val_items), ebs, cfg.eval_batches, cfg.seed), "train.eval_batches", main_log)
     summary = train(accelerator=acc, model=model, task=task, train_batches=batches, eval_fn=eval_fn, cfg=cfg, out=out,
                     save_final=save_final_fn(tokenizer, recipe), resume=resume, log=main_log)
     if acc.is_main_process:
         summary.update(labels=labels, train_examples=len(train_items), train_skipped_empty=len(train_rows.skipped),
                        validation_examples=len(val_items) if val_items is not None else 0,
+                       **({"eval_sample": eval_note} if eval_note else {}),
                        examples_per_s=round(summary["examples"] / max(summary["train_runtime_s"], 1e-9), 1))
         rundir.write_json_atomic(out / "metrics.json", summary)
         rundir.write_status(out, "finished", step=summary["steps"])

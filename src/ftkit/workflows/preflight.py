@@ -8,6 +8,7 @@ workflows, still before training, with the same one-line errors.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from ftkit.data import sources
 from ftkit.engine import rundir
@@ -38,9 +39,12 @@ def preflight(recipe: Recipe, resume: bool = False, overwrite: bool = False, log
         raise UserError(f"tokenizer.path: directory not found: {tok.path}")
 
 
-def start_run(accelerator, recipe: Recipe, resume: bool, overwrite: bool, log=print) -> None:
+def start_run(accelerator, recipe: Recipe, resume: bool, overwrite: bool, log=print, steps: Optional[int] = None) -> None:
     """Once every check has passed: the main process creates output_dir (moving an earlier run aside with
-    --overwrite), marks it running and saves the recipe (what --resume checks against); the others wait."""
+    --overwrite), marks it running and saves the recipe (what --resume checks against); the others wait.
+    `--resume` of a finished run that already reached `steps` stops here, before anything is written."""
+    if resume and steps is not None:
+        rundir.check_unfinished(Path(recipe.output_dir), steps)
     if accelerator.is_main_process:
         out = rundir.prepare(recipe.output_dir, resume, overwrite, log)
         rundir.write_status(out, "running", recipe=recipe.name, world_size=accelerator.num_processes)

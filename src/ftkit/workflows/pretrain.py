@@ -7,8 +7,8 @@ from pathlib import Path
 from ftkit.data import lm_blocks
 from ftkit.engine import rundir
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import EpochBatches, StreamBatches, eval_batches
-from ftkit.engine.loop import check_metric, train
+from ftkit.engine.batches import EpochBatches, StreamBatches, eval_batches, log_sample, sample_note
+from ftkit.engine.loop import check_metric, total_steps, train
 from ftkit.errors import UserError
 from ftkit.models.build import build_model, count_parameters
 from ftkit.models.strategy import apply_strategy, save_weights
@@ -109,7 +109,6 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
              f"~{16 * trainable / 2**20:,.0f} MiB weights+grads+AdamW, "
              f"~{activation_bytes(model, recipe) / 2**20:,.0f} MiB activations per process (estimate) | {acc.num_processes} process(es), "
              f"{acc.device}, precision {'fp32' if acc.mixed_precision == 'no' else acc.mixed_precision}")
-    start_run(acc, recipe, resume, overwrite, log)
     rank, world = acc.process_index, acc.num_processes
     if recipe.data.streaming:
         batches = StreamBatches(train_items, cfg.batch_size, task.collate, cfg.seed, rank)
@@ -118,19 +117,22 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
         unit = "sentence-pair examples of at most" if recipe.task == "mlm+nsp" else "blocks of"
         main_log(f"train: {len(train_items):,} {unit} {recipe.data.block_size} tokens, "
                  f"{batches.batches_per_epoch:,} batches per epoch per process")
-    eval_fn = None
+    eval_fn, eval_note = None, None
     if val_items is not None:
         ebs = cfg.eval_batch_size or cfg.batch_size
         # masking.eval_seed, as `ftkit eval`: the masks (and NSP pairs) of validation match a later evaluation
         eval_fn = lambda: eval_batches(val_items, ebs, task.eval_collate, recipe.masking.eval_seed, rank, world,  # noqa: E731
                                        cfg.eval_batches)
+        eval_note = log_sample(sample_note(len(val_items), ebs, cfg.eval_batches, recipe.masking.eval_seed),
+                               "train.eval_batches", main_log)
     tokens_per_step = cfg.batch_size * cfg.grad_accum * world * recipe.data.block_size
+    start_run(acc, recipe, resume, overwrite, log, steps=total_steps(cfg, batches.batches_per_epoch, tokens_per_step))
     summary = train(accelerator=acc, model=model, task=task, train_batches=batches, eval_fn=eval_fn, cfg=cfg, out=out,
                     save_final=save_final_fn(tokenizer, recipe), resume=resume, tokens_per_step=tokens_per_step, log=main_log,
                     on_step=on_step)
     if acc.is_main_process:
         fpt = flops_per_token(model, recipe.data.block_size)
-        summary.update(parameters=total, flops_per_token=fpt,
+        summary.update(parameters=total, flops_per_token=fpt, **({"eval_sample": eval_note} if eval_note else {}),
                        achieved_gflops=round(summary["tokens_per_s"] * fpt / 1e9, 2))
         rundir.write_json_atomic(out / "metrics.json", summary)
         rundir.write_status(out, "finished", step=summary["steps"])
