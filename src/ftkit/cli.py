@@ -112,12 +112,13 @@ def _launch(launch, recipe, resume: bool, overwrite: bool) -> None:
 
 @app.command()
 def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg,
-             task: Optional[str] = typer.Option(None, "--task", help="cls (text classification); must agree with the recipe's task, or sets it."),
+             task: Optional[str] = typer.Option(None, "--task", help="cls (text classification) or ner (token classification); must agree with the recipe's task, or sets it."),
              print_config: bool = PrintOpt, resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
              num_processes: Optional[int] = NumProcOpt, num_machines: int = NumMachOpt, machine_rank: int = MachRankOpt,
              main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
              accelerate_config: Optional[str] = AccCfgOpt) -> None:
-    """Fine-tune (or train from scratch) a model for a downstream task: cls = text / text-pair classification."""
+    """Fine-tune (or train from scratch) a model for a downstream task: cls = text / text-pair classification,
+    ner = token classification (named entities)."""
     from ftkit.recipe import load_recipe
     from ftkit.recipe.schema import FINETUNE_TASKS
 
@@ -148,6 +149,19 @@ def _columns(text: Optional[str], pair: Optional[str], label: Optional[str], nam
     return {k: v for k, v in given.items() if v is not None}
 
 
+def _data_options(items: Optional[List[str]]) -> dict:
+    """-D KEY=VALUE -> {KEY: VALUE}; values are YAML (3, true, [a, b]); the schema checks the keys."""
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UserError(f"--data-option {item}: expected KEY=VALUE, e.g. tag_field=3")
+        out[key.strip().removeprefix("data.")] = yaml.safe_load(value)
+    return out
+
+
 TextColOpt = typer.Option(None, "--text-column", help="Column with the text (default: the model's recipe's).")
 PairColOpt = typer.Option(None, "--pair-column", help="Column with the second text of pairs (default: the recipe's).")
 NamesOpt = typer.Option(None, "--column-names", help="Comma-separated column names for a csv/tsv file without a header.")
@@ -156,7 +170,7 @@ NamesOpt = typer.Option(None, "--column-names", help="Comma-separated column nam
 @app.command("eval")
 def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model directory (an ftkit output_dir)."),
           data: Optional[str] = typer.Option(None, "--data", help="Evaluation file (default: the validation data of the model's recipe)."),
-          task: Optional[str] = typer.Option(None, "--task", help="clm, mlm, mlm+nsp or cls (default: from the model's config)."),
+          task: Optional[str] = typer.Option(None, "--task", help="clm, mlm, mlm+nsp, cls or ner (default: from the model's config)."),
           batch_size: int = typer.Option(8, "--batch-size", min=1),
           block_size: Optional[int] = typer.Option(None, "--block-size", min=1, help="Sequence length (default: the recipe's)."),
           max_batches: Optional[int] = typer.Option(None, "--max-batches", min=1),
@@ -164,6 +178,8 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
           text_column: Optional[str] = TextColOpt, pair_column: Optional[str] = PairColOpt,
           label_column: Optional[str] = typer.Option(None, "--label-column", help="Column with the label (cls; default: the recipe's)."),
           column_names: Optional[str] = NamesOpt,
+          data_option: Optional[List[str]] = typer.Option(None, "--data-option", "-D", help="Another data.* setting for "
+                                                         "this file, KEY=VALUE (e.g. -D tag_field=3 -D format=conll); repeatable."),
           plot: Optional[str] = typer.Option(None, "--plot", help="cls: where to write the confusion-matrix PNG "
                                              "(default: MODEL/confusion_matrix_<data file stem>.png).")) -> None:
     """Evaluate a saved model: loss and perplexity for language models; accuracy, macro-F1, MCC, per-class
@@ -173,14 +189,15 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
 
     metrics = wf.run(model, data=data, task=task, batch_size=batch_size, block_size=block_size,
                      max_batches=max_batches, log=log, plot=plot,
-                     data_overrides=_columns(text_column, pair_column, label_column, column_names))
+                     data_overrides={**_columns(text_column, pair_column, label_column, column_names),
+                                     **_data_options(data_option)})
     if as_json:
         typer.echo(json.dumps(metrics))
         return
-    if metrics.get("task") == "cls":
-        from ftkit.workflows.evaluate_cls import render_table
+    if metrics.get("task") in ("cls", "ner"):
+        from ftkit.workflows import evaluate_cls, evaluate_ner
 
-        typer.echo(render_table(metrics))
+        typer.echo((evaluate_cls if metrics["task"] == "cls" else evaluate_ner).render_table(metrics))
         return
     width = max(len(k) for k in metrics)
     for k, v in metrics.items():
@@ -213,15 +230,21 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
             text_column: Optional[str] = TextColOpt, pair_column: Optional[str] = PairColOpt,
             column_names: Optional[str] = NamesOpt,
             batch_size: int = typer.Option(32, "--batch-size", min=1),
-            all_scores: bool = typer.Option(False, "--all-scores", help="Add every class's probability.")) -> None:
-    """Classify texts: one JSON line per input, {"line" or "row": n, "label": ..., "probability": ...}."""
+            all_scores: bool = typer.Option(False, "--all-scores", help="Add every class's probability."),
+            fmt: str = typer.Option("auto", "--format", help="ner models: text (one input per line) or conll "
+                                    "(append a predicted-tag column); auto: conll for .conll/.iob/.bio files.")) -> None:
+    """Classify texts: one JSON line per input, {"line" or "row": n, "label": ..., "probability": ...}.
+    Token classifiers (ner): {"line": n, "entities": [{text, type, start, end, score}]} per line, or a CoNLL file
+    with a predicted-tag column."""
     _offline_defaults()
     from ftkit.workflows import predict as wf
 
     cols = _columns(text_column, pair_column, None, column_names)
+    if fmt not in ("auto", "text", "conll"):
+        raise UserError(f"--format: '{fmt}'; expected auto, text or conll")
     for result in wf.run(model, source, cols.get("text_column"), cols.get("text_pair_column"), cols.get("column_names"),
-                         batch_size=batch_size, all_scores=all_scores):
-        typer.echo(json.dumps(result, ensure_ascii=False))
+                         batch_size=batch_size, all_scores=all_scores, fmt=fmt):
+        typer.echo(result if isinstance(result, str) else json.dumps(result, ensure_ascii=False))
 
 
 @app.command()

@@ -14,6 +14,7 @@ AUTO_CLASSES = {
     "mlm": "AutoModelForMaskedLM",
     "mlm+nsp": "AutoModelForPreTraining",
     "cls": "AutoModelForSequenceClassification",
+    "ner": "AutoModelForTokenClassification",
 }
 # RoBERTa-family position ids start after the padding index.
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
@@ -103,7 +104,7 @@ def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, **head_kw
         set_dropout(cfg, recipe.train.dropout)
         try:
             model = cls.from_pretrained(path, config=cfg, trust_remote_code=m.trust_remote_code,
-                                        ignore_mismatched_sizes=task == "cls")
+                                        ignore_mismatched_sizes=task in ("cls", "ner"))
         except (OSError, ValueError) as e:
             raise UserError(f"model.from_pretrained: could not load '{m.from_pretrained}' for task {task}: "
                             f"{str(e).strip().splitlines()[0]}") from None

@@ -17,15 +17,20 @@ from ftkit.models.build import _POSITION_OFFSET, build_model, check_model_path, 
 from ftkit.recipe.schema import Recipe
 
 
-def head_config(labels: list[str]) -> dict:
-    """Config entries that make `pipeline("text-classification")` answer with the real class names."""
-    return {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)},
-            "problem_type": "single_label_classification"}
+_HEADS = {"cls": "ForSequenceClassification", "ner": "ForTokenClassification"}
 
 
-def checkpoint_labels(config) -> Optional[list[str]]:
-    """Class names of a checkpoint that already has a sequence-classification head, else None."""
-    if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+def head_config(labels: list[str], task: str = "cls") -> dict:
+    """Config entries that make `pipeline("text-classification" / "token-classification")` answer with the real names."""
+    out = {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}}
+    if task == "cls":
+        out["problem_type"] = "single_label_classification"
+    return out
+
+
+def checkpoint_labels(config, task: str = "cls") -> Optional[list[str]]:
+    """Class (or tag) names of a checkpoint that already has this task's head, else None."""
+    if not any(a.endswith(_HEADS[task]) for a in (config.architectures or [])):
         return None
     return [str(config.id2label[i]) for i in sorted(config.id2label)]
 
@@ -43,21 +48,22 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
-def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print):
-    """(model, labels in the model's class-id order)."""
+def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print, task: str = "cls"):
+    """(model, labels in the model's class-id order); task cls (sequence) or ner (token classification)."""
     m = recipe.model
+    head = "classification head" if task == "cls" else "token-classification head"
     if m.model_type is not None:
-        model = build_model(recipe, tokenizer, "cls", **head_config(labels))
+        model = build_model(recipe, tokenizer, task, **head_config(labels, task))
         _, total = count_parameters(model)
         log(f"model: new {type(model).__name__} ({total / 1e6:.2f}M parameters), random weights, {len(labels)} classes")
         return model, labels
     from transformers import AutoConfig
 
     path = check_model_path(m.from_pretrained)
-    old = checkpoint_labels(AutoConfig.from_pretrained(path, trust_remote_code=m.trust_remote_code))
+    old = checkpoint_labels(AutoConfig.from_pretrained(path, trust_remote_code=m.trust_remote_code), task)
     reset = False
     if old is not None and len(set(old)) == len(old) and set(old) == set(labels):
-        labels, note = old, f"its classification head for these {len(old)} classes is kept"
+        labels, note = old, f"its {head} for these {len(old)} classes is kept"
     elif old is not None:
         # A head of another size is skipped on load (ignore_mismatched_sizes); one of the same size must be reset.
         reset = len(old) == len(labels)
@@ -65,9 +71,9 @@ def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print):
                 f"{', ...' if len(old) > 6 else ''}), the data {len(labels)} ({', '.join(labels[:6])}"
                 f"{', ...' if len(labels) > 6 else ''}); the new head starts from random weights")
     else:
-        note = f"new classification head for {len(labels)} classes"
+        note = f"new {head} for {len(labels)} {'classes' if task == 'cls' else 'tags'}"
     with _quiet_transformers():
-        model = build_model(recipe, tokenizer, "cls", **head_config(labels))
+        model = build_model(recipe, tokenizer, task, **head_config(labels, task))
     if reset:
         reset_head(model)
     _, total = count_parameters(model)

@@ -18,7 +18,7 @@ from ftkit.recipe.schema import FinetuneSection
 
 PEFT_STRATEGIES = ("lora", "prefix", "prompt")
 BASE_CONFIG = "base_config.json"
-_TASK_TYPES = {"cls": "SEQ_CLS", "clm": "CAUSAL_LM"}
+_TASK_TYPES = {"cls": "SEQ_CLS", "clm": "CAUSAL_LM", "ner": "TOKEN_CLS"}
 
 
 def count_parameters(model) -> tuple[int, int]:
@@ -130,7 +130,7 @@ def apply_strategy(model, cfg: FinetuneSection, task: str, log=print):
         import peft
 
         if task not in _TASK_TYPES:
-            raise UserError(f"finetune.strategy {cfg.strategy}: not available for task {task}; expected cls or clm")
+            raise UserError(f"finetune.strategy {cfg.strategy}: not available for task {task}; expected cls, clm or ner")
         conf = peft_config(cfg, task, model)
         if cfg.strategy == "prefix" and task == "cls":
             accept_prefix_cache(model)

@@ -12,9 +12,9 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
-Task = Literal["clm", "mlm", "mlm+nsp", "cls"]
+Task = Literal["clm", "mlm", "mlm+nsp", "cls", "ner"]
 PRETRAIN_TASKS = ("clm", "mlm", "mlm+nsp")
-FINETUNE_TASKS = ("cls",)
+FINETUNE_TASKS = ("cls", "ner")
 
 
 class Section(BaseModel):
@@ -76,8 +76,10 @@ class DataSection(Section):
         0.0, ge=0.0, lt=1.0, description="Fraction of train held out for validation when no validation data is given.")
     split_mode: Literal["random", "tail"] = Field(
         "random", description="How validation_split holds data out: a seeded random sample of rows, or the tail (language models: the last fraction of the token stream, as nanoGPT).")
-    format: Literal["auto", "text", "csv", "tsv", "json", "parquet", "label_text"] = Field(
-        "auto", description="File format; auto picks it from the file extension (.txt and unknown: text). "
+    format: Literal["auto", "text", "csv", "tsv", "json", "parquet", "label_text", "conll"] = Field(
+        "auto", description="File format; auto picks it from the file extension (.txt and unknown: text; ner: "
+        ".json/.jsonl/.parquet are tables, anything else conll). conll (ner): one token per line with its tag in "
+        "columns, blank or whitespace-only lines between sentences, -DOCSTART- lines skipped. "
         "label_text: one example per line, the label then a space then the text (SST-2's stsa.binary.*, TREC, "
         "fastText files); columns label and text, or the two data.column_names.")
     sample_by: Literal["line", "paragraph", "document"] = Field(
@@ -89,10 +91,20 @@ class DataSection(Section):
         default_factory=dict, description="Rename raw label values before they become class names (cls), e.g. "
         "{0: negative, 1: positive}, or AG News' class numbers {1: World, ...}; values not listed keep their own name.")
     column_names: Optional[list[str]] = Field(None, description="Column names for csv/tsv files without a header row.")
+    token_field: int = Field(0, description="ner, conll files: column holding the token (0-based; negative counts from the end).")
+    tag_field: int = Field(-1, description="ner, conll files: column holding the tag (CoNLL-2003: -1, the NER column of token POS chunk NER).")
+    tokens_column: str = Field("tokens", description="ner, json/parquet/hub data: column with the list of tokens.")
+    tags_column: str = Field("ner_tags", description="ner, json/parquet/hub data: column with the list of tags (strings, or ints named by tag_names / the dataset's ClassLabel).")
+    tag_names: Optional[list[str]] = Field(None, description="ner: names of integer tags, in id order (e.g. [O, B-PER, I-PER]).")
+    tag_scheme: Literal["iob2", "iob1", "bioes", "bilou"] = Field(
+        "iob2", description="ner: how the tags mark entities. iob2 (B- starts every entity; an I- that starts one is "
+        "repaired to B- and counted, as conlleval reads it), iob1 (converted to iob2 on load), bioes, bilou (read as bioes).")
+    label_all_tokens: bool = Field(False, description="ner: train every piece of a word on its tag (B- becomes I- after the first piece), "
+                                   "not only the first. Scores always count words (first piece), so they are not inflated.")
     hub_config: Optional[str] = Field(None, description="Configuration name of a hub dataset (e.g. wikitext-2-raw-v1).")
     streaming: bool = Field(False, description="Stream the training data instead of tokenizing it all up front (needs train.max_steps or train.max_tokens).")
     shuffle_buffer: int = Field(10_000, gt=0, description="Shuffle buffer, in examples, when streaming.")
-    block_size: int = Field(256, gt=0, description="Tokens per packed training sequence (clm, mlm) or the length cap (mlm+nsp, cls).")
+    block_size: int = Field(256, gt=0, description="Tokens per packed training sequence (clm, mlm) or the length cap (mlm+nsp, cls; ner: longer sentences are cut into windows of whole words, every word scored).")
     add_eos: bool = Field(True, description="Append the tokenizer's end-of-text token (encoders without one: the separator) after each example before packing (clm, mlm).")
     cache_dir: str = Field(".ftkit_cache", description="Where tokenized, packed corpora are cached (keyed by tokenizer, data and settings).")
 
@@ -172,7 +184,7 @@ class DistillSection(Section):
 
 class Recipe(Section):
     name: Optional[str] = Field(None, description="A name for the run (default: the recipe file's stem).")
-    task: Task = Field("clm", description="clm (GPT), mlm (BERT/RoBERTa masked LM), mlm+nsp (BERT pre-training), cls (classification).")
+    task: Task = Field("clm", description="clm (GPT), mlm (BERT/RoBERTa masked LM), mlm+nsp (BERT pre-training), cls (classification), ner (token classification).")
     output_dir: str = Field(description="Run directory: checkpoints, metrics and the final save_pretrained model.")
     tokenizer: Optional[TokenizerSection] = Field(None, description="Tokenizer to train or reuse (default: the model's own).")
     model: ModelSection
@@ -189,8 +201,9 @@ class Recipe(Section):
         if self.tokenizer is None and self.model.from_pretrained is None:
             raise ValueError("a new model (model.model_type) needs a tokenizer section")
         if self.finetune.strategy in ("lora", "prefix", "prompt"):
-            if self.task not in ("cls", "clm"):
-                raise ValueError(f"finetune.strategy {self.finetune.strategy} is for tasks cls and clm, not {self.task}")
+            allowed = ("cls", "clm", "ner") if self.finetune.strategy == "lora" else ("cls", "clm")
+            if self.task not in allowed:
+                raise ValueError(f"finetune.strategy {self.finetune.strategy} is for tasks {', '.join(allowed)}, not {self.task}")
             if self.model.from_pretrained is None:  # an adapter over random weights could never be loaded again
                 raise ValueError(f"finetune.strategy {self.finetune.strategy} needs model.from_pretrained (a pre-trained model to adapt)")
         return self

@@ -17,6 +17,7 @@ from ftkit.recipe import load_recipe
 from ftkit.recipe.schema import Recipe
 
 _ARCH_TASKS = (("ForPreTraining", "mlm+nsp"), ("ForMaskedLM", "mlm"), ("ForSequenceClassification", "cls"),
+               ("ForTokenClassification", "ner"),
                ("ForCausalLM", "clm"), ("LMHeadModel", "clm"))
 
 
@@ -97,6 +98,10 @@ def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, 
         from ftkit.workflows import evaluate_cls
 
         return evaluate_cls.run(model_dir, path, recipe, data, batch_size, max_batches, precision, plot, log)
+    if task == "ner":  # entity-level scores over words, per type
+        from ftkit.workflows import evaluate_ner
+
+        return evaluate_ner.run(model_dir, path, recipe, data, batch_size, max_batches, precision, log)
     tokenizer = load_saved(AutoTokenizer, path)
     model = saved.load_model(path, task)
     acc = make_accelerator(precision)

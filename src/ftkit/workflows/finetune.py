@@ -1,4 +1,8 @@
-"""`ftkit finetune --task cls`: fine-tune (or train from scratch) a text classifier as the recipe describes.
+"""`ftkit finetune --task cls|ner`: fine-tune (or train from scratch) a text or token classifier as the recipe describes.
+
+Each task prepares its model, Task and encoded items (`prepare_cls` here, `prepare_ner` in ner_setup.py);
+the rest of the run is shared.
+
 
 Data -> class names (from the training labels) -> a model whose head matches them -> tokenized
 examples in length-grouped batches, padded per batch -> the engine's loop, which evaluates every
@@ -10,7 +14,9 @@ The output directory is a plain `save_pretrained` model whose config maps ids to
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 
@@ -68,6 +74,46 @@ def sorted_by_length(items: list[dict]) -> list[dict]:
     return sorted(items, key=lambda it: len(it["input_ids"]))
 
 
+@dataclass
+class Prepared:
+    """What a fine-tuning task hands the shared run: its model, Task, encoded items and summary extras."""
+    model: Any
+    task: Any
+    train_items: list
+    val_items: Optional[list]
+    labels: list[str]
+    summary: dict = field(default_factory=dict)
+    tokenizer: Any = None  # when the task needs the tokenizer set up otherwise (ner: add_prefix_space)
+
+
+def prepare_cls(recipe: Recipe, tokenizer, log) -> Prepared:
+    train_rows, val_rows = labeled.train_and_validation(recipe.data, recipe.train.seed, log)
+    labels = labeled.infer_labels(train_rows)
+    if val_rows is not None:
+        labeled.check_known(val_rows, labels, "data.train")
+    model, labels = build_classifier(recipe, tokenizer, labels, log)
+    label2id = {n: i for i, n in enumerate(labels)}
+    task = SequenceClassification(tokenizer, labels)
+    check_metric(recipe.train, task)  # a misspelt metric_for_best fails before the data is tokenized
+    cap = length_cap(recipe, model, log)
+    names = input_names(model, tokenizer)
+    train_items = labeled.encode(train_rows, tokenizer, cap, label2id, names)
+    val_items = sorted_by_length(labeled.encode(val_rows, tokenizer, cap, label2id, names)) if val_rows is not None else None
+    log(describe_split("train", train_rows, train_items, cap))
+    if val_rows is not None:
+        log(describe_split("validation", val_rows, val_items, cap))
+    log(f"cls | {len(labels)} classes | inputs {', '.join(names)}")
+    return Prepared(model, task, train_items, val_items, labels, {"train_skipped_empty": len(train_rows.skipped)})
+
+
+def _prepare(recipe: Recipe, tokenizer, log) -> Prepared:
+    if recipe.task == "ner":
+        from ftkit.workflows.ner_setup import prepare_ner
+
+        return prepare_ner(recipe, tokenizer, log)
+    return prepare_cls(recipe, tokenizer, log)
+
+
 def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print, customize=None) -> dict:
     """`customize(model, task, log) -> (model, task)`: e.g. distillation swaps in a student and its task."""
     from transformers.utils import logging as hf_logging
@@ -80,29 +126,16 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     out = Path(recipe.output_dir)
     with acc.main_process_first():
         tokenizer = obtain_tokenizer(recipe, main_log)
-    train_rows, val_rows = labeled.train_and_validation(recipe.data, recipe.train.seed, main_log)
-    labels = labeled.infer_labels(train_rows)
-    if val_rows is not None:
-        labeled.check_known(val_rows, labels, "data.train")
-    model, labels = build_classifier(recipe, tokenizer, labels, main_log)
-    label2id = {n: i for i, n in enumerate(labels)}
-    task = SequenceClassification(tokenizer, labels)
-    check_metric(recipe.train, task)  # a misspelt metric_for_best fails before the data is tokenized
-    cap = length_cap(recipe, model, main_log)
-    names = input_names(model, tokenizer)
-    model = apply_strategy(model, recipe.finetune, "cls", main_log)
-    train_items = labeled.encode(train_rows, tokenizer, cap, label2id, names)
-    val_items = sorted_by_length(labeled.encode(val_rows, tokenizer, cap, label2id, names)) if val_rows is not None else None
-    main_log(describe_split("train", train_rows, train_items, cap))
-    if val_rows is not None:
-        main_log(describe_split("validation", val_rows, val_items, cap))
+    prep = _prepare(recipe, tokenizer, main_log)
+    model, task, train_items, val_items, labels = prep.model, prep.task, prep.train_items, prep.val_items, prep.labels
+    tokenizer = prep.tokenizer or tokenizer
+    model = apply_strategy(model, recipe.finetune, recipe.task, main_log)
     if customize is not None:
         model, task = customize(model, task, main_log)
     if resume:
         check_checkpoint_fits(recipe.output_dir, model)
     cfg = recipe.train
-    main_log(f"cls | {len(labels)} classes | inputs {', '.join(names)} | {acc.num_processes} process(es), {acc.device}, "
-             f"precision {acc.mixed_precision}")
+    main_log(f"{acc.num_processes} process(es), {acc.device}, precision {acc.mixed_precision}")
     rank, world = acc.process_index, acc.num_processes
     lengths = np.array([len(it["input_ids"]) for it in train_items])
     try:
@@ -120,7 +153,7 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     summary = train(accelerator=acc, model=model, task=task, train_batches=batches, eval_fn=eval_fn, cfg=cfg, out=out,
                     save_final=save_final_fn(tokenizer, recipe), resume=resume, log=main_log)
     if acc.is_main_process:
-        summary.update(labels=labels, train_examples=len(train_items), train_skipped_empty=len(train_rows.skipped),
+        summary.update(labels=labels, train_examples=len(train_items), **prep.summary,
                        validation_examples=len(val_items) if val_items is not None else 0,
                        **({"eval_sample": eval_note} if eval_note else {}),
                        examples_per_s=round(summary["examples"] / max(summary["train_runtime_s"], 1e-9), 1))

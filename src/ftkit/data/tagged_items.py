@@ -1,0 +1,73 @@
+"""Tagged sentences -> model inputs: sub-token alignment and windows, so that every word is scored.
+
+Alignment (as transformers' run_ner): a fast tokenizer splits the words, `word_ids()` maps pieces
+to words; the first piece of a word carries its tag, the other pieces are ignored (-100) unless
+`data.label_all_tokens` (they then carry the word's tag with B- turned into I-: more training
+signal, but a scorer that counts pieces would inflate entity scores, transformers #14043 — ftkit
+always scores words, by their first piece).
+Sentences longer than the length cap are not truncated: they are cut into consecutive windows of
+whole words that fit, each word in exactly one window, and its prediction is merged back by its
+(sentence, word) key. Each labelled position carries that key in `word_key` (-1 elsewhere).
+"""
+
+from __future__ import annotations
+
+from ftkit.errors import UserError
+
+WORDS_PER_SENTENCE = 1_000_000  # word_key = sentence * this + word
+
+
+def check_tokenizer(tokenizer, key: str):
+    """A fast tokenizer (word_ids); byte-level BPE needs add_prefix_space to tokenize words as in running text."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise UserError(f"{key}: {type(tokenizer).__name__} is a slow tokenizer; token classification needs a fast "
+                        f"one (tokenizer.json) for word_ids()")
+    backend = tokenizer.backend_tokenizer
+    byte_level = "ByteLevel" in type(backend.pre_tokenizer).__name__ or "ByteLevel" in str(backend.pre_tokenizer)
+    if byte_level and not getattr(tokenizer, "add_prefix_space", False):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer.name_or_path, add_prefix_space=True)
+    return tokenizer
+
+
+def windows(piece_counts: list[int], budget: int) -> list[tuple[int, int]]:
+    """Consecutive word ranges [a, b) whose pieces fit `budget` (a longer single word gets a window of its own)."""
+    out, start, used = [], 0, 0
+    for i, c in enumerate(piece_counts):
+        if i > start and used + c > budget:
+            out.append((start, i))
+            start, used = i, 0
+        used += c
+    out.append((start, len(piece_counts)))
+    return out
+
+
+def encode(tagged, tokenizer, cap: int, label2id: dict[str, int], input_names: list[str],
+           label_all_tokens: bool = False) -> tuple[list[dict], int]:
+    """(items, number of sentences split into windows)."""
+    budget = cap - tokenizer.num_special_tokens_to_add(pair=False)
+    items, split = [], 0
+    for s, (words, tags) in enumerate(zip(tagged.tokens, tagged.tags)):
+        counts = [max(1, len(ids)) for ids in tokenizer(words, add_special_tokens=False)["input_ids"]]
+        spans = windows(counts, budget)
+        split += len(spans) > 1
+        for a, b in spans:
+            enc = tokenizer(words[a:b], is_split_into_words=True, truncation=True, max_length=cap,
+                            return_token_type_ids="token_type_ids" in input_names)
+            labels, keys, prev = [], [], None
+            for w in enc.word_ids():
+                if w is None:
+                    labels.append(-100), keys.append(-1)
+                elif w != prev:
+                    labels.append(label2id[tags[a + w]]), keys.append(s * WORDS_PER_SENTENCE + a + w)
+                else:
+                    tag = tags[a + w]
+                    labels.append(label2id.get("I-" + tag[2:], label2id[tag]) if label_all_tokens and tag.startswith("B-")
+                                  else label2id[tag] if label_all_tokens else -100)
+                    keys.append(-1)
+                prev = w
+            item = {k: enc[k] for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc and (k in input_names or k == "input_ids")}
+            item.update(labels=labels, word_key=keys)
+            items.append(item)
+    return items, split
