@@ -14,6 +14,19 @@ from ftkit.recipe.schema import Recipe
 STATS_SAMPLE_BYTES = 20_000_000
 
 
+def training_corpus(recipe: Recipe):
+    """The rows a tokenizer trains on: data.train as read for its task (ner: each sentence's tokens joined by spaces)."""
+    if recipe.task == "ner":
+        import datasets
+
+        from ftkit.data import tagged
+
+        sents = tagged.load(recipe.data.train, recipe.data, "data.train")
+        return datasets.Dataset.from_dict({recipe.data.text_column: [" ".join(t) for t in sents.tokens]})
+    train_ds, _ = sources.train_and_validation(recipe.data, recipe.train.seed)
+    return train_ds
+
+
 def obtain_tokenizer(recipe: Recipe, log=print, train_ds=None):
     """Load the recipe's tokenizer; train and save it first when `tokenizer.kind` is set and it does not exist yet."""
     cfg = recipe.tokenizer
@@ -23,7 +36,7 @@ def obtain_tokenizer(recipe: Recipe, log=print, train_ds=None):
         return load_tokenizer(cfg.path, recipe.model.trust_remote_code)
     log(f"tokenizer {cfg.path} does not exist yet: training a {cfg.kind} tokenizer")
     if train_ds is None:
-        train_ds, _ = sources.train_and_validation(recipe.data, recipe.train.seed)
+        train_ds = training_corpus(recipe)
     sources.require_column(train_ds, recipe.data.text_column, "data.text_column", "data.train")
     tok, _ = train_from_recipe(recipe, train_ds)
     save_tokenizer(tok, cfg.path)
@@ -41,7 +54,7 @@ def run(recipe: Recipe, encode: bool = False, overwrite: bool = False, log=print
         aside = target.with_name(f"{target.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(target, aside)
         log(f"moved the earlier tokenizer {target} to {aside}")
-    train_ds, _ = sources.train_and_validation(recipe.data, recipe.train.seed)
+    train_ds = training_corpus(recipe)
     sources.require_column(train_ds, recipe.data.text_column, "data.text_column", "data.train")
     t0 = time.perf_counter()
     tok, _ = train_from_recipe(recipe, train_ds)
