@@ -12,6 +12,8 @@ whole words that fit, each word in exactly one window, and its prediction is mer
 
 from __future__ import annotations
 
+import json
+
 from ftkit.errors import UserError
 
 WORDS_PER_SENTENCE = 1_000_000  # word_key = sentence * this + word
@@ -23,13 +25,36 @@ def check_tokenizer(tokenizer, key: str):
         raise UserError(f"{key}: {type(tokenizer).__name__} is a slow tokenizer; token classification needs a fast "
                         f"one (tokenizer.json) for word_ids()")
     backend = tokenizer.backend_tokenizer
-    byte_level = "ByteLevel" in type(backend.pre_tokenizer).__name__ or "ByteLevel" in str(backend.pre_tokenizer)
-    if byte_level and not getattr(tokenizer, "add_prefix_space", False):
-        from transformers import AutoTokenizer
+    state = json.loads(backend.to_str())
+    if _prefix_space_off(state.get("pre_tokenizer")):
+        # Byte-level BPE marks a word start by its leading space: a word split out of a sentence must be
+        # encoded as " word", as in running text. `from_pretrained(add_prefix_space=True)` does not reach
+        # the backend of every tokenizer class in transformers 5, so the setting is made on the backend.
+        _prefix_space_on(state["pre_tokenizer"])
+        from tokenizers import Tokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer.name_or_path, add_prefix_space=True)
+        tokenizer._tokenizer = Tokenizer.from_str(json.dumps(state))
+        tokenizer.add_prefix_space = True
     return tokenizer
 
+
+def _prefix_space_off(node) -> bool:
+    if isinstance(node, dict):
+        if node.get("type") == "ByteLevel" and node.get("add_prefix_space") is False:
+            return True
+        return any(_prefix_space_off(v) for v in node.values())
+    return isinstance(node, list) and any(_prefix_space_off(v) for v in node)
+
+
+def _prefix_space_on(node) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "ByteLevel":
+            node["add_prefix_space"] = True
+        for v in node.values():
+            _prefix_space_on(v)
+    elif isinstance(node, list):
+        for v in node:
+            _prefix_space_on(v)
 
 def windows(piece_counts: list[int], budget: int) -> list[tuple[int, int]]:
     """Consecutive word ranges [a, b) whose pieces fit `budget` (a longer single word gets a window of its own)."""
