@@ -48,7 +48,8 @@ def run_ftkit(tmp: Path, epochs: float, prec: str) -> dict:
                      "warmup_steps": SETTINGS["warmup_steps"], "weight_decay": SETTINGS["weight_decay"],
                      "betas": [0.9, 0.999], "seed": SETTINGS["seed"], "eval_every": 0, "log_every": 50, "precision": prec}}
     summary = finetune.run(validate(raw), log=lambda *_: None)
-    result = evaluate.run(str(tmp / "ftkit"), data=str(WNUT / "emerging.dev.conll"), batch_size=64, log=lambda *_: None)
+    result = evaluate.run(str(tmp / "ftkit"), data=str(WNUT / "emerging.dev.conll"), batch_size=64, precision=prec,
+                          log=lambda *_: None)  # one Accelerate state per process: the same precision
     return {"train_s": summary["train_runtime_s"], "f1": result["f1"], "steps": summary["steps"]}
 
 

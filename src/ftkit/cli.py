@@ -59,15 +59,20 @@ def _offline_defaults() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 
-@app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
-          version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    _state["debug"] = debug
-    if version:
+def _print_version(value: bool) -> None:
+    # eager: answered while the options are parsed, so `ftkit --version` needs no command
+    if value:
         from ftkit import __version__
 
         typer.echo(f"ftkit {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
+          version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                       callback=_print_version)) -> None:
+    _state["debug"] = debug
 
 
 @app.command()

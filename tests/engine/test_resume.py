@@ -10,7 +10,8 @@ from conftest import run_cli, write_recipe
 
 
 def test_resume_equals_uninterrupted(tmp_path, tiny_gpt_recipe):
-    tiny_gpt_recipe["train"].update(max_steps=16, save_every=4, eval_every=8, keep_checkpoints=10)
+    tiny_gpt_recipe["train"].update(max_steps=16, save_every=4, eval_every=8, keep_checkpoints=10,
+                                     keep_checkpoints_at_end=10)
     tiny_gpt_recipe["model"]["config"].update(resid_pdrop=0.1, embd_pdrop=0.1)  # dropout: RNG state must be restored
     recipe = write_recipe(tmp_path / "r.yaml", tiny_gpt_recipe)
     code, _, err = run_cli("pretrain", "-r", str(recipe))

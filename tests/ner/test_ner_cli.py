@@ -162,7 +162,7 @@ def test_resume_is_exact_for_ner(tmp_path):
                                                     "intermediate_size": 64, "hidden_dropout_prob": 0.1}},
         "data": {"train": str(conll_slice(WNUT / "wnut17train.conll", tmp_path / "t.conll", 160)),
                  "validation": str(conll_slice(WNUT / "wnut17train.conll", tmp_path / "d.conll", 40)), "block_size": 64},
-        "train": {"max_steps": 12, "batch_size": 8, "lr": 1e-3, "eval_every": 6, "save_every": 4, "keep_checkpoints": 5,
+        "train": {"max_steps": 12, "batch_size": 8, "lr": 1e-3, "eval_every": 6, "save_every": 4, "keep_checkpoints": 5, "keep_checkpoints_at_end": 5,
                   "precision": "fp32", "log_every": 4},
     }
     r = write_recipe(tmp_path / "r.yaml", recipe)

@@ -193,7 +193,19 @@ def test_evaluation_every_epoch(tok, tmp_path):
     _, summary, steps, out = run_engine(tok, tmp_path, [0.1, 0.2, 0.3], epochs=3, grad_accum=3, eval_every=0,
                                         eval_every_epoch=True)
     assert summary["steps"] == 8 and steps == [3, 6, 8]
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-6", "step-8"]  # keep_checkpoints=2
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-8"]  # keep_checkpoints_at_end=1
+
+
+def test_checkpoints_kept_while_training_and_at_the_end(tok, tmp_path):
+    """Default: the last checkpoint only, once finished; 0 and 0: none at all, only the final model."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    *_, out = run_engine(tok, tmp_path / "a", [0.1, 0.2, 0.3, 0.4], max_steps=8, eval_every=2, keep_checkpoints=0,
+                         keep_checkpoints_at_end=0)
+    assert not (out / "checkpoints").exists() or not list((out / "checkpoints").iterdir())
+    assert (out / "model.safetensors").is_file()
+    *_, out = run_engine(tok, tmp_path / "b", [0.1, 0.2, 0.3, 0.4], max_steps=8, eval_every=2, keep_checkpoints=3,
+                         keep_checkpoints_at_end=2)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-6", "step-8"]
 
 
 def test_encoder_weights_missing_from_the_checkpoint_are_reported(tok, tmp_path):

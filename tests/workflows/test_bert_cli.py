@@ -113,13 +113,14 @@ def test_resume_is_exact_for_mlm_nsp(bert_run, tmp_path):
 
     tmp, _, _ = bert_run
     base = [f"output_dir={tmp_path / 'full'}", "train.max_steps=8", "train.save_every=4", "train.eval_every=0",
-            "train.keep_checkpoints=5", "train.dropout=0.1"]  # with dropout: its RNG state must be restored too
+            "train.keep_checkpoints=5", "train.keep_checkpoints_at_end=5", "train.dropout=0.1"]  # dropout: its RNG state must be restored too
     recipe = str(tmp / "bert.yaml")
     assert run_cli("pretrain", "-r", recipe, *base)[0] == 0
     cut = tmp_path / "cut"
     shutil.copytree(tmp_path / "full", cut)
     shutil.rmtree(cut / "checkpoints" / "step-8")
     (cut / "model.safetensors").unlink()
+    (cut / "run.json").write_text('{"status": "running"}')  # as a killed run leaves it
     code, _, err = run_cli("pretrain", "-r", recipe, *base, f"output_dir={cut}", "--resume")
     assert code == 0 and "at step 4" in err, err
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(cut / "model.safetensors")

@@ -161,10 +161,13 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
     if prog.step >= steps:
         log(f"nothing to do: step {prog.step} of {steps}")
 
-    def checkpoint() -> Path:
+    def checkpoint(force: bool = False) -> Optional[Path]:
+        """force: written even with keep_checkpoints 0 (a run stopped by a signal, the final checkpoint)."""
+        if cfg.keep_checkpoints == 0 and not force:
+            return None
         state = {"progress": prog.__dict__, "scheduler": scheduler.state_dict(), "data": train_batches.state_dict(),
                  "total_steps": steps}
-        return rundir.save_checkpoint(accelerator, out, prog.step, state, cfg.keep_checkpoints)
+        return rundir.save_checkpoint(accelerator, out, prog.step, state, max(cfg.keep_checkpoints, 1))
 
     def save_model(path: Path) -> None:
         """Gather the full weights on every rank (needed under FSDP / ZeRO-3); only the main process writes."""
@@ -259,7 +262,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
             save_every = cfg.save_every or cfg.eval_every
             if (save_every and prog.step % save_every == 0 and not at_end) or stopping or \
                     (epoch_end and not cfg.save_every and not at_end):
-                checkpoint()
+                checkpoint(force=stopping)
             if stopping:
                 stopped_by = stop.signal or signal.SIGTERM
                 break
@@ -275,7 +278,13 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
         accelerator.end_training()
         sys.exit(128 + stopped_by)
 
-    final_ckpt = checkpoint()  # lets `--resume` extend a finished run with a larger budget
+    # The last checkpoint lets `--resume` extend a finished run with a larger budget; older ones only take room.
+    final_ckpt = checkpoint(force=True) if cfg.keep_checkpoints_at_end else None
+    if accelerator.is_main_process:
+        rundir.prune_checkpoints(out, cfg.keep_checkpoints_at_end)
+        if final_ckpt is not None:
+            log(f"resumable checkpoint {final_ckpt}: {rundir.dir_bytes(final_ckpt) / 2**20:,.1f} MiB "
+                f"(train.keep_checkpoints_at_end: 0 keeps only the final model)")
     use_best = getattr(task, "keep_best", False) and (out / "best").is_dir()
     if not use_best:
         save_model(out)
@@ -283,7 +292,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
         "task": task.name, "steps": prog.step, "total_steps": steps, "tokens": prog.tokens, "examples": prog.examples,
         "train_runtime_s": round(prog.elapsed, 2), "tokens_per_s": round(prog.tokens / max(prog.elapsed, 1e-9), 1),
         "world_size": world, "skipped_nonfinite_steps": prog.skipped, "metric_for_best": metric_name, "best": prog.best, "best_step": prog.best_step,
-        "best_metrics": prog.best_metrics, "final_metrics": mlog.last_eval, "checkpoint": str(final_ckpt),
+        "best_metrics": prog.best_metrics, "final_metrics": mlog.last_eval, "checkpoint": str(final_ckpt) if final_ckpt else None,
     }
     summary["saved"] = f"best (step {prog.best_step})" if use_best else f"last (step {prog.step})"
     if accelerator.is_main_process:

@@ -28,7 +28,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainSection) -> torch.optim.Op
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainSection, total_steps: int):
     from transformers import get_scheduler
 
-    warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
+    warmup = min(max(cfg.warmup_steps, round(cfg.warmup_ratio * total_steps)), max(total_steps - 1, 0))
     if cfg.schedule == "cosine":
         return get_scheduler("cosine_with_min_lr", optimizer, num_warmup_steps=warmup, num_training_steps=total_steps,
                              scheduler_specific_kwargs={"min_lr_rate": cfg.min_lr_ratio})

@@ -126,10 +126,20 @@ def save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        for old in checkpoints(out)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        prune_checkpoints(out, keep)
     accelerator.wait_for_everyone()
     return final
+
+
+def prune_checkpoints(out: Path, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoints (keep 0: all of them)."""
+    found = checkpoints(out)
+    for old in found[:len(found) - keep] if keep < len(found) else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def load_checkpoint(accelerator, path: Path) -> dict:

@@ -127,13 +127,18 @@ class TrainSection(Section):
     epochs: float = Field(1.0, gt=0, description="Passes over the training data when no step/token budget is set.")
     batch_size: int = Field(8, gt=0, description="Sequences per micro-batch per process.")
     grad_accum: int = Field(1, gt=0, description="Micro-batches accumulated per optimizer step.")
-    lr: float = Field(3e-4, gt=0, description="Peak learning rate (AdamW).")
-    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay (never applied to biases and norms).")
-    betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas.")
+    lr: float = Field(3e-4, gt=0, description="Peak learning rate (AdamW). Default per family: pre-training 3e-4; "
+                      "fine-tuning (cls, ner) 5e-5, as transformers' Trainer.")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay (never applied to biases and norms). "
+                                "Default: pre-training 0.1, fine-tuning 0.01.")
+    betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas. Default: pre-training (0.9, 0.95), "
+                                       "fine-tuning (0.9, 0.999).")
     schedule: Literal["cosine", "linear", "constant", "wsd"] = Field(
         "cosine", description="Decay after warmup. wsd (warmup-stable-decay): constant lr, then a linear decay over the "
         "last train.decay_fraction of the steps (short runs: the lr stays high while the model still has most to learn).")
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Warmup as a share of all steps (the larger of this and "
+                                "warmup_steps counts). Default: fine-tuning 0.1 when neither is set, else 0.")
     decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: share of all steps spent in the final decay.")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Floor of the cosine and wsd decays as a fraction of lr.")
     grad_clip: Optional[float] = Field(1.0, gt=0, description="Clip the gradient norm to this value (empty: no clipping).")
@@ -145,7 +150,11 @@ class TrainSection(Section):
     eval_batches: Optional[int] = Field(None, gt=0, description="Evaluate on at most N batches (default: the whole validation set).")
     eval_batch_size: Optional[int] = Field(None, gt=0, description="Batch size for evaluation (default: batch_size).")
     save_every: int = Field(0, ge=0, description="Write a resumable checkpoint every N steps (0: at each evaluation).")
-    keep_checkpoints: int = Field(2, gt=0, description="Resumable checkpoints kept (oldest deleted first).")
+    keep_checkpoints: int = Field(2, ge=0, description="Resumable checkpoints kept while training (oldest deleted first); "
+                                  "0: none are written (a stopped run cannot be resumed).")
+    keep_checkpoints_at_end: int = Field(1, ge=0, description="Checkpoints kept once the run has finished (each holds "
+                                         "model, optimizer and RNG states: ~4x the model). 1: the last, enough to continue "
+                                         "the run with a larger budget (--resume); 0: only the final model.")
     log_every: int = Field(10, gt=0, description="Log loss, learning rate and tokens/s every N steps.")
     metric_for_best: Optional[str] = Field(None, description="Validation metric that picks the best model (default: the task's first: loss for language models, accuracy for cls; cls also has f1 (macro), mcc, binary_f1, loss).")
     early_stopping_patience: Optional[int] = Field(None, gt=0, description="Stop after this many evaluations without improvement.")
@@ -193,6 +202,20 @@ class Recipe(Section):
     train: TrainSection = Field(default_factory=TrainSection)
     finetune: FinetuneSection = Field(default_factory=FinetuneSection, description="Fine-tuning strategy: full, freeze, lora, prefix, prompt (cls, clm).")
     distill: DistillSection = Field(default_factory=DistillSection, description="Knowledge distillation settings (`ftkit compress distill`).")
+
+    @model_validator(mode="after")
+    def _family_defaults(self) -> "Recipe":
+        """Fine-tuning starts from trained weights: HF's fine-tuning defaults, not pre-training's (keys the
+        recipe sets are kept). Filled in here, so --print-config and the saved recipe.yaml show them."""
+        if self.task in FINETUNE_TASKS:
+            given = self.train.model_fields_set
+            defaults = {"lr": 5e-5, "weight_decay": 0.01, "betas": (0.9, 0.999)}
+            if not {"warmup_steps", "warmup_ratio"} & given:
+                defaults["warmup_ratio"] = 0.1
+            for key, value in defaults.items():
+                if key not in given:
+                    object.__setattr__(self.train, key, value)  # no validate_assignment: it would mark them as set
+        return self
 
     @model_validator(mode="after")
     def _checks(self) -> "Recipe":

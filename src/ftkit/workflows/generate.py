@@ -14,7 +14,13 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     import torch
     from transformers import AutoTokenizer, set_seed
 
+    from ftkit.workflows.evaluate import infer_task
+
     path = saved.check_dir(model_dir, "--model")
+    task = infer_task(saved.load_config(path))
+    if task not in (None, "clm"):  # a classifier's hidden states would be decoded as random words
+        raise UserError(f"--model: {model_dir} is a {task} model, not a causal language model; "
+                        f"generate samples from causal LMs (ftkit pretrain with task: clm)")
     tokenizer = load_saved(AutoTokenizer, path)
     model = saved.load_model(path, "clm")  # plain, PEFT adapter or int8
     if temperature < 0:
