@@ -55,7 +55,8 @@ def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print, ta
     if m.model_type is not None:
         model = build_model(recipe, tokenizer, task, **head_config(labels, task))
         _, total = count_parameters(model)
-        log(f"model: new {type(model).__name__} ({total / 1e6:.2f}M parameters), random weights, {len(labels)} classes")
+        log(f"model: new {type(model).__name__} ({total / 1e6:.2f}M parameters), random weights, {len(labels)} "
+            f"{'classes' if task == 'cls' else 'tags'}")
         return model, labels
     from transformers import AutoConfig
 
