@@ -35,6 +35,11 @@ def check_dir(model_dir: str, key: str = "--model") -> str:
     from ftkit.paths import resolve_package_path
 
     path = os.path.expanduser(resolve_package_path(model_dir, key))
+    if os.path.isfile(os.path.join(path, "trainer_state.json")) and not os.path.isfile(os.path.join(path, "config.json")):
+        run = Path(path).resolve().parent.parent  # RUN/checkpoints/step-N
+        final = f"; the run's model is {run}" if kind(str(run)) == "adapter" or (run / "config.json").is_file() else ""
+        raise UserError(f"{key}: {model_dir} is a resumable training checkpoint (optimizer and RNG state for --resume), "
+                        f"not a saved model{final}")
     if os.path.isdir(path) and kind(path) == "adapter":
         if not os.path.isfile(os.path.join(path, BASE_CONFIG)):
             raise UserError(f"{key}: {model_dir} is a PEFT adapter without {BASE_CONFIG}; expected an ftkit adapter directory")

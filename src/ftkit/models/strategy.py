@@ -153,6 +153,18 @@ def is_peft(model) -> bool:
     return isinstance(model, PeftModel)
 
 
+def _absolute_base(config_file: Path) -> None:
+    """peft records the base model as it was given (often a relative path): made absolute, the adapter
+    loads from any directory."""
+    import os
+
+    conf = json.loads(config_file.read_text())
+    base = conf.get("base_model_name_or_path")
+    if base and os.path.isdir(base) and not os.path.isabs(base):
+        conf["base_model_name_or_path"] = os.path.abspath(base)
+        config_file.write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")
+
+
 def save_weights(model, path: Path, state_dict: Optional[dict] = None) -> None:
     """`save_pretrained`: the whole model, or for a PeftModel only the adapter (+ modules_to_save) and base_config.json."""
     if not is_peft(model):
@@ -160,6 +172,7 @@ def save_weights(model, path: Path, state_dict: Optional[dict] = None) -> None:
         return
     # peft filters the full state dict (gathered by the engine, e.g. under FSDP) down to the adapter's weights
     model.save_pretrained(str(path), state_dict=state_dict, safe_serialization=True)
+    _absolute_base(path / "adapter_config.json")
     base = model.get_base_model()
     config = base.config.to_dict()
     config["architectures"] = [type(base).__name__]

@@ -82,6 +82,32 @@ def dump_recipe(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
 
 
+def portable(recipe: Recipe) -> Recipe:
+    """The recipe with every local path made absolute: a run's recipe.yaml then works from any directory
+    (`ftkit eval` without --data reads its validation data). Hub ids and pkg:// paths stay as they are."""
+    import os
+
+    from ftkit.paths import PACKAGE_SCHEME, is_local
+
+    def fix(path):
+        if not isinstance(path, str) or path.startswith(PACKAGE_SCHEME) or not is_local(path):
+            return path
+        return os.path.abspath(os.path.expanduser(path))
+
+    def fix_files(spec):
+        if isinstance(spec, list):
+            return [fix(x) if isinstance(x, str) else x.model_copy(update={"path": fix(x.path)}) for x in spec]
+        return fix(spec)
+
+    d = recipe.data
+    data = d.model_copy(update={"train": fix_files(d.train), "validation": fix_files(d.validation),
+                                "cache_dir": fix(d.cache_dir)})
+    update = {"data": data, "model": recipe.model.model_copy(update={"from_pretrained": fix(recipe.model.from_pretrained)})}
+    if recipe.tokenizer is not None:
+        update["tokenizer"] = recipe.tokenizer.model_copy(update={"path": fix(recipe.tokenizer.path)})
+    return recipe.model_copy(update=update)
+
+
 def all_keys(model: type[BaseModel] = Recipe, prefix: str = "") -> list[str]:
     """Every dotted key the schema knows (sections and leaves)."""
     keys = []

@@ -29,6 +29,7 @@ from ftkit.errors import UserError
 from ftkit.models.classifier import build_classifier, input_names, max_positions
 from ftkit.models.strategy import apply_strategy, save_weights
 from ftkit.recipe import dump_recipe
+from ftkit.recipe.load import portable
 from ftkit.recipe.schema import FINETUNE_TASKS, Recipe
 from ftkit.tasks.cls import SequenceClassification
 from ftkit.workflows.preflight import check_checkpoint_fits, preflight, start_run
@@ -65,7 +66,7 @@ def save_final_fn(tokenizer, recipe: Recipe):
         path.mkdir(parents=True, exist_ok=True)
         save_weights(model, path, state_dict)  # safetensors; config.json carries id2label / label2id (adapters: PEFT format)
         tokenizer.save_pretrained(str(path))
-        (path / "recipe.yaml").write_text(dump_recipe(recipe))
+        (path / "recipe.yaml").write_text(dump_recipe(portable(recipe)))
     return save
 
 

@@ -16,6 +16,7 @@ from ftkit.errors import UserError
 from ftkit.models.build import check_model_path
 from ftkit.paths import is_local, resolve_package_path
 from ftkit.recipe import dump_recipe
+from ftkit.recipe.load import portable
 from ftkit.recipe.schema import Recipe
 
 
@@ -48,7 +49,7 @@ def start_run(accelerator, recipe: Recipe, resume: bool, overwrite: bool, log=pr
     if accelerator.is_main_process:
         out = rundir.prepare(recipe.output_dir, resume, overwrite, log)
         rundir.write_status(out, "running", recipe=recipe.name, world_size=accelerator.num_processes)
-        (out / "recipe.yaml").write_text(dump_recipe(recipe))
+        (out / "recipe.yaml").write_text(dump_recipe(portable(recipe)))
     accelerator.wait_for_everyone()
 
 
@@ -63,13 +64,23 @@ def check_resume(recipe: Recipe) -> None:
     saved = Path(recipe.output_dir) / "recipe.yaml"
     if not saved.is_file():
         return
-    before = yaml.safe_load(saved.read_text()) or {}
-    now = recipe.model_dump(mode="json")
+    before = comparable(yaml.safe_load(saved.read_text()) or {})
+    now = portable(recipe).model_dump(mode="json")  # runs saved before paths were absolute compare equal too
     for section in _RESUME_FIXED:
         diff = _first_difference(before.get(section), now.get(section), section)
         if diff:
             raise UserError(f"--resume: {recipe.output_dir} was trained with a different {diff}; "
                             f"resume with the same {section} settings or choose another output_dir")
+
+
+def comparable(raw: dict) -> dict:
+    """A saved recipe.yaml with its paths made absolute (one that no longer validates: as it is)."""
+    from ftkit.recipe import validate
+
+    try:
+        return portable(validate(raw, source="recipe.yaml")).model_dump(mode="json")
+    except UserError:
+        return raw
 
 
 def _first_difference(a, b, key: str):

@@ -13,6 +13,7 @@ from ftkit.errors import UserError
 from ftkit.models.build import build_model, count_parameters
 from ftkit.models.strategy import apply_strategy, save_weights
 from ftkit.recipe import dump_recipe
+from ftkit.recipe.load import portable
 from ftkit.recipe.schema import PRETRAIN_TASKS, Recipe
 from ftkit.tasks.clm import CausalLM
 from ftkit.workflows.preflight import check_checkpoint_fits, preflight, start_run
@@ -55,7 +56,7 @@ def save_final_fn(tokenizer, recipe: Recipe):
         path.mkdir(parents=True, exist_ok=True)
         save_weights(model, path, state_dict)  # adapters (finetune.strategy lora/prefix/prompt): PEFT format
         tokenizer.save_pretrained(str(path))
-        (path / "recipe.yaml").write_text(dump_recipe(recipe))
+        (path / "recipe.yaml").write_text(dump_recipe(portable(recipe)))
     return save
 
 
