@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -81,7 +82,8 @@ class Locator:
         fmt = self.data.format if self.data.format != "auto" else sources.FORMATS.get(Path(path).suffix.lower(), "text")
         starts: list = []
         if fmt in ("csv", "tsv"):
-            with open(path, encoding="utf-8-sig", newline="") as f:
+            enc = "utf-8-sig" if self.data.encoding.lower().replace("-", "") == "utf8" else self.data.encoding
+            with open(path, encoding=enc, newline="") as f:
                 kw = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
                 reader = csv.reader(f, **kw)
                 last = 0
@@ -89,10 +91,10 @@ class Locator:
                     first, last = last + 1, reader.line_num
                     if rec:  # pandas skips blank lines
                         starts.append(first)
-            if self.data.column_names is None and starts:
+            if (self.data.column_names is None or self.data.header == "true") and starts:
                 starts = starts[1:]  # the header row
         elif fmt in ("text", "label_text") or (fmt == "json" and not _is_json_array(path)):  # one record per non-blank line
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding=self.data.encoding) as f:
                 starts = [i for i, line in enumerate(f, 1) if line.strip()]
         else:  # parquet, a JSON array: rows have no line of their own
             import pyarrow.parquet as pq
@@ -126,6 +128,7 @@ def load_rows(spec, data: DataSection, key: str, split: str = "train", log=print
                       (data.label_column, "data.label_column")):
         if col is not None:
             sources.require_column(ds, col, what, source)
+    _no_header_as_data(ds, data, locate)
     texts = _text_values(ds, data.text_column, "data.text_column", source)
     pairs = _text_values(ds, data.text_pair_column, "data.text_pair_column", source) if data.text_pair_column else None
     names, order = _label_values(ds, data, locate, source)
@@ -145,6 +148,22 @@ def load_rows(spec, data: DataSection, key: str, split: str = "train", log=print
         log(f"{key}: skipped {len(skipped):,} of {len(texts):,} rows with empty or whitespace-only text ({shown})")
     return Rows(key, [texts[i] for i in keep], None if pairs is None else [pairs[i] for i in keep],
                 [names[i] for i in keep], keep, locate, order, skipped)
+
+
+HEADER_WORDS = {"label", "labels", "class", "category", "target", "text", "sentence", "title"}
+
+
+def _no_header_as_data(ds, data: DataSection, locate) -> None:
+    """A file read without a header (data.column_names, header auto) whose first row names its columns would
+    turn that header into an example, and its label column's name into a class: refuse, say how to choose."""
+    if data.header != "auto" or not data.column_names or len(ds) == 0:
+        return
+    first = {c: str(ds[0].get(c, "")).strip().lower() for c in data.column_names}
+    names = {c.lower() for c in data.column_names}
+    if any(v == c.lower() for c, v in first.items()) or first.get(data.label_column, "") in names | HEADER_WORDS:
+        raise UserError(f"{locate(0)}: the first row looks like a header ({', '.join(repr(v) for v in first.values())}), "
+                        f"which data.column_names would read as data (its label as a class); set data.header: true to "
+                        f"skip it, or data.header: false to keep it as a row")
 
 
 def _text_values(ds, column: str, what: str, source: str) -> list[Optional[str]]:
@@ -184,6 +203,15 @@ def _label_values(ds, data: DataSection, locate, source: str) -> tuple[list[Opti
     else:
         raise UserError(f"{source}: data.label_column '{col}' holds {feature} values; expected class labels "
                         f"(strings or integers)")
+    if data.label_regex is not None:  # e.g. TREC's 'LOC:city' -> 'LOC'
+        pattern = re.compile(data.label_regex)
+        for i, r in enumerate(raw):
+            if r is not None:
+                m = pattern.search(str(r[2]))
+                if m is None:
+                    raise UserError(f"{locate(i)}: label {r[2]!r} does not match data.label_regex {data.label_regex!r}")
+                new = m.group(1) if pattern.groups else m.group(0)
+                raw[i] = (1, new, new)
     names: list[Optional[str]] = []
     order: dict[str, tuple] = {}
     for r in raw:

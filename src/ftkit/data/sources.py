@@ -58,17 +58,32 @@ def resolve_files(spec: Union[str, list[Union[str, DataFile]]], key: str) -> Opt
     return files
 
 
-def check_utf8(path: str) -> None:
-    """Fail with the file and line of the first byte that is not UTF-8."""
+def check_utf8(path: str, encoding: str = "utf-8") -> None:
+    """Fail with the file and line of the first byte that is not valid in `encoding` (data.encoding)."""
     with open(path, "rb") as f:
         raw = f.read()
-    if b"\x00" in raw[:8192]:
-        raise UserError(f"{path}: binary file (NUL bytes); expected UTF-8 text")
+    if b"\x00" in raw[:8192] and not encoding.lower().startswith("utf-16"):
+        raise UserError(f"{path}: binary file (NUL bytes); expected {encoding} text")
     try:
-        raw.decode("utf-8")
+        raw.decode(encoding)
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        raise UserError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x}); re-encode the file as UTF-8") from None
+        hint = "set data.encoding (e.g. latin-1) or re-encode the file as UTF-8" if encoding.lower().replace("-", "") == "utf8" \
+            else f"the file is not {encoding}: check data.encoding"
+        name = "UTF-8" if encoding.lower().replace("-", "") == "utf8" else encoding
+        raise UserError(f"{path}:{line}: not valid {name} (byte 0x{raw[e.start]:02x}); {hint}") from None
+
+
+def check_columns(path: str, fmt: str, names: list[str], encoding: str) -> None:
+    """csv/tsv with data.column_names: the first row must have as many fields as there are names."""
+    import csv
+
+    with open(path, encoding=encoding, newline="") as f:
+        first = f.readline()
+    fields = first.rstrip("\r\n").split("\t") if fmt == "tsv" else next(csv.reader([first]), [])
+    if len(fields) != len(names):
+        raise UserError(f"{path}:1: {len(fields)} fields, but data.column_names has {len(names)} names "
+                        f"({', '.join(names)}); expected one name per {fmt} column (data.format {fmt})")
 
 
 @dataclass
@@ -154,10 +169,15 @@ def _load_part(part: Part, data: DataSection, key: str, streaming: bool):
         if os.path.getsize(f) == 0:
             raise UserError(f"{f}: empty file; expected {fmt} data")
         if fmt != "parquet":
-            check_utf8(f)
-    kwargs: dict = {}
+            check_utf8(f, data.encoding)
+        if fmt == "text" and part.column_names:
+            raise UserError(f"{f}: read as plain text (data.format {data.format}: '{Path(f).suffix or 'no extension'}' "
+                            f"is not a table), so data.column_names cannot apply; set data.format: tsv or csv")
+        if fmt in ("csv", "tsv") and part.column_names:
+            check_columns(f, fmt, part.column_names, data.encoding)
+    kwargs: dict = {"encoding": data.encoding} if fmt in ("text", "csv", "tsv", "json") else {}
     if fmt == "label_text":
-        return _load_label_text(files, part.column_names or ["label", "text"], key, streaming)
+        return _load_label_text(files, part.column_names or ["label", "text"], key, streaming, data.encoding)
     if fmt == "text":
         builder = "text"
         # keep line breaks: concatenated examples then reproduce the file exactly (clm packing)
@@ -165,11 +185,15 @@ def _load_part(part: Part, data: DataSection, key: str, streaming: bool):
     elif fmt in ("csv", "tsv"):
         builder = "csv"
         kwargs["sep"] = "\t" if fmt == "tsv" else ","
-        kwargs["encoding"] = "utf-8-sig"  # tolerate a byte-order mark (MRPC has one)
+        if data.encoding.lower().replace("-", "") == "utf8":
+            kwargs["encoding"] = "utf-8-sig"  # tolerate a byte-order mark (MRPC has one)
         if fmt == "tsv":
             kwargs["quoting"] = 3  # csv.QUOTE_NONE: GLUE TSVs contain bare quotes
         if part.column_names:
-            kwargs.update(column_names=part.column_names, header=None)
+            # header true: the file's own header row is skipped and its columns renamed
+            kwargs.update(column_names=part.column_names, header=0 if data.header == "true" else None)
+        elif data.header == "false":
+            raise UserError(f"{files[0]}: data.header false needs data.column_names (the file has no header row to name its columns)")
     else:
         builder = fmt
     try:
@@ -178,11 +202,11 @@ def _load_part(part: Part, data: DataSection, key: str, streaming: bool):
         while e.__cause__ is not None or e.__context__ is not None:  # the parser's own words (line, fields) are innermost
             e = e.__cause__ or e.__context__
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{key}: could not read {', '.join(files[:3])} as {fmt}: {msg}") from None
+        raise UserError(f"{key}: could not read {', '.join(files[:3])} as {fmt} (data.format {data.format}): {msg}") from None
     return ds
 
 
-def _load_label_text(files: list[str], names: list[str], key: str, streaming: bool):
+def _load_label_text(files: list[str], names: list[str], key: str, streaming: bool, encoding: str = "utf-8"):
     """'LABEL text' lines (no loader in datasets for these): split at the first space; blank lines are no record."""
     import datasets
 
@@ -194,7 +218,7 @@ def _load_label_text(files: list[str], names: list[str], key: str, streaming: bo
         pairs = [line.strip().split(None, 1) for line in batch["text"]]
         return {label: [p[0] for p in pairs], text: [p[1] if len(p) > 1 else "" for p in pairs]}
 
-    ds = datasets.load_dataset("text", data_files=files, split="train", streaming=streaming)
+    ds = datasets.load_dataset("text", data_files=files, split="train", streaming=streaming, encoding=encoding)
     ds = ds.filter(lambda b: [bool(line.strip()) for line in b["text"]], batched=True)
     return ds.map(split, batched=True, remove_columns=["text"] if text != "text" else None)
 

@@ -91,6 +91,14 @@ class DataSection(Section):
         default_factory=dict, description="Rename raw label values before they become class names (cls), e.g. "
         "{0: negative, 1: positive}, or AG News' class numbers {1: World, ...}; values not listed keep their own name.")
     column_names: Optional[list[str]] = Field(None, description="Column names for csv/tsv files without a header row.")
+    header: Literal["auto", "true", "false"] = Field(
+        "auto", description="csv/tsv: does the first row hold column names? auto: yes unless data.column_names is set; "
+        "true with column_names: the header row is skipped and the columns renamed.")
+    encoding: str = Field("utf-8", description="Text encoding of the data files (e.g. latin-1 for TREC); files are "
+                          "checked with it before anything is read.")
+    label_regex: Optional[str] = Field(None, description="cls: a regular expression applied to each raw label; its first "
+                                       "group (or whole match) becomes the class, e.g. '^([^:]+)' keeps TREC's coarse "
+                                       "class of 'LOC:city'. Applied before data.label_map.")
     token_field: int = Field(0, description="ner, conll files: column holding the token (0-based; negative counts from the end).")
     tag_field: int = Field(-1, description="ner, conll files: column holding the tag (CoNLL-2003: -1, the NER column of token POS chunk NER).")
     tokens_column: str = Field("tokens", description="ner, json/parquet/hub data: column with the list of tokens.")
@@ -219,6 +227,19 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _checks(self) -> "Recipe":
+        if self.data.label_regex is not None:
+            import re
+
+            try:
+                re.compile(self.data.label_regex)
+            except re.error as e:
+                raise ValueError(f"data.label_regex: {e}") from None
+        import codecs
+
+        try:
+            codecs.lookup(self.data.encoding)
+        except LookupError:
+            raise ValueError(f"data.encoding: unknown encoding '{self.data.encoding}' (e.g. utf-8, latin-1, cp1252)") from None
         if self.data.streaming and self.train.max_steps is None and self.train.max_tokens is None:
             raise ValueError("data.streaming needs a budget: set train.max_steps or train.max_tokens")
         if self.tokenizer is None and self.model.from_pretrained is None:

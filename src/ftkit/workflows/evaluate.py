@@ -46,7 +46,9 @@ def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Opti
     raw["tokenizer"] = None
     raw["model"] = {"from_pretrained": model_dir}
     if data is not None:
-        raw["data"].update(train=data, validation=None, validation_split=0.0, streaming=False)
+        # another file: read in its own layout (header row, extension) unless the command line says otherwise
+        raw["data"].update(train=data, validation=None, validation_split=0.0, streaming=False, column_names=None,
+                           header="auto", format="conll" if task == "ner" and raw["data"].get("format") == "conll" else "auto")
     elif base is None or (base.data.validation is None and base.data.validation_split == 0):
         raise UserError(f"--data: {model_dir} has no recipe with validation data; pass --data FILE")
     if block_size:

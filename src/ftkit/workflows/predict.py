@@ -114,7 +114,8 @@ def run(model_dir: str, source: Optional[str] = None, text_column: Optional[str]
     data = recipe.data if recipe is not None else DataSection(train="-")
     changes = {k: v for k, v in (("text_column", text_column), ("text_pair_column", pair_column),
                                  ("column_names", column_names)) if v is not None}
-    data = data.model_copy(update={**changes, "format": "auto"})  # the input file's extension decides
+    # the input file's own layout: its extension decides the format, a table's header names its columns
+    data = data.model_copy(update={"column_names": None, "header": "auto", **changes, "format": "auto"})
     pairs = data.text_pair_column is not None
     cap = min(data.block_size, max_positions(model.config) or data.block_size)
     names = input_names(model, tokenizer)

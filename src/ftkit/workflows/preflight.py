@@ -31,7 +31,7 @@ def preflight(recipe: Recipe, resume: bool = False, overwrite: bool = False, log
             if Path(f).stat().st_size == 0:
                 raise UserError(f"{f}: empty file ({key})")
             if not f.endswith(".parquet"):
-                sources.check_utf8(f)
+                sources.check_utf8(f, recipe.data.encoding)
     if recipe.model.from_pretrained:
         check_model_path(recipe.model.from_pretrained)
     tok = recipe.tokenizer
