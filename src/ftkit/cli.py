@@ -17,7 +17,7 @@ import typer
 
 from ftkit.errors import NothingToDo, UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Develop Transformer language models from zero: tokenize, pre-train, fine-tune, evaluate.")
 recipes_app = typer.Typer(no_args_is_help=True, help="List, show, validate and document recipes.")
 app.add_typer(recipes_app, name="recipes")
@@ -363,9 +363,62 @@ def recipes_docs() -> None:
     typer.echo(render())
 
 
+EXAMPLES = {
+    "tokenize": "ftkit tokenize -r recipes/gpt-shakespeare-char.yaml --encode",
+    "pretrain": "ftkit pretrain -r recipes/gpt-shakespeare-char.yaml train.lr=3e-4 train.max_steps=500",
+    "finetune": "ftkit finetune --task ner -r recipes/wnut17-minilm.yaml",
+    "eval": "ftkit eval --model runs/sst2-minilm-quick --data ../shared/data/sst2/glue/dev.tsv --json",
+    "generate": "ftkit generate --model runs/gpt-shakespeare-char --prompt 'ROMEO:' --max-new-tokens 200",
+    "predict": "echo 'a gorgeous, witty movie' | ftkit predict --model runs/sst2-minilm-quick",
+    "doctor": "ftkit doctor --json",
+    "export": "ftkit export --merge --model runs/sst2-minilm-lora --output runs/sst2-minilm-lora-merged",
+    "compress quantize": "ftkit compress quantize --model runs/sst2-minilm-quick --output runs/sst2-minilm-int8",
+    "compress prune": "ftkit compress prune --model runs/sst2-minilm-quick --output runs/p50 --sparsity 0.5 --finetune-steps 200",
+    "compress distill": "ftkit compress distill -r recipes/sst2-minilm-distill.yaml",
+    "recipes list": "ftkit recipes list recipes",
+    "recipes show": "ftkit recipes show recipes/sst2-minilm-quick.yaml train.lr=5e-5",
+    "recipes validate": "ftkit recipes validate recipes/*.yaml",
+    "recipes docs": "ftkit recipes docs > docs/recipes.md",
+}
+
+
+METAVARS = {"model": "DIR", "recipe": "FILE", "data": "FILE", "output": "DIR", "accelerate_config": "FILE",
+            "plot": "PNG", "data_option": "KEY=VALUE", "fmt": "auto|text|conll", "task": "TASK",
+            "main_process_ip": "IP", "main_process_port": "PORT", "column_names": "A,B,...", "overrides": "KEY=VALUE"}
+
+
+def _command():
+    """The click command behind the Typer app, with plain metavars (--batch-size N, not <int range>) and one
+    example under each command's help."""
+    def walk(cmd, path: list[str]) -> None:
+        for p in cmd.params:  # typer vendors its own click: recognise options by their kind, not their class
+            kind = getattr(p, "param_type_name", "")
+            if kind == "argument":  # its metavar (or name) already says what it is
+                p.display_type_rich = lambda ctx=None, shown=METAVARS.get(p.name, ""): shown
+            if kind == "option" and not p.is_flag and not p.count:
+                try:
+                    typed = p.display_type(None)  # e.g. "<int range>"
+                except Exception:  # noqa: BLE001 (a help nicety must never break the CLI)
+                    typed = ""
+                number = "N" if typed.startswith("<int") else "X" if typed.startswith("<float") else None
+                shown = METAVARS.get(p.name) or number or p.name.upper().replace("_", "-")
+                # typer 0.29 prints the Python type (`<int range> [x>=1]`); help reads better with a name
+                p.metavar = shown
+                p.display_type_rich = lambda ctx=None, shown=shown: shown
+        example = EXAMPLES.get(" ".join(path))
+        if example:
+            cmd.epilog = f"\b\nExample:\n  {example}"
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    command = typer.main.get_command(app)
+    walk(command, [])
+    return command
+
+
 def main() -> None:
     try:
-        app()
+        _command()(prog_name="ftkit")
     except UserError as e:
         if _state["debug"]:
             raise
