@@ -416,9 +416,50 @@ def _command():
     return command
 
 
+class _QuietLibraries:
+    """Library warnings (transformers, peft, accelerate, sklearn, safetensors ...) break the one-line promise:
+    collected while a command runs and summed up in one line at the end; `ftkit --debug` shows them as they come."""
+
+    def __enter__(self):
+        import logging
+        import warnings
+
+        self.seen: list[str] = []
+        self.debug = "--debug" in sys.argv[1:]
+        if self.debug:
+            return self
+        self._show, self._filters = warnings.showwarning, list(warnings.filters)
+        warnings.simplefilter("default")  # each distinct warning once
+        warnings.showwarning = lambda message, category, *_a, **_k: self.seen.append(f"{category.__name__}: {message}")
+        self._levels = {}
+        for name in ("transformers", "accelerate", "peft", "datasets", "torch"):
+            logger = logging.getLogger(name)
+            self._levels[name] = logger.level
+            logger.setLevel(logging.ERROR)
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+        import warnings
+
+        if self.debug:
+            return False
+        warnings.showwarning = self._show
+        warnings.filters[:] = self._filters
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        distinct = list(dict.fromkeys(self.seen))
+        if distinct:
+            first = " ".join(distinct[0].split())[:140]
+            typer.echo(f"note: {len(distinct)} library warning(s) hidden (first: {first}); ftkit --debug shows them",
+                       err=True)
+        return False
+
+
 def main() -> None:
     try:
-        _command()(prog_name="ftkit")
+        with _QuietLibraries():
+            _command()(prog_name="ftkit")
     except UserError as e:
         if _state["debug"]:
             raise

@@ -131,19 +131,27 @@ def item_strata(items: Sequence) -> Optional[list]:
     return None
 
 
-def eval_batches(items: Sequence, batch_size: int, collate: Collate, seed: int, rank: int = 0,
-                 world: int = 1, limit: Optional[int] = None) -> Iterator[dict]:
+class eval_batches:
     """Deterministic evaluation batches: fixed order, collate seeded by position (same masks every time).
 
     With `limit`, the batches hold a seeded (stratified, for labelled items) sample of `limit` batches'
-    worth of items, not the first ones (see eval_subset)."""
-    subset = eval_subset(len(items), batch_size, limit, seed, item_strata(items))
-    if subset is not None:
-        items = [items[int(i)] for i in subset]
-    n = math.ceil(len(items) / batch_size)
-    for b in range(rank, n, world):
-        chunk = [items[i] for i in range(b * batch_size, min(len(items), (b + 1) * batch_size))]
-        yield collate(chunk, np.random.default_rng([seed, b, 11]))
+    worth of items, not the first ones (see eval_subset). Sized (this rank's batches), for progress."""
+
+    def __init__(self, items: Sequence, batch_size: int, collate: Collate, seed: int, rank: int = 0,
+                 world: int = 1, limit: Optional[int] = None):
+        subset = eval_subset(len(items), batch_size, limit, seed, item_strata(items))
+        self.items = items if subset is None else [items[int(i)] for i in subset]
+        self.batch_size, self.collate, self.seed, self.rank, self.world = batch_size, collate, seed, rank, world
+        self.n = math.ceil(len(self.items) / batch_size)
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world))
+
+    def __iter__(self) -> Iterator[dict]:
+        bs, items = self.batch_size, self.items
+        for b in range(self.rank, self.n, self.world):
+            chunk = [items[i] for i in range(b * bs, min(len(items), (b + 1) * bs))]
+            yield self.collate(chunk, np.random.default_rng([self.seed, b, 11]))
 
 
 def sample_note(n_items: int, batch_size: int, limit: Optional[int], seed: int) -> Optional[dict]:

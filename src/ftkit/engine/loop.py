@@ -74,21 +74,28 @@ class StopRequested:
             signal.signal(s, h)
 
 
-def evaluate(accelerator, model, task: Task, batches: Iterable[dict]) -> dict[str, float]:
-    """Run the task's eval step over (this rank's share of) the batches and combine all ranks."""
+def evaluate(accelerator, model, task: Task, batches: Iterable[dict], log=None) -> dict[str, float]:
+    """Run the task's eval step over (this rank's share of) the batches and combine all ranks.
+    With `log`, long evaluations report progress (batches done, elapsed, ETA)."""
     from accelerate.utils import gather_object
+
+    from ftkit.engine.progress import Progress
 
     model.eval()
     sums: dict[str, float] = {}
     arrays: dict[str, list] = {}
+    progress = Progress(len(batches) if hasattr(batches, "__len__") else None, "eval batches",
+                        log if accelerator.is_main_process else None)
     with torch.no_grad(), accelerator.autocast():
         for batch in batches:
+            progress.update()
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             for k, v in task.eval_step(model, batch).items():
                 if np.ndim(v) == 0:
                     sums[k] = sums.get(k, 0.0) + float(v)
                 else:
                     arrays.setdefault(k, []).append(np.asarray(v))
+    progress.close()
     model.train()
     local = {"sums": sums, "arrays": {k: np.concatenate(v).tolist() for k, v in arrays.items()}}
     parts = gather_object([local]) if accelerator.num_processes > 1 else [local]
@@ -180,7 +187,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
         """Evaluate, log, track the best; True when early stopping says stop."""
         if eval_fn is None:
             return False
-        metrics = evaluate(accelerator, model, task, eval_fn())
+        metrics = evaluate(accelerator, model, task, eval_fn(), log)
         prog.evals += 1
         value = metrics.get(metric_name)
         if value is None:
@@ -204,6 +211,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
     t_start = time.perf_counter() - prog.elapsed
     t_log, tok_log, loss_acc, n_acc = time.perf_counter(), prog.tokens, 0.0, 0
     bar = _progress_bar(accelerator, steps, prog.step)
+    start_step, t_run = prog.step, time.perf_counter()  # ETA from this process's own pace (a resume starts midway)
     stopped_by: Optional[int] = None
     with StopRequested() as stop:
         while prog.step < steps:
@@ -249,7 +257,11 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
                     bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}")
                     bar.update(prog.step - bar.n)
                 else:
-                    log(f"step {prog.step}/{steps}  loss {loss_val:.4f}  lr {lr:.2e}  {tps:,.0f} tok/s")
+                    from ftkit.engine.progress import eta_text
+
+                    done = prog.step - start_step
+                    log(f"step {prog.step}/{steps}  loss {loss_val:.4f}  lr {lr:.2e}  {tps:,.0f} tok/s  "
+                        f"{eta_text(done, steps - start_step, time.perf_counter() - t_run)}")
                 t_log, tok_log, loss_acc, n_acc = now, prog.tokens, 0.0, 0
 
             prog.elapsed = time.perf_counter() - t_start

@@ -114,7 +114,7 @@ def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, 
     items = eval_items(task, recipe, tokenizer, data is not None, log)
     note = log_sample(sample_note(len(items), batch_size, max_batches, recipe.masking.eval_seed), "--max-batches", log)
     metrics = evaluate(acc, model, t, eval_batches(items, batch_size, t.eval_collate, recipe.masking.eval_seed,
-                                                   limit=max_batches))
+                                                   limit=max_batches), log)
     where = data if data is not None else "validation data of its recipe"
     return {"model": os.path.normpath(model_dir), "task": task, "data": where, **metrics,
             **({"eval_sample": note} if note else {})}

@@ -49,7 +49,7 @@ def run(model_dir: str, path: str, recipe: Recipe, data: Optional[str], batch_si
     model = acc.prepare(model)
     task = SequenceClassification(tokenizer, labels)
     note = log_sample(sample_note(len(items), batch_size, max_batches, 0), "--max-batches", log)
-    metrics = evaluate(acc, model, task, eval_batches(items, batch_size, task.eval_collate, 0, limit=max_batches))
+    metrics = evaluate(acc, model, task, eval_batches(items, batch_size, task.eval_collate, 0, limit=max_batches), log)
     where = data if data is not None else "validation data of its recipe"
     result = {"model": os.path.normpath(model_dir), "task": "cls", "data": where, "labels": labels,
               "skipped_empty": len(rows.skipped), **metrics, **({"eval_sample": note} if note else {})}

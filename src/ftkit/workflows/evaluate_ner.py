@@ -47,7 +47,7 @@ def run(model_dir: str, path: str, recipe: Recipe, data: Optional[str], batch_si
     task = TokenClassification(tokenizer, labels, gold=sents)
     note = log_sample(sample_note(len(items), batch_size, max_batches, 0), "--max-batches", log)
     metrics = evaluate(acc, model, task, eval_batches(sorted_by_length(items), batch_size, task.eval_collate, 0,
-                                                      limit=max_batches))
+                                                      limit=max_batches), log)
     return {"model": os.path.normpath(model_dir), "task": "ner", "data": data or "validation data of its recipe",
             **metrics, "windowed_sentences": cut, **({"eval_sample": note} if note else {})}
 
