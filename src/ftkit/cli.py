@@ -25,7 +25,7 @@ compress_app = typer.Typer(no_args_is_help=True, help="Compress a model: int8 qu
 app.add_typer(compress_app, name="compress")
 
 _state = {"debug": False}
-RecipeOpt = typer.Option(..., "--recipe", "-r", help="Recipe YAML file.")
+RecipeOpt = typer.Option(..., "--recipe", "-r", help="Recipe YAML file, or the name of a shipped recipe (ftkit recipes list).")
 OverridesArg = typer.Argument(None, help="Overrides: dotted.key=value ... (e.g. train.lr=3e-4 data.block_size=128)")
 PrintOpt = typer.Option(False, "--print-config", help="Print the fully resolved recipe (every default) and exit.")
 ResumeOpt = typer.Option(False, "--resume", help="Continue the run in output_dir from its latest checkpoint.")
@@ -44,9 +44,9 @@ def log(message: str) -> None:
 
 
 def _recipe(path: Path, overrides: Optional[List[str]], print_config: bool):
-    from ftkit.recipe import dump_recipe, load_recipe
+    from ftkit.recipe import dump_recipe, load_recipe, packaged
 
-    recipe = load_recipe(path, overrides or [])
+    recipe = load_recipe(packaged.find(str(path)), overrides or [])
     if print_config:
         typer.echo(dump_recipe(recipe), nl=False)
         raise typer.Exit(0)
@@ -124,14 +124,14 @@ def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
              accelerate_config: Optional[str] = AccCfgOpt) -> None:
     """Fine-tune (or train from scratch) a model for a downstream task: cls = text / text-pair classification,
     ner = token classification (named entities)."""
-    from ftkit.recipe import load_recipe
+    from ftkit.recipe import load_recipe, packaged
     from ftkit.recipe.schema import FINETUNE_TASKS
 
     extra = []
     if task is not None:
         if task not in FINETUNE_TASKS:
             raise UserError(f"--task: '{task}' is not a fine-tuning task; expected one of {', '.join(FINETUNE_TASKS)}")
-        first = load_recipe(recipe, overrides or [])
+        first = load_recipe(packaged.find(str(recipe)), overrides or [])
         if "task" in first.model_fields_set and first.task != task:
             raise UserError(f"--task {task}: {recipe} is a '{first.task}' recipe; drop --task or use a {task} recipe")
         extra = [f"task={task}"]
@@ -324,10 +324,16 @@ def export(model: str = typer.Option(..., "--model", "-m", help="A LoRA adapter 
 
 
 @recipes_app.command("list")
-def recipes_list(folder: Path = typer.Argument(Path("recipes"), help="Folder of recipes.")) -> None:
+def recipes_list(folder: Optional[Path] = typer.Argument(None, help="Folder of recipes (default: ./recipes if it "
+                                                         "exists, else the recipes shipped with ftkit).")) -> None:
     """List the recipes in a folder with their task and output directory."""
-    from ftkit.recipe import load_recipe
+    from ftkit.recipe import load_recipe, packaged
 
+    if folder is None:
+        folder = Path("recipes") if Path("recipes").is_dir() else packaged.folder()
+        if folder is None:
+            raise UserError("no ./recipes folder here and this ftkit ships none")
+        log(f"recipes in {folder}")
     files = sorted(folder.glob("*.yaml"))
     if not files:
         raise UserError(f"{folder}: no *.yaml recipes here")
@@ -339,8 +345,19 @@ def recipes_list(folder: Path = typer.Argument(Path("recipes"), help="Folder of 
             typer.echo(f"{f.name:<34} INVALID  {e}")
 
 
+@recipes_app.command("new")
+def recipes_new(name: str = typer.Argument(..., help="Name of the new recipe (NAME.yaml, output_dir runs/NAME)."),
+                template: str = typer.Option("sst2-minilm-quick", "--from", help="A shipped recipe's name or a recipe file.")) -> None:
+    """Start a recipe of your own from a shipped one (written to ./NAME.yaml; never overwrites)."""
+    from ftkit.recipe import packaged
+
+    target = packaged.new(name, template, Path("."))
+    log(f"wrote {target} (from {template}); edit its data section, then: ftkit recipes show {target}")
+
+
 @recipes_app.command("show")
-def recipes_show(recipe: Path = typer.Argument(..., help="Recipe file."), overrides: Optional[List[str]] = OverridesArg) -> None:
+def recipes_show(recipe: Path = typer.Argument(..., help="Recipe file, or the name of a shipped recipe."),
+                 overrides: Optional[List[str]] = OverridesArg) -> None:
     """Print a recipe fully resolved, with every default."""
     _recipe(recipe, overrides, print_config=True)
 
@@ -376,7 +393,8 @@ EXAMPLES = {
     "compress prune": "ftkit compress prune --model runs/sst2-minilm-quick --output runs/p50 --sparsity 0.5 --finetune-steps 200",
     "compress distill": "ftkit compress distill -r recipes/sst2-minilm-distill.yaml",
     "recipes list": "ftkit recipes list recipes",
-    "recipes show": "ftkit recipes show recipes/sst2-minilm-quick.yaml train.lr=5e-5",
+    "recipes show": "ftkit recipes show sst2-minilm-quick train.lr=5e-5",
+    "recipes new": "ftkit recipes new my-spam --from sms-spam-minilm",
     "recipes validate": "ftkit recipes validate recipes/*.yaml",
     "recipes docs": "ftkit recipes docs > docs/recipes.md",
 }

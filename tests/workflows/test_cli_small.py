@@ -59,3 +59,44 @@ def test_library_warnings_are_summed_up_in_one_line(monkeypatch):
     assert len(notes) == 1 and "1 library warning(s) hidden" in notes[0] and "FutureWarning" in notes[0]
     code, out, err = run_cli("--debug", "--version")
     assert "note:" not in err
+
+
+def test_an_existing_tokenizer_with_other_settings_is_an_error(tmp_path, tiny_gpt_recipe):
+    from conftest import write_recipe
+
+    tiny_gpt_recipe["tokenizer"].update(kind="bpe", vocab_size=300)
+    tiny_gpt_recipe["train"].update(max_steps=2, eval_every=0)
+    r = write_recipe(tmp_path / "r.yaml", tiny_gpt_recipe)
+    assert run_cli("tokenize", "-r", str(r))[0] == 0
+    line = fails("pretrain", "-r", str(r), "tokenizer.vocab_size=400")
+    assert "tokenizer.vocab_size: " in line and "trained with vocab_size 300, the recipe asks for 400" in line
+    assert not (tmp_path / "run").exists()
+    code, _, err = run_cli("tokenize", "-r", str(r), "tokenizer.vocab_size=400", "--overwrite")
+    assert code == 0, err
+    assert run_cli("pretrain", "-r", str(r), "tokenizer.vocab_size=400")[0] == 0
+
+
+def test_plain_text_lines_get_no_eos_by_default():
+    from ftkit.recipe import validate
+
+    base = {"task": "clm", "output_dir": "o", "tokenizer": {"path": "t", "kind": "char"}, "model": {"model_type": "gpt2"}}
+    assert validate({**base, "data": {"train": "corpus.txt"}}).data.add_eos is False
+    assert validate({**base, "data": {"train": "corpus.txt", "sample_by": "paragraph"}}).data.add_eos is True
+    assert validate({**base, "data": {"train": "reviews.jsonl"}}).data.add_eos is True
+    assert validate({**base, "data": {"train": "corpus.txt", "add_eos": True}}).data.add_eos is True
+
+
+def test_shipped_recipes_list_show_new_outside_the_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./recipes here: the packaged ones
+    code, out, err = run_cli("recipes", "list")
+    assert code == 0 and "recipes in" in err
+    assert any(l.startswith("wnut17-minilm.yaml") and " ner " in l for l in out.splitlines())
+    code, out, _ = run_cli("recipes", "show", "sst2-minilm-quick", "train.lr=5e-5")
+    assert code == 0 and "lr: 5.0e-05" in out
+    code, _, err = run_cli("recipes", "new", "my-spam", "--from", "sms-spam-minilm")
+    assert code == 0 and (tmp_path / "my-spam.yaml").is_file()
+    code, out, _ = run_cli("recipes", "show", "my-spam.yaml")
+    assert code == 0 and "output_dir: runs/my-spam" in out and "task: cls" in out
+    assert "exists; choose another NAME" in fails("recipes", "new", "my-spam", "--from", "sms-spam-minilm")
+    code, out, _ = run_cli("finetune", "--task", "ner", "-r", "wnut17-minilm", "--print-config")
+    assert code == 0 and "task: ner" in out

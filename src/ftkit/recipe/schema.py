@@ -113,7 +113,9 @@ class DataSection(Section):
     streaming: bool = Field(False, description="Stream the training data instead of tokenizing it all up front (needs train.max_steps or train.max_tokens).")
     shuffle_buffer: int = Field(10_000, gt=0, description="Shuffle buffer, in examples, when streaming.")
     block_size: int = Field(256, gt=0, description="Tokens per packed training sequence (clm, mlm) or the length cap (mlm+nsp, cls; ner: longer sentences are cut into windows of whole words, every word scored).")
-    add_eos: bool = Field(True, description="Append the tokenizer's end-of-text token (encoders without one: the separator) after each example before packing (clm, mlm).")
+    add_eos: Optional[bool] = Field(None, description="Append the tokenizer's end-of-text token (encoders without one: the separator) after each example before packing (clm, mlm). "
+                                    "Default: yes where an example is a document (table rows, hub rows, text by paragraph or document), "
+                                    "no for plain-text files read line by line (a line break is not the end of a text).")
     cache_dir: str = Field(".ftkit_cache", description="Where tokenized, packed corpora are cached (keyed by tokenizer, data and settings).")
 
 
@@ -199,6 +201,28 @@ class DistillSection(Section):
     alpha: float = Field(0.5, ge=0, le=1, description="Weight of the soft (KL * T^2) loss; 1 - alpha weighs the hard-label loss.")
 
 
+_TEXT_EXTENSIONS = (".txt", ".raw", ".text")
+_TABLE_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
+
+
+def _line_text(data: "DataSection") -> bool:
+    """Is every training source a plain-text file read one example per line? (Decided from names only.)"""
+    if data.sample_by != "line":
+        return False
+    entries = [data.train] if isinstance(data.train, str) else list(data.train)
+    for e in entries:
+        path, fmt = (e, None) if isinstance(e, str) else (e.path, e.format)
+        fmt = fmt or (data.format if data.format != "auto" else None)
+        if fmt is not None:
+            if fmt != "text":
+                return False
+        elif path.lower().endswith(_TABLE_EXTENSIONS) or ("/" not in path and "." not in path and not path.startswith("~")):
+            return False  # a table, or a bare hub id (`name`); `owner/name` hub ids read rows too
+        elif not path.lower().endswith(_TEXT_EXTENSIONS) and path.count("/") == 1 and not path.startswith((".", "/")):
+            return False
+    return True
+
+
 class Recipe(Section):
     name: Optional[str] = Field(None, description="A name for the run (default: the recipe file's stem).")
     task: Task = Field("clm", description="clm (GPT), mlm (BERT/RoBERTa masked LM), mlm+nsp (BERT pre-training), cls (classification), ner (token classification).")
@@ -215,6 +239,8 @@ class Recipe(Section):
     def _family_defaults(self) -> "Recipe":
         """Fine-tuning starts from trained weights: HF's fine-tuning defaults, not pre-training's (keys the
         recipe sets are kept). Filled in here, so --print-config and the saved recipe.yaml show them."""
+        if self.data.add_eos is None:
+            object.__setattr__(self.data, "add_eos", not _line_text(self.data))
         if self.task in FINETUNE_TASKS:
             given = self.train.model_fields_set
             defaults = {"lr": 5e-5, "weight_decay": 0.01, "betas": (0.9, 0.999)}

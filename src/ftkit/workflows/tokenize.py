@@ -14,6 +14,35 @@ from ftkit.recipe.schema import Recipe
 STATS_SAMPLE_BYTES = 20_000_000
 
 
+SETTINGS_FILE = "ftkit_tokenizer.json"
+SETTINGS_KEYS = ("kind", "vocab_size", "min_frequency", "lowercase", "max_train_bytes")
+
+
+def write_settings(recipe: Recipe) -> None:
+    """Record what the tokenizer was trained with, so a later recipe that asks for another one is not silently
+    given this one."""
+    import json
+
+    cfg = recipe.tokenizer
+    (Path(cfg.path) / SETTINGS_FILE).write_text(json.dumps({k: getattr(cfg, k) for k in SETTINGS_KEYS}, indent=2) + "\n")
+
+
+def check_settings(recipe: Recipe) -> None:
+    """An existing tokenizer that ftkit trained with other settings than the recipe's: an error, not a silent reuse."""
+    import json
+
+    cfg = recipe.tokenizer
+    f = Path(cfg.path) / SETTINGS_FILE
+    if not f.is_file():
+        return  # trained elsewhere (or before ftkit recorded settings): used as it is
+    saved = json.loads(f.read_text())
+    for k in SETTINGS_KEYS:
+        if k in saved and saved[k] != getattr(cfg, k):
+            raise UserError(f"tokenizer.{k}: {cfg.path} was trained with {k} {saved[k]!r}, the recipe asks for "
+                            f"{getattr(cfg, k)!r}; retrain it with `ftkit tokenize -r RECIPE --overwrite` (the old one "
+                            f"is moved aside), or set tokenizer.{k}: {saved[k]!r}, or choose another tokenizer.path")
+
+
 def training_corpus(recipe: Recipe):
     """The rows a tokenizer trains on: data.train as read for its task (ner: each sentence's tokens joined by spaces)."""
     if recipe.task == "ner":
@@ -33,6 +62,8 @@ def obtain_tokenizer(recipe: Recipe, log=print, train_ds=None):
     if cfg is None:
         return load_tokenizer(recipe.model.from_pretrained, recipe.model.trust_remote_code)
     if cfg.kind is None or Path(cfg.path).is_dir():
+        if cfg.kind is not None:
+            check_settings(recipe)
         return load_tokenizer(cfg.path, recipe.model.trust_remote_code)
     log(f"tokenizer {cfg.path} does not exist yet: training a {cfg.kind} tokenizer")
     if train_ds is None:
@@ -40,6 +71,7 @@ def obtain_tokenizer(recipe: Recipe, log=print, train_ds=None):
     sources.require_column(train_ds, recipe.data.text_column, "data.text_column", "data.train")
     tok, _ = train_from_recipe(recipe, train_ds)
     save_tokenizer(tok, cfg.path)
+    write_settings(recipe)
     return load_tokenizer(cfg.path)
 
 
@@ -60,6 +92,7 @@ def run(recipe: Recipe, encode: bool = False, overwrite: bool = False, log=print
     tok, _ = train_from_recipe(recipe, train_ds)
     train_s = time.perf_counter() - t0
     save_tokenizer(tok, cfg.path)
+    write_settings(recipe)
     tok = load_tokenizer(cfg.path)  # report on exactly what was saved
     # bytes per token on (a sample of) the training corpus
     n_bytes = n_tokens = 0
