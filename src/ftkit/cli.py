@@ -183,6 +183,7 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
           text_column: Optional[str] = TextColOpt, pair_column: Optional[str] = PairColOpt,
           label_column: Optional[str] = typer.Option(None, "--label-column", help="Column with the label (cls; default: the recipe's)."),
           column_names: Optional[str] = NamesOpt,
+          encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the file (default: the recipe's data.encoding, utf-8)."),
           data_option: Optional[List[str]] = typer.Option(None, "--data-option", "-D", help="Another data.* setting for "
                                                          "this file, KEY=VALUE (e.g. -D tag_field=3 -D format=conll); repeatable."),
           plot: Optional[str] = typer.Option(None, "--plot", help="cls: where to write the confusion-matrix PNG "
@@ -195,7 +196,7 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
     metrics = wf.run(model, data=data, task=task, batch_size=batch_size, block_size=block_size,
                      max_batches=max_batches, log=log, plot=plot,
                      data_overrides={**_columns(text_column, pair_column, label_column, column_names),
-                                     **_data_options(data_option)})
+                                     **({"encoding": encoding} if encoding else {}), **_data_options(data_option)})
     if as_json:
         typer.echo(json.dumps(metrics))
         return
@@ -236,6 +237,7 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
             column_names: Optional[str] = NamesOpt,
             batch_size: int = typer.Option(32, "--batch-size", min=1),
             all_scores: bool = typer.Option(False, "--all-scores", help="Add every class's probability."),
+            encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of FILE (default: the recipe's data.encoding, utf-8)."),
             fmt: str = typer.Option("auto", "--format", help="ner models: text (one input per line) or conll "
                                     "(append a predicted-tag column); auto: conll for .conll/.iob/.bio files.")) -> None:
     """Classify texts: one JSON line per input, {"line" or "row": n, "label": ..., "probability": ...}.
@@ -248,7 +250,7 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
     if fmt not in ("auto", "text", "conll"):
         raise UserError(f"--format: '{fmt}'; expected auto, text or conll")
     for result in wf.run(model, source, cols.get("text_column"), cols.get("text_pair_column"), cols.get("column_names"),
-                         batch_size=batch_size, all_scores=all_scores, fmt=fmt):
+                         batch_size=batch_size, all_scores=all_scores, fmt=fmt, encoding=encoding):
         typer.echo(result if isinstance(result, str) else json.dumps(result, ensure_ascii=False))
 
 
@@ -449,8 +451,11 @@ class _QuietLibraries:
         self._show, self._filters = warnings.showwarning, list(warnings.filters)
         warnings.simplefilter("default")  # each distinct warning once
         warnings.showwarning = lambda message, category, *_a, **_k: self.seen.append(f"{category.__name__}: {message}")
+        # the libraries set their own logger levels when imported (later): their environment variables last
+        for var in ("TRANSFORMERS_VERBOSITY", "HF_HUB_VERBOSITY", "DATASETS_VERBOSITY"):
+            os.environ.setdefault(var, "error")
         self._levels = {}
-        for name in ("transformers", "accelerate", "peft", "datasets", "torch"):
+        for name in ("transformers", "accelerate", "peft", "datasets", "torch", "huggingface_hub"):
             logger = logging.getLogger(name)
             self._levels[name] = logger.level
             logger.setLevel(logging.ERROR)

@@ -43,3 +43,12 @@ def resolve_package_path(path: str, key: str = "path") -> str:
         raise UserError(f"{key}: '{path}': Python package '{package}' is not installed in this environment "
                         f"(pip install it, e.g. `pip install --no-deps {package.replace('_', '-')}`)")
     return os.path.join(roots[0], *[p for p in inner.split("/") if p])
+
+
+def not_found_note(path: str) -> str:
+    """For a load that failed on a path that is not on disk: say so first; the hub is only the fallback reading.
+    (`runs/model` looks like a hub id `owner/name`, so a mistyped local path otherwise reads as a network error.)"""
+    if os.path.exists(os.path.expanduser(path)):
+        return ""
+    return (f"'{path}' is not a local directory (nothing at {os.path.abspath(os.path.expanduser(path))}), "
+            f"and as a hub id it could not be loaded")

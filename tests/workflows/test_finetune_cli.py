@@ -168,3 +168,20 @@ def test_pairs_from_scratch(mrpc_run):
     assert got[0]["label"] in ("not_equivalent", "equivalent")
     code, stdout, err = run_cli("eval", "--model", str(out), "--data", str(d / "dev.tsv"), "--json")
     assert code == 0 and json.loads(stdout)["examples"] == 64
+
+
+def test_predict_and_eval_take_an_encoding(sst2_run, tmp_path):
+    from conftest import fails
+
+    _, out, _ = sst2_run
+    src = tmp_path / "latin1.txt"
+    src.write_bytes("un film très réussi\nnot good\n".encode("latin-1"))
+    assert "not valid UTF-8" in fails("predict", "--model", str(out), str(src))
+    code, stdout, err = run_cli("predict", "--model", str(out), str(src), "--encoding", "latin-1")
+    assert code == 0, err
+    assert [json.loads(l)["line"] for l in stdout.splitlines()] == [1, 2]
+    tsv = tmp_path / "dev.tsv"
+    tsv.write_bytes("sentence\tlabel\nun film très réussi\t1\nnot good\t0\n".encode("latin-1"))
+    code, stdout, err = run_cli("eval", "--model", str(out), "--data", str(tsv), "--encoding", "latin-1", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["examples"] == 2

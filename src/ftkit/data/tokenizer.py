@@ -158,18 +158,23 @@ def text_batches(ds, column: str, max_bytes: Optional[int] = None, batch_size: i
             return
 
 
-def load_tokenizer(path: str, trust_remote_code: bool = False):
-    """Load a saved tokenizer from a local directory (or a hub id when `path` is not local)."""
+def load_tokenizer(path: str, trust_remote_code: bool = False, key: str = "tokenizer.path"):
+    """Load a saved tokenizer from a local directory (or a hub id when `path` is not local); `key` names the
+    recipe key that holds `path` in errors (model.from_pretrained when the model brings its tokenizer)."""
     from transformers import AutoTokenizer
 
-    path = resolve_package_path(path, "tokenizer.path")
+    from ftkit.paths import not_found_note
+
+    path = resolve_package_path(path, key)
     if is_local(path) and not os.path.isdir(os.path.expanduser(path)):
-        raise UserError(f"tokenizer.path: directory not found: {path} (run `ftkit tokenize` first, or set tokenizer.kind to train one)")
+        hint = " (run `ftkit tokenize` first, or set tokenizer.kind to train one)" if key == "tokenizer.path" else ""
+        raise UserError(f"{key}: directory not found: {path}{hint}")
     try:
         return AutoTokenizer.from_pretrained(os.path.expanduser(path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0]
-        raise UserError(f"tokenizer.path: could not load a tokenizer from '{path}': {first}") from None
+        note = not_found_note(path)
+        raise UserError(f"{key}: {note}: {first}" if note else f"{key}: could not load a tokenizer from '{path}': {first}") from None
 
 
 def tokenizer_max_length(recipe: Recipe) -> int:

@@ -36,6 +36,10 @@ def load_saved(cls, path: str, key: str = "--model", **kwargs):
         return cls.from_pretrained(path, **kwargs)
     except Exception as e:  # safetensors, torch and transformers each raise their own types here
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        from ftkit.paths import not_found_note
+
+        if not_found_note(path):
+            raise UserError(f"{key}: {not_found_note(path)}: {first}") from None
         weights = [f for f in ("model.safetensors", "model.safetensors.index.json") if os.path.exists(os.path.join(path, f))]
         raise UserError(f"{key}: could not load {os.path.join(path, weights[0]) if weights else path}: {first}") from None
 

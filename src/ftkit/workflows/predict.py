@@ -28,12 +28,12 @@ TABLES = {".csv", ".tsv", ".json", ".jsonl", ".parquet"}
 CHUNK = 256
 
 
-def _lines(source: Optional[str], stdin) -> Iterator[str]:
+def _lines(source: Optional[str], stdin, encoding: str = "utf-8") -> Iterator[str]:
     if source in (None, "-"):
         yield from (stdin if stdin is not None else sys.stdin)
         return
-    sources.check_utf8(source)
-    with open(source, encoding="utf-8") as f:
+    sources.check_utf8(source, encoding)
+    with open(source, encoding=encoding) as f:
         yield from f
 
 
@@ -91,7 +91,7 @@ def run_ner(model_dir: str, path: str, model, source: Optional[str], fmt: str, b
 
 def run(model_dir: str, source: Optional[str] = None, text_column: Optional[str] = None,
         pair_column: Optional[str] = None, column_names: Optional[list[str]] = None, batch_size: int = 32,
-        all_scores: bool = False, stdin=None, fmt: str = "auto") -> Iterator:
+        all_scores: bool = False, stdin=None, fmt: str = "auto", encoding: Optional[str] = None) -> Iterator:
     """Yield one result per input: {"line" or "row": n, "label": name or None, "probability": p or None}."""
     import torch
     from transformers import AutoTokenizer
@@ -115,7 +115,8 @@ def run(model_dir: str, source: Optional[str] = None, text_column: Optional[str]
     changes = {k: v for k, v in (("text_column", text_column), ("text_pair_column", pair_column),
                                  ("column_names", column_names)) if v is not None}
     # the input file's own layout: its extension decides the format, a table's header names its columns
-    data = data.model_copy(update={"column_names": None, "header": "auto", **changes, "format": "auto"})
+    data = data.model_copy(update={"column_names": None, "header": "auto", **changes, "format": "auto",
+                                   **({"encoding": encoding} if encoding else {})})
     pairs = data.text_pair_column is not None
     cap = min(data.block_size, max_positions(model.config) or data.block_size)
     names = input_names(model, tokenizer)
@@ -125,7 +126,7 @@ def run(model_dir: str, source: Optional[str] = None, text_column: Optional[str]
     if source not in (None, "-") and Path(source).suffix.lower() in TABLES:
         inputs = _table_inputs(source, data, pairs)
     else:
-        inputs = _plain_inputs(_lines(source, stdin), pairs, source if source not in (None, "-") else "<stdin>")
+        inputs = _plain_inputs(_lines(source, stdin, data.encoding), pairs, source if source not in (None, "-") else "<stdin>")
 
     with torch.no_grad():
         while True:

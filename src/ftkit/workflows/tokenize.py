@@ -60,7 +60,7 @@ def obtain_tokenizer(recipe: Recipe, log=print, train_ds=None):
     """Load the recipe's tokenizer; train and save it first when `tokenizer.kind` is set and it does not exist yet."""
     cfg = recipe.tokenizer
     if cfg is None:
-        return load_tokenizer(recipe.model.from_pretrained, recipe.model.trust_remote_code)
+        return load_tokenizer(recipe.model.from_pretrained, recipe.model.trust_remote_code, "model.from_pretrained")
     if cfg.kind is None or Path(cfg.path).is_dir():
         if cfg.kind is not None:
             check_settings(recipe)
