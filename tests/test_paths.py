@@ -44,7 +44,7 @@ def test_a_missing_local_path_that_looks_like_a_hub_id_is_reported_as_missing(tm
     monkeypatch.chdir(tmp_path)
     r = write_recipe(tmp_path / "r.yaml", {"task": "cls", "output_dir": "out",
                                             "model": {"from_pretrained": "runs/sst2-minilm-quick"},
-                                            "data": {"train": "t.tsv"}})
+                                            "data": {"train": "t.tsv"}, "train": {"precision": "fp32"}})
     (tmp_path / "t.tsv").write_text("sentence\tlabel\nok\t1\nbad\t0\n")
     line = fails("finetune", "-r", str(r))
     assert line.startswith("error: model.from_pretrained: 'runs/sst2-minilm-quick' is not a local directory (nothing at ")

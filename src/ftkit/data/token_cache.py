@@ -56,11 +56,14 @@ def encode_texts(tokenizer, texts: list[str], add_eos: bool, encoder=None) -> li
     return out
 
 
-def encode_stream(tokenizer, batches: Iterable[list[str]], add_eos: bool) -> np.ndarray:
+def encode_stream(tokenizer, batches: Iterable[list[str]], add_eos: bool, progress=None) -> np.ndarray:
+    """`progress`: an engine.progress.Progress counting rows (tokenizing a large corpus takes minutes)."""
     dtype = np.uint16 if len(tokenizer) <= 65535 else np.uint32
     chunks, encoder = [], plain_encoder(tokenizer)
     for texts in batches:
         ids = encode_texts(tokenizer, texts, add_eos, encoder)
+        if progress is not None:
+            progress.update(len(texts))
         if ids:
             chunks.append(np.fromiter((i for seq in ids for i in seq), dtype=dtype))
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
@@ -120,7 +123,11 @@ def cached_stream(recipe: Recipe, tokenizer, split: str, ds_factory, log=print) 
                 seen_text.append(True)
             yield texts
 
-    arr = encode_stream(tokenizer, batches(), recipe.data.add_eos)
+    from ftkit.engine.progress import Progress
+
+    progress = Progress(len(ds) if hasattr(ds, "__len__") else None, f"encoding {split} rows", log)
+    arr = encode_stream(tokenizer, batches(), recipe.data.add_eos, progress)
+    progress.close()
     dt = time.perf_counter() - t0
     if len(arr) == 0 or not seen_text:
         raise UserError(f"data.{split}: no text to tokenize in column '{recipe.data.text_column}' (empty corpus)")
