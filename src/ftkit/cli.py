@@ -37,6 +37,8 @@ MachRankOpt = typer.Option(0, "--machine-rank", min=0, help="This machine's rank
 MainIpOpt = typer.Option(None, "--main-process-ip", help="Address of machine rank 0.")
 MainPortOpt = typer.Option(None, "--main-process-port", min=1, max=65535, help="Port on machine rank 0.")
 AccCfgOpt = typer.Option(None, "--accelerate-config", help="An Accelerate config file (e.g. recipes/launch/fsdp.yaml).")
+KeepEndOpt = typer.Option(None, "--keep-checkpoints-at-end", min=0, help="Resumable checkpoints to keep once the run "
+                          "has finished (train.keep_checkpoints_at_end; default 1, 0: only the final model).")
 
 
 def log(message: str) -> None:
@@ -51,6 +53,10 @@ def _recipe(path: Path, overrides: Optional[List[str]], print_config: bool):
         typer.echo(dump_recipe(recipe), nl=False)
         raise typer.Exit(0)
     return recipe
+
+
+def _keep(n: Optional[int]) -> list[str]:
+    return [] if n is None else [f"train.keep_checkpoints_at_end={n}"]
 
 
 def _offline_defaults() -> None:
@@ -92,9 +98,9 @@ def pretrain(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
              resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
              num_processes: Optional[int] = NumProcOpt, num_machines: int = NumMachOpt, machine_rank: int = MachRankOpt,
              main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
-             accelerate_config: Optional[str] = AccCfgOpt) -> None:
+             accelerate_config: Optional[str] = AccCfgOpt, keep_at_end: Optional[int] = KeepEndOpt) -> None:
     """Pre-train a model (clm, mlm, mlm+nsp) as the recipe describes."""
-    r = _recipe(recipe, overrides, print_config)
+    r = _recipe(recipe, [*(overrides or []), *_keep(keep_at_end)], print_config)
     _offline_defaults()
     from ftkit.launch import Launch
 
@@ -121,7 +127,7 @@ def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
              print_config: bool = PrintOpt, resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
              num_processes: Optional[int] = NumProcOpt, num_machines: int = NumMachOpt, machine_rank: int = MachRankOpt,
              main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
-             accelerate_config: Optional[str] = AccCfgOpt) -> None:
+             accelerate_config: Optional[str] = AccCfgOpt, keep_at_end: Optional[int] = KeepEndOpt) -> None:
     """Fine-tune (or train from scratch) a model for a downstream task: cls = text / text-pair classification,
     ner = token classification (named entities)."""
     from ftkit.recipe import load_recipe, packaged
@@ -135,7 +141,7 @@ def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
         if "task" in first.model_fields_set and first.task != task:
             raise UserError(f"--task {task}: {recipe} is a '{first.task}' recipe; drop --task or use a {task} recipe")
         extra = [f"task={task}"]
-    r = _recipe(recipe, [*(overrides or []), *extra], print_config)
+    r = _recipe(recipe, [*(overrides or []), *extra, *_keep(keep_at_end)], print_config)
     _offline_defaults()
     from ftkit.launch import Launch
 

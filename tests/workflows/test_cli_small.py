@@ -100,3 +100,8 @@ def test_shipped_recipes_list_show_new_outside_the_repository(tmp_path, monkeypa
     assert "exists; choose another NAME" in fails("recipes", "new", "my-spam", "--from", "sms-spam-minilm")
     code, out, _ = run_cli("finetune", "--task", "ner", "-r", "wnut17-minilm", "--print-config")
     assert code == 0 and "task: ner" in out
+
+
+def test_keep_checkpoints_at_end_flag_sets_the_recipe_key():
+    code, out, _ = run_cli("pretrain", "-r", "gpt-shakespeare-char", "--keep-checkpoints-at-end", "0", "--print-config")
+    assert code == 0 and "keep_checkpoints_at_end: 0" in out

@@ -40,6 +40,7 @@ class Bench:
     recipe: object
     tokenizer: object
     model_dir: str
+    log: object = None  # progress of long measurements (a line every 15 s off a terminal)
 
 
 def source_model(model_dir: str, output: str, key: str = "--model") -> tuple[str, str]:
@@ -92,7 +93,7 @@ def bench(model_dir: str, path: str, task: str, data: Optional[str], batch_size:
 
     log_sample(sample_note(len(items), batch_size, max_batches, 0), "--max-batches", log)
     batches = list(eval_batches(items, batch_size, t.eval_collate, 0, limit=max_batches))
-    return Bench(task, t, batches, recipe, tokenizer, model_dir)
+    return Bench(task, t, batches, recipe, tokenizer, model_dir, log)
 
 
 def measure(model, b: Bench) -> dict:
@@ -104,7 +105,7 @@ def measure(model, b: Bench) -> dict:
     with torch.no_grad():
         b.task.eval_step(model, b.batches[0])  # warm-up: first-call allocations, kernel selection
     t0 = time.perf_counter()
-    metrics = evaluate(acc, model, b.task, b.batches)
+    metrics = evaluate(acc, model, b.task, b.batches, b.log)
     elapsed = time.perf_counter() - t0
     name = HEADLINE[b.task_name]
     return {name: metrics[name], "loss": metrics["loss"], "latency_ms_per_batch": round(1000 * elapsed / len(b.batches), 2),
