@@ -122,3 +122,24 @@ def test_lora_target_that_does_not_exist_lists_the_real_ones(tmp_path, tok):
         apply_strategy(model, FinetuneSection(strategy="lora", target_modules=["query", "q_proj"]), "cls")
     msg = str(e.value)
     assert "q_proj not in BertForSequenceClassification" in msg and "query" in msg.split("are:")[1] and "\n" not in msg
+
+
+def test_an_adapter_moved_together_with_its_base_still_loads(tmp_path, tok):
+    import json
+    import shutil
+
+    root = tmp_path / "a"
+    root.mkdir()
+    model = loaded_classifier(root, tok)  # base saved in a/base
+    model = apply_strategy(model, FinetuneSection(strategy="lora", lora_r=2, target_modules=["query"]), "cls",
+                           log=lambda m: None)
+    model.eval()
+    batch = tok(["a fine film"], return_tensors="pt")
+    batch.pop("token_type_ids")
+    want = model(**batch).logits
+    (root / "run").mkdir()
+    save_weights(model, root / "run", model.state_dict())
+    assert json.loads((root / "run" / "adapter_config.json").read_text())["base_model_name_or_path"] == str(root / "base")
+    shutil.move(str(root), str(tmp_path / "b"))  # the run and its base, moved together
+    again = saved.load_model(str(tmp_path / "b" / "run"), "cls")
+    assert torch.allclose(again(**batch).logits, want, atol=1e-6)

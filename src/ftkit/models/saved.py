@@ -68,6 +68,8 @@ def base_path(path: str, key: str = "--model") -> str:
     from ftkit.paths import resolve_package_path
 
     base = json.loads(Path(path, ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    if base and not os.path.isdir(base):
+        base = _relocated(path) or base
     if not base or not os.path.isdir(base):
         recipe = Path(path, "recipe.yaml")
         if recipe.is_file():
@@ -79,8 +81,36 @@ def base_path(path: str, key: str = "--model") -> str:
     return check_model_path(resolve_package_path(base, key), f"{key} (base model of the adapter)")
 
 
-def load_model(path: str, task: str, key: str = "--model"):
-    """The model in `path` for `task` (cls, clm, mlm, mlm+nsp), in eval mode."""
+def _relocated(path: str):
+    """The base of an adapter that was moved together with it: the same path relative to the adapter as when
+    it was saved (relative to its run directory, too: a kept best model is saved in RUN/best, then moved up)."""
+    loc = Path(path, "ftkit_base.json")
+    if not loc.is_file():
+        return None
+    where = json.loads(loc.read_text())
+    for origin in (where["saved_in"], os.path.dirname(where["saved_in"])):
+        candidate = os.path.normpath(os.path.join(path, os.path.relpath(where["base"], origin)))
+        if os.path.isfile(os.path.join(candidate, "config.json")):
+            return candidate
+    return None
+
+
+def load_model(path: str, task: str, key: str = "--model", log=None):
+    """The model in `path` for `task` (cls, clm, mlm, mlm+nsp, ner), in eval mode. With `log`: a line before
+    (large models take a while) and one with the time it took."""
+    import time
+
+    if log is None:
+        return _load_model(path, task, key)
+    log(f"loading the model from {path} ({kind(path)}) ...")
+    t0 = time.perf_counter()
+    model = _load_model(path, task, key)
+    n = sum(p.numel() for p in model.parameters())
+    log(f"model loaded in {time.perf_counter() - t0:.1f}s: {type(model).__name__}, {n / 1e6:.1f}M parameters")
+    return model
+
+
+def _load_model(path: str, task: str, key: str = "--model"):
     k = kind(path)
     if k == "int8":
         from ftkit.compress.quantize import load_quantized

@@ -153,16 +153,24 @@ def is_peft(model) -> bool:
     return isinstance(model, PeftModel)
 
 
+BASE_LOCATION = "ftkit_base.json"
+
+
 def _absolute_base(config_file: Path) -> None:
-    """peft records the base model as it was given (often a relative path): made absolute, the adapter
-    loads from any directory."""
+    """peft records the base model as it was given (often a relative path): made absolute, the adapter loads
+    from any directory; ftkit_base.json also records where the adapter was, so that an adapter moved together
+    with its base (the same relative layout) still finds it (models/saved.base_path)."""
     import os
 
     conf = json.loads(config_file.read_text())
     base = conf.get("base_model_name_or_path")
-    if base and os.path.isdir(base) and not os.path.isabs(base):
-        conf["base_model_name_or_path"] = os.path.abspath(base)
-        config_file.write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")
+    if base and os.path.isdir(base):
+        base = os.path.abspath(base)
+        if conf["base_model_name_or_path"] != base:
+            conf["base_model_name_or_path"] = base
+            config_file.write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")
+        where = {"base": base, "saved_in": os.path.abspath(config_file.parent)}
+        (config_file.parent / BASE_LOCATION).write_text(json.dumps(where, indent=2) + "\n")
 
 
 def save_weights(model, path: Path, state_dict: Optional[dict] = None) -> None:

@@ -105,7 +105,7 @@ def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, 
 
         return evaluate_ner.run(model_dir, path, recipe, data, batch_size, max_batches, precision, log)
     tokenizer = load_saved(AutoTokenizer, path)
-    model = saved.load_model(path, task)
+    model = saved.load_model(path, task, log=log)
     acc = make_accelerator(precision)
     model = acc.prepare(model)
     t = make_task(task, tokenizer, recipe)

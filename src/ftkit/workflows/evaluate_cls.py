@@ -31,7 +31,7 @@ def run(model_dir: str, path: str, recipe: Recipe, data: Optional[str], batch_si
     from ftkit.models import saved
 
     hf_logging.disable_progress_bar()
-    model = saved.load_model(path, "cls")  # plain, PEFT adapter or int8
+    model = saved.load_model(path, "cls", log=log)  # plain, PEFT adapter or int8
     labels = checkpoint_labels(model.config)
     if labels is None:
         raise UserError(f"--model: {model_dir} is not a sequence classifier (architectures: "

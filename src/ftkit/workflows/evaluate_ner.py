@@ -29,7 +29,7 @@ def run(model_dir: str, path: str, recipe: Recipe, data: Optional[str], batch_si
     from ftkit.workflows.finetune import sorted_by_length
 
     hf_logging.disable_progress_bar()
-    model = saved.load_model(path, "ner")
+    model = saved.load_model(path, "ner", log=log)
     labels = checkpoint_labels(model.config, "ner")
     if labels is None:
         raise UserError(f"--model: {model_dir} is not a token classifier; fine-tune one with `ftkit finetune --task ner`")
