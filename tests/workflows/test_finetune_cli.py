@@ -185,3 +185,18 @@ def test_predict_and_eval_take_an_encoding(sst2_run, tmp_path):
     code, stdout, err = run_cli("eval", "--model", str(out), "--data", str(tsv), "--encoding", "latin-1", "--json")
     assert code == 0, err
     assert json.loads(stdout)["examples"] == 2
+
+
+def test_a_moved_classifier_still_predicts_and_evaluates(sst2_run, tmp_path, monkeypatch):
+    import shutil
+
+    _, out, _ = sst2_run
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved, ignore=shutil.ignore_patterns("checkpoints"))
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "in.txt"
+    src.write_text("a gorgeous , witty movie\n")
+    code, stdout, err = run_cli("predict", "--model", "moved", str(src))
+    assert code == 0 and json.loads(stdout)["label"] in ("negative", "positive"), err
+    code, stdout, err = run_cli("eval", "--model", "moved", "--json")  # its recipe's validation data, by absolute path
+    assert code == 0 and json.loads(stdout)["examples"] == 64, err
