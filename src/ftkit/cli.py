@@ -331,6 +331,16 @@ def export(model: str = typer.Option(..., "--model", "-m", help="A LoRA adapter 
     wf.run(model, output, merge, log=log)
 
 
+@app.command()
+def runs(folder: Path = typer.Argument(Path("runs"), help="Folder of runs (searched recursively for run.json)."),
+         as_json: bool = typer.Option(False, "--json", help="Print one JSON list on stdout.")) -> None:
+    """The runs under a folder, newest first: task, status (running / stopped / finished), steps, best metric, time."""
+    from ftkit.workflows import runs as wf
+
+    rows = wf.collect(str(folder))
+    typer.echo(json.dumps(rows) if as_json else wf.table(rows))
+
+
 @recipes_app.command("list")
 def recipes_list(folder: Optional[Path] = typer.Argument(None, help="Folder of recipes (default: ./recipes if it "
                                                          "exists, else the recipes shipped with ftkit).")) -> None:
@@ -396,6 +406,7 @@ EXAMPLES = {
     "generate": "ftkit generate --model runs/gpt-shakespeare-char --prompt 'ROMEO:' --max-new-tokens 200",
     "predict": "echo 'a gorgeous, witty movie' | ftkit predict --model runs/sst2-minilm-quick",
     "doctor": "ftkit doctor --json",
+    "runs": "ftkit runs runs/",
     "export": "ftkit export --merge --model runs/sst2-minilm-lora --output runs/sst2-minilm-lora-merged",
     "compress quantize": "ftkit compress quantize --model runs/sst2-minilm-quick --output runs/sst2-minilm-int8",
     "compress prune": "ftkit compress prune --model runs/sst2-minilm-quick --output runs/p50 --sparsity 0.5 --finetune-steps 200",
