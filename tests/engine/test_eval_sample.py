@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import torch
 
-from ftkit.engine.batches import eval_batches, eval_subset, sample_note
+from ftkit.engine.batches import eval_batches, eval_subset
 
 
 def collate(examples, rng):
@@ -48,5 +48,7 @@ def test_no_limit_or_a_limit_past_the_end_scores_everything():
     items = sorted_items()
     assert eval_subset(len(items), 8, None, 0) is None and eval_subset(len(items), 8, 100, 0) is None
     assert sum(len(b["idx"]) for b in eval_batches(items, 8, collate, 0, limit=100)) == len(items)
-    assert sample_note(len(items), 8, 5, 7) == {"size": 40, "of": 540, "seed": 7}
-    assert sample_note(len(items), 8, None, 7) is None
+    assert eval_batches(items, 8, collate, 7, limit=5).sample == {"size": 40, "of": 540, "seed": 7}
+    assert eval_batches(items, 8, collate, 7).sample is None and eval_batches(items, 8, collate, 7, limit=100).sample is None
+    once = eval_batches(items, 8, collate, 7, limit=5)  # one instance serves every evaluation of a run
+    assert [b["idx"].tolist() for b in once] == [b["idx"].tolist() for b in once]

@@ -49,8 +49,12 @@ def test_jsonl_with_int_tags_and_names(tmp_path):
     assert t.tags == [["B-PER", "O"], ["O", "B-LOC"]]
     with pytest.raises(UserError, match="tags are numbers; name them with data.tag_names"):
         tagged.load(str(p), data(), "data.train")
+    named = tagged.load(str(p), data(tag_names=["O", "B-PER", "I-PER", "B-LOC"]), "data.train")
+    named.tags[1][1] = "X-LOC"  # a bad tag in a JSON row is named by row and token, not by a made-up line
+    with pytest.raises(UserError, match=r"d.jsonl row 2 token 2: tag 'X-LOC'"):
+        tagged.normalise(named, "iob2")
     p.write_text(json.dumps({"tokens": [], "ner_tags": []}))
-    with pytest.raises(UserError, match=r"d.jsonl:1: an empty sentence"):
+    with pytest.raises(UserError, match=r"d.jsonl row 1: an empty sentence"):
         tagged.load(str(p), data(), "data.train")
 
 

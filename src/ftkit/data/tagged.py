@@ -22,7 +22,6 @@ from typing import Optional
 
 from ftkit.errors import UserError
 
-TABLE_EXTS = {".json", ".jsonl", ".parquet", ".csv", ".tsv"}
 _TAG = re.compile(r"^(?:O|([BIESLU])-(.+))$")
 _ALLOWED = {"iob2": "BI", "iob1": "BI", "bioes": "BIES", "bilou": "BILU"}
 
@@ -49,9 +48,10 @@ def read_conll(path: str, data, out: Tagged) -> None:
     """Append the sentences of a CoNLL file to `out` (raw tags; `normalise` checks them)."""
     from ftkit.data.sources import check_utf8
 
-    check_utf8(path)
+    check_utf8(path, data.encoding)
+    utf8 = data.encoding.lower().replace("-", "") == "utf8"
     width, tokens, tags, start = None, [], [], 0
-    with open(path, encoding="utf-8-sig") as f:
+    with open(path, encoding="utf-8-sig" if utf8 else data.encoding) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 if tokens:
@@ -99,7 +99,7 @@ def _rows(path: str, fmt: str) -> list[dict]:
 def read_table(rows: list[dict], where: str, data, names: Optional[list[str]], out: Tagged) -> None:
     """Append rows with a token-list column and a tag-list column (strings, or ints named by `names`)."""
     for n, row in enumerate(rows, 1):
-        loc = f"{where}:{n}" if not where.startswith("hub:") else f"{where} row {n}"
+        loc = f"{where} row {n}"  # not `file:line`: a row holds many tokens (token_loc then names the token)
         for col in (data.tokens_column, data.tags_column):
             if col not in row:
                 raise UserError(f"{loc}: no column '{col}' (have: {', '.join(map(str, row))}); "
@@ -158,17 +158,21 @@ def _load_hub(name: str, data, key: str, out: Tagged) -> None:
     read_table(list(ds), f"hub:{name}", data, names, out)
 
 
+def token_loc(where: str, i: int) -> str:
+    """Where token `i` of a sentence is: its file line (CoNLL: one token per line), or the row and token."""
+    path, _, line = where.rpartition(":")
+    return f"{path}:{int(line) + i}" if line.isdigit() else f"{where} token {i + 1}"
+
+
 def normalise(t: Tagged, scheme: str) -> Tagged:
     """Check every tag and rewrite to IOB2 (iob2, iob1) or BIOES (bioes, bilou); errors name file:line."""
     allowed = _ALLOWED[scheme]
-    for s, (tags, where) in enumerate(zip(t.tags, t.where)):
-        path, _, line = where.rpartition(":")
+    for tags, where in zip(t.tags, t.where):
         prev_type, prev_prefix = None, "O"
         for i, tag in enumerate(tags):
             m = _TAG.match(tag)
-            loc = f"{path}:{int(line) + i}" if line.isdigit() else f"{where} token {i + 1}"
             if not m or (m.group(1) and m.group(1) not in allowed):
-                raise UserError(f"{loc}: tag '{tag}' is not {scheme.upper()} (expected O or "
+                raise UserError(f"{token_loc(where, i)}: tag '{tag}' is not {scheme.upper()} (expected O or "
                                 f"{'/'.join(allowed)}-TYPE, e.g. B-PER); set data.tag_scheme if the file uses another")
             prefix, typ = (m.group(1), m.group(2)) if m.group(1) else ("O", None)
             if scheme == "bilou":
@@ -179,8 +183,6 @@ def normalise(t: Tagged, scheme: str) -> Tagged:
                 t.repaired += scheme == "iob2"
             tags[i] = "O" if prefix == "O" else f"{prefix}-{typ}"
             prev_type, prev_prefix = typ, prefix
-    if not any(len(x) for x in t.tokens):
-        raise UserError("no tokens")
     for toks, where in zip(t.tokens, t.where):
         if any(not tok for tok in toks):
             raise UserError(f"{where}: an empty token")
@@ -203,9 +205,7 @@ def check_known(t: Tagged, labels: list[str], against: str) -> None:
     for tags, where in zip(t.tags, t.where):
         for i, tag in enumerate(tags):
             if tag not in known:
-                path, _, line = where.rpartition(":")
-                loc = f"{path}:{int(line) + i}" if line.isdigit() else where
-                raise UserError(f"{loc}: tag '{tag}' never occurs in {against} (its tags: "
+                raise UserError(f"{token_loc(where, i)}: tag '{tag}' never occurs in {against} (its tags: "
                                 f"{', '.join(labels[:12])}{', ...' if len(labels) > 12 else ''})")
 
 

@@ -56,6 +56,7 @@ def _prefix_space_on(node) -> None:
         for v in node:
             _prefix_space_on(v)
 
+
 def windows(piece_counts: list[int], budget: int) -> list[tuple[int, int]]:
     """Consecutive word ranges [a, b) whose pieces fit `budget` (a longer single word gets a window of its own)."""
     out, start, used = [], 0, 0
@@ -68,31 +69,46 @@ def windows(piece_counts: list[int], budget: int) -> list[tuple[int, int]]:
     return out
 
 
+def _item(enc, word_ids: list, tags: list[str], first_word: int, sentence: int, label2id: dict[str, int],
+          input_names: list[str], label_all_tokens: bool) -> dict:
+    """One model input: labels on first pieces (others -100, or I- with label_all_tokens) and their word keys."""
+    labels, keys, prev = [], [], None
+    for w in word_ids:
+        if w is None:
+            labels.append(-100), keys.append(-1)
+        elif w != prev:
+            labels.append(label2id[tags[first_word + w]]), keys.append(sentence * WORDS_PER_SENTENCE + first_word + w)
+        else:
+            tag = tags[first_word + w]
+            inner = label2id.get("I-" + tag[2:], label2id[tag]) if tag.startswith("B-") else label2id[tag]
+            labels.append(inner if label_all_tokens else -100), keys.append(-1)
+        prev = w
+    item = {k: enc[k] for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc and (k in input_names or k == "input_ids")}
+    item.update(labels=labels, word_key=keys)
+    return item
+
+
 def encode(tagged, tokenizer, cap: int, label2id: dict[str, int], input_names: list[str],
            label_all_tokens: bool = False) -> tuple[list[dict], int]:
-    """(items, number of sentences split into windows)."""
+    """(items, number of sentences split into windows). All sentences are tokenized in one batched call;
+    only those longer than `cap` pieces are tokenized again, window by window."""
+    type_ids = "token_type_ids" in input_names
+    full = tokenizer(tagged.tokens, is_split_into_words=True, return_token_type_ids=type_ids)
     budget = cap - tokenizer.num_special_tokens_to_add(pair=False)
     items, split = [], 0
     for s, (words, tags) in enumerate(zip(tagged.tokens, tagged.tags)):
-        counts = [max(1, len(ids)) for ids in tokenizer(words, add_special_tokens=False)["input_ids"]]
-        spans = windows(counts, budget)
-        split += len(spans) > 1
-        for a, b in spans:
+        word_ids = full.word_ids(s)
+        if len(word_ids) <= cap:
+            enc = {k: v[s] for k, v in full.items()}
+            items.append(_item(enc, word_ids, tags, 0, s, label2id, input_names, label_all_tokens))
+            continue
+        counts = [0] * len(words)
+        for w in word_ids:
+            if w is not None:
+                counts[w] += 1
+        split += 1
+        for a, b in windows([max(1, c) for c in counts], budget):
             enc = tokenizer(words[a:b], is_split_into_words=True, truncation=True, max_length=cap,
-                            return_token_type_ids="token_type_ids" in input_names)
-            labels, keys, prev = [], [], None
-            for w in enc.word_ids():
-                if w is None:
-                    labels.append(-100), keys.append(-1)
-                elif w != prev:
-                    labels.append(label2id[tags[a + w]]), keys.append(s * WORDS_PER_SENTENCE + a + w)
-                else:
-                    tag = tags[a + w]
-                    labels.append(label2id.get("I-" + tag[2:], label2id[tag]) if label_all_tokens and tag.startswith("B-")
-                                  else label2id[tag] if label_all_tokens else -100)
-                    keys.append(-1)
-                prev = w
-            item = {k: enc[k] for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc and (k in input_names or k == "input_ids")}
-            item.update(labels=labels, word_key=keys)
-            items.append(item)
+                            return_token_type_ids=type_ids)
+            items.append(_item(enc, enc.word_ids(), tags, a, s, label2id, input_names, label_all_tokens))
     return items, split

@@ -135,12 +135,15 @@ class eval_batches:
     """Deterministic evaluation batches: fixed order, collate seeded by position (same masks every time).
 
     With `limit`, the batches hold a seeded (stratified, for labelled items) sample of `limit` batches'
-    worth of items, not the first ones (see eval_subset). Sized (this rank's batches), for progress."""
+    worth of items, not the first ones (see eval_subset); `sample` says which ({size, of, seed}, for logs
+    and metrics; None when all items are scored). Sized (this rank's batches), for progress; iterable
+    again and again, so one instance serves every evaluation of a run."""
 
     def __init__(self, items: Sequence, batch_size: int, collate: Collate, seed: int, rank: int = 0,
                  world: int = 1, limit: Optional[int] = None):
         subset = eval_subset(len(items), batch_size, limit, seed, item_strata(items))
         self.items = items if subset is None else [items[int(i)] for i in subset]
+        self.sample = None if subset is None else {"size": len(subset), "of": len(items), "seed": seed}
         self.batch_size, self.collate, self.seed, self.rank, self.world = batch_size, collate, seed, rank, world
         self.n = math.ceil(len(self.items) / batch_size)
 
@@ -152,13 +155,6 @@ class eval_batches:
         for b in range(self.rank, self.n, self.world):
             chunk = [items[i] for i in range(b * bs, min(len(items), (b + 1) * bs))]
             yield self.collate(chunk, np.random.default_rng([self.seed, b, 11]))
-
-
-def sample_note(n_items: int, batch_size: int, limit: Optional[int], seed: int) -> Optional[dict]:
-    """What a limited evaluation scored, for logs and metrics: {size, of, seed}; None when it scores all."""
-    if limit is None or limit * batch_size >= n_items:
-        return None
-    return {"size": limit * batch_size, "of": n_items, "seed": seed}
 
 
 def log_sample(note, what: str, log):

@@ -24,6 +24,8 @@ import torch
 from ftkit.engine import rundir
 from ftkit.engine.metrics_log import MetricsLog
 from ftkit.engine.optim import build_optimizer, build_scheduler
+from ftkit.engine.progress import Progress as ProgressLine  # (loop.Progress is the training state)
+from ftkit.engine.progress import eta_text
 from ftkit.engine.task_api import Task
 from ftkit.errors import UserError
 from ftkit.recipe.schema import TrainSection
@@ -79,12 +81,10 @@ def evaluate(accelerator, model, task: Task, batches: Iterable[dict], log=None) 
     With `log`, long evaluations report progress (batches done, elapsed, ETA)."""
     from accelerate.utils import gather_object
 
-    from ftkit.engine.progress import Progress
-
     model.eval()
     sums: dict[str, float] = {}
     arrays: dict[str, list] = {}
-    progress = Progress(len(batches) if hasattr(batches, "__len__") else None, "eval batches",
+    progress = ProgressLine(len(batches) if hasattr(batches, "__len__") else None, "eval batches",
                         log if accelerator.is_main_process else None)
     with torch.no_grad(), accelerator.autocast():
         for batch in batches:
@@ -257,8 +257,6 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
                     bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}")
                     bar.update(prog.step - bar.n)
                 else:
-                    from ftkit.engine.progress import eta_text
-
                     done = prog.step - start_step
                     log(f"step {prog.step}/{steps}  loss {loss_val:.4f}  lr {lr:.2e}  {tps:,.0f} tok/s  "
                         f"{eta_text(done, steps - start_step, time.perf_counter() - t_run)}")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ftkit.errors import UserError
+from ftkit.errors import NothingToDo, UserError
 
 RUN_FILE = "run.json"
 STATE_FILE = "trainer_state.json"
@@ -59,8 +59,6 @@ def check_unfinished(out: Path, steps: int) -> None:
     Resuming used to re-save the last weights over the kept best model and rewrite metrics.json and
     recipe.yaml. A finished run is only continued when the recipe asks for more steps than it ran.
     """
-    from ftkit.errors import NothingToDo
-
     ckpt = latest_checkpoint(out)
     if read_status(out) != "finished" or ckpt is None:
         return

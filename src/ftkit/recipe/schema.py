@@ -206,19 +206,19 @@ _TABLE_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 
 
 def _line_text(data: "DataSection") -> bool:
-    """Is every training source a plain-text file read one example per line? (Decided from names only.)"""
+    """Is every training source a plain-text file read one example per line? (Decided from names: a table
+    extension, or a missing path that reads as a hub id, means rows of documents; as data/sources.py reads them.)"""
+    from ftkit.paths import is_local
+
     if data.sample_by != "line":
         return False
-    entries = [data.train] if isinstance(data.train, str) else list(data.train)
-    for e in entries:
+    for e in [data.train] if isinstance(data.train, str) else data.train:
         path, fmt = (e, None) if isinstance(e, str) else (e.path, e.format)
         fmt = fmt or (data.format if data.format != "auto" else None)
-        if fmt is not None:
-            if fmt != "text":
-                return False
-        elif path.lower().endswith(_TABLE_EXTENSIONS) or ("/" not in path and "." not in path and not path.startswith("~")):
-            return False  # a table, or a bare hub id (`name`); `owner/name` hub ids read rows too
-        elif not path.lower().endswith(_TEXT_EXTENSIONS) and path.count("/") == 1 and not path.startswith((".", "/")):
+        if fmt is not None and fmt != "text":
+            return False
+        if fmt is None and (path.lower().endswith(_TABLE_EXTENSIONS)
+                            or (not path.lower().endswith(_TEXT_EXTENSIONS) and not is_local(path))):
             return False
     return True
 

@@ -89,10 +89,11 @@ def bench(model_dir: str, path: str, task: str, data: Optional[str], batch_size:
     else:
         t = make_task(task, tokenizer, recipe)
         items = eval_items(task, recipe, tokenizer, data is not None, log)
-    from ftkit.engine.batches import log_sample, sample_note
+    from ftkit.engine.batches import log_sample
 
-    log_sample(sample_note(len(items), batch_size, max_batches, 0), "--max-batches", log)
-    batches = list(eval_batches(items, batch_size, t.eval_collate, 0, limit=max_batches))
+    sampled = eval_batches(items, batch_size, t.eval_collate, 0, limit=max_batches)
+    log_sample(sampled.sample, "--max-batches", log)
+    batches = list(sampled)
     return Bench(task, t, batches, recipe, tokenizer, model_dir, log)
 
 

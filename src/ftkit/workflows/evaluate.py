@@ -8,7 +8,7 @@ from typing import Optional
 
 from ftkit.data import lm_blocks
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import eval_batches, log_sample, sample_note
+from ftkit.engine.batches import eval_batches, log_sample
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
 from ftkit.models import saved
@@ -48,7 +48,7 @@ def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Opti
     if data is not None:
         # another file: read in its own layout (header row, extension) unless the command line says otherwise
         raw["data"].update(train=data, validation=None, validation_split=0.0, streaming=False, column_names=None,
-                           header="auto", format="conll" if task == "ner" and raw["data"].get("format") == "conll" else "auto")
+                           header="auto", format="auto")
     elif base is None or (base.data.validation is None and base.data.validation_split == 0):
         raise UserError(f"--data: {model_dir} has no recipe with validation data; pass --data FILE")
     if block_size:
@@ -112,9 +112,9 @@ def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, 
     if hasattr(t, "check_model"):
         t.check_model(model)
     items = eval_items(task, recipe, tokenizer, data is not None, log)
-    note = log_sample(sample_note(len(items), batch_size, max_batches, recipe.masking.eval_seed), "--max-batches", log)
-    metrics = evaluate(acc, model, t, eval_batches(items, batch_size, t.eval_collate, recipe.masking.eval_seed,
-                                                   limit=max_batches), log)
+    batches = eval_batches(items, batch_size, t.eval_collate, recipe.masking.eval_seed, limit=max_batches)
+    note = log_sample(batches.sample, "--max-batches", log)
+    metrics = evaluate(acc, model, t, batches, log)
     where = data if data is not None else "validation data of its recipe"
     return {"model": os.path.normpath(model_dir), "task": task, "data": where, **metrics,
             **({"eval_sample": note} if note else {})}

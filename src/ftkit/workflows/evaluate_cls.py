@@ -14,7 +14,7 @@ from typing import Optional
 
 from ftkit.data import labeled
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import eval_batches, log_sample, sample_note
+from ftkit.engine.batches import eval_batches, log_sample
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
 from ftkit.models.classifier import checkpoint_labels, input_names, max_positions
@@ -48,8 +48,9 @@ def run(model_dir: str, path: str, recipe: Recipe, data: Optional[str], batch_si
     acc = make_accelerator(precision)
     model = acc.prepare(model)
     task = SequenceClassification(tokenizer, labels)
-    note = log_sample(sample_note(len(items), batch_size, max_batches, 0), "--max-batches", log)
-    metrics = evaluate(acc, model, task, eval_batches(items, batch_size, task.eval_collate, 0, limit=max_batches), log)
+    batches = eval_batches(items, batch_size, task.eval_collate, 0, limit=max_batches)
+    note = log_sample(batches.sample, "--max-batches", log)
+    metrics = evaluate(acc, model, task, batches, log)
     where = data if data is not None else "validation data of its recipe"
     result = {"model": os.path.normpath(model_dir), "task": "cls", "data": where, "labels": labels,
               "skipped_empty": len(rows.skipped), **metrics, **({"eval_sample": note} if note else {})}

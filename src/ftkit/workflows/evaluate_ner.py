@@ -12,7 +12,7 @@ from typing import Optional
 from ftkit.data import tagged
 from ftkit.data.tagged_items import check_tokenizer, encode
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import eval_batches, log_sample, sample_note
+from ftkit.engine.batches import eval_batches, log_sample
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
 from ftkit.models.classifier import checkpoint_labels, input_names, max_positions
@@ -45,9 +45,9 @@ def run(model_dir: str, path: str, recipe: Recipe, data: Optional[str], batch_si
     acc = make_accelerator(precision)
     model = acc.prepare(model)
     task = TokenClassification(tokenizer, labels, gold=sents)
-    note = log_sample(sample_note(len(items), batch_size, max_batches, 0), "--max-batches", log)
-    metrics = evaluate(acc, model, task, eval_batches(sorted_by_length(items), batch_size, task.eval_collate, 0,
-                                                      limit=max_batches), log)
+    batches = eval_batches(sorted_by_length(items), batch_size, task.eval_collate, 0, limit=max_batches)
+    note = log_sample(batches.sample, "--max-batches", log)
+    metrics = evaluate(acc, model, task, batches, log)
     return {"model": os.path.normpath(model_dir), "task": "ner", "data": data or "validation data of its recipe",
             **metrics, "windowed_sentences": cut, **({"eval_sample": note} if note else {})}
 

@@ -23,7 +23,7 @@ import numpy as np
 from ftkit.data import labeled
 from ftkit.engine import rundir
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import EpochBatches, eval_batches, log_sample, sample_note
+from ftkit.engine.batches import EpochBatches, eval_batches, log_sample
 from ftkit.engine.loop import check_metric, total_steps, train
 from ftkit.errors import UserError
 from ftkit.models.classifier import build_classifier, input_names, max_positions
@@ -149,8 +149,9 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     eval_fn, eval_note = None, None
     if val_items is not None:
         ebs = cfg.eval_batch_size or cfg.batch_size
-        eval_fn = lambda: eval_batches(val_items, ebs, task.eval_collate, cfg.seed, rank, world, cfg.eval_batches)  # noqa: E731
-        eval_note = log_sample(sample_note(len(val_items), ebs, cfg.eval_batches, cfg.seed), "train.eval_batches", main_log)
+        val_batches = eval_batches(val_items, ebs, task.eval_collate, cfg.seed, rank, world, cfg.eval_batches)
+        eval_fn = lambda: val_batches  # noqa: E731
+        eval_note = log_sample(val_batches.sample, "train.eval_batches", main_log)
     summary = train(accelerator=acc, model=model, task=task, train_batches=batches, eval_fn=eval_fn, cfg=cfg, out=out,
                     save_final=save_final_fn(tokenizer, recipe), resume=resume, log=main_log)
     if acc.is_main_process:

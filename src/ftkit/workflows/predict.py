@@ -65,30 +65,6 @@ def _empty(text: Optional[str]) -> bool:
     return not isinstance(text, str) or not text.strip()
 
 
-def run_ner(model_dir: str, path: str, model, source: Optional[str], fmt: str, batch_size: int, stdin=None):
-    """Token classifier: entities per text line (JSON objects), or a CoNLL file with a predicted column (strings)."""
-    from transformers import AutoTokenizer
-
-    from ftkit.data.tagged_items import check_tokenizer
-    from ftkit.workflows import predict_ner
-    from ftkit.workflows.evaluate import saved_recipe
-
-    labels = checkpoint_labels(model.config, "ner")
-    tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(path), "--model")
-    recipe = saved_recipe(model_dir)
-    block = recipe.data.block_size if recipe is not None else 512
-    cap = min(block, max_positions(model.config) or block)
-    if source not in (None, "-") and not Path(source).is_file():
-        raise UserError(f"FILE: not found: {source}")
-    if predict_ner.is_conll(source, fmt):
-        if source in (None, "-"):
-            raise UserError("FILE: --format conll needs a file (stdin is read as plain text lines)")
-        field = recipe.data.token_field if recipe is not None else 0
-        yield from predict_ner.conll_lines(model, tokenizer, source, field, labels, cap, batch_size)
-        return
-    yield from predict_ner.text_entities(model, tokenizer, _lines(source, stdin), batch_size, cap)
-
-
 def run(model_dir: str, source: Optional[str] = None, text_column: Optional[str] = None,
         pair_column: Optional[str] = None, column_names: Optional[list[str]] = None, batch_size: int = 32,
         all_scores: bool = False, stdin=None, fmt: str = "auto", encoding: Optional[str] = None) -> Iterator:
@@ -103,7 +79,9 @@ def run(model_dir: str, source: Optional[str] = None, text_column: Optional[str]
     hf_logging.disable_progress_bar()
     path = saved.check_dir(model_dir, "--model")
     if checkpoint_labels(saved.load_config(path), "ner") is not None:
-        yield from run_ner(model_dir, path, saved.load_model(path, "ner"), source, fmt, batch_size, stdin)
+        from ftkit.workflows.predict_ner import run as run_ner
+
+        yield from run_ner(model_dir, path, saved.load_model(path, "ner"), source, fmt, batch_size, _lines(source, stdin))
         return
     model = saved.load_model(path, "cls")  # plain, PEFT adapter or int8
     labels = checkpoint_labels(model.config)

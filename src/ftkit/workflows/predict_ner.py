@@ -77,18 +77,40 @@ def conll_lines(model, tokenizer, path: str, token_field: int, labels: list[str]
             raise UserError(f"{path}:{i + 1}: no column {token_field} (data.token_field)") from None
     if current:
         sents.tokens.append([t for _, t in current]), sents.tags.append(["O"] * len(current)), where.append([j for j, _ in current])
-    names = input_names(model, tokenizer)
-    items, _ = encode(sents, tokenizer, cap, {n: k for k, n in enumerate(labels)}, names)
+    items, _ = encode(sents, tokenizer, cap, {n: k for k, n in enumerate(labels)}, input_names(model, tokenizer))
     task = TokenClassification(tokenizer, labels)
     predicted: dict[int, str] = {}
     with torch.no_grad():
         for b in range(0, len(items), batch_size):
-            batch = task.collate(items[b:b + batch_size], None)
-            logits = task.logits(model, batch)
-            first = batch["word_key"] >= 0
-            for k, p in zip(batch["word_key"][first].tolist(), logits.argmax(-1)[first].tolist()):
+            step = task.eval_step(model, task.eval_collate(items[b:b + batch_size], None))  # word keys, first-piece argmax
+            for k, p in zip(step["key"].tolist(), step["pred"].tolist()):
                 s, w = divmod(k, WORDS_PER_SENTENCE)
                 predicted[where[s][w]] = labels[p]
     line_of = {j for idx in where for j in idx}
     for i, line in enumerate(lines):
         yield f"{line}\t{predicted.get(i, 'O')}" if i in line_of else line
+
+
+def run(model_dir: str, path: str, model, source: Optional[str], fmt: str, batch_size: int, lines: Iterator[str]):
+    """Entities per text line (JSON objects), or a CoNLL file with a predicted column (strings); `lines`: the
+    plain-text input (read lazily: only when the input is not CoNLL)."""
+    from transformers import AutoTokenizer
+
+    from ftkit.data.tagged_items import check_tokenizer
+    from ftkit.models.classifier import checkpoint_labels, max_positions
+    from ftkit.workflows.evaluate import saved_recipe
+
+    labels = checkpoint_labels(model.config, "ner")
+    tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(path), "--model")
+    recipe = saved_recipe(model_dir)
+    block = recipe.data.block_size if recipe is not None else 512
+    cap = min(block, max_positions(model.config) or block)
+    if source not in (None, "-") and not Path(source).is_file():
+        raise UserError(f"FILE: not found: {source}")
+    if is_conll(source, fmt):
+        if source in (None, "-"):
+            raise UserError("FILE: --format conll needs a file (stdin is read as plain text lines)")
+        field = recipe.data.token_field if recipe is not None else 0
+        yield from conll_lines(model, tokenizer, source, field, labels, cap, batch_size)
+        return
+    yield from text_entities(model, tokenizer, lines, batch_size, cap)

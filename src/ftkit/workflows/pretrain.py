@@ -7,7 +7,7 @@ from pathlib import Path
 from ftkit.data import lm_blocks
 from ftkit.engine import rundir
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import EpochBatches, StreamBatches, eval_batches, log_sample, sample_note
+from ftkit.engine.batches import EpochBatches, StreamBatches, eval_batches, log_sample
 from ftkit.engine.loop import check_metric, total_steps, train
 from ftkit.errors import UserError
 from ftkit.models.build import build_model, count_parameters
@@ -122,10 +122,10 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     if val_items is not None:
         ebs = cfg.eval_batch_size or cfg.batch_size
         # masking.eval_seed, as `ftkit eval`: the masks (and NSP pairs) of validation match a later evaluation
-        eval_fn = lambda: eval_batches(val_items, ebs, task.eval_collate, recipe.masking.eval_seed, rank, world,  # noqa: E731
-                                       cfg.eval_batches)
-        eval_note = log_sample(sample_note(len(val_items), ebs, cfg.eval_batches, recipe.masking.eval_seed),
-                               "train.eval_batches", main_log)
+        val_batches = eval_batches(val_items, ebs, task.eval_collate, recipe.masking.eval_seed, rank, world,
+                                   cfg.eval_batches)
+        eval_fn = lambda: val_batches  # noqa: E731
+        eval_note = log_sample(val_batches.sample, "train.eval_batches", main_log)
     tokens_per_step = cfg.batch_size * cfg.grad_accum * world * recipe.data.block_size
     start_run(acc, recipe, resume, overwrite, log, steps=total_steps(cfg, batches.batches_per_epoch, tokens_per_step))
     summary = train(accelerator=acc, model=model, task=task, train_batches=batches, eval_fn=eval_fn, cfg=cfg, out=out,
