@@ -41,7 +41,8 @@ def trainable(path: Path) -> int:
             return n
     recipe = path / "recipe.yaml"
     if recipe.is_file() and "strategy: freeze" in recipe.read_text():
-        from ftkit.models.strategy import apply_strategy, count_parameters
+        from ftkit.models.build import count_parameters
+        from ftkit.models.strategy import apply_strategy
         from ftkit.recipe import load_recipe
 
         r = load_recipe(recipe)

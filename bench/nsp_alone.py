@@ -31,19 +31,18 @@ def main() -> None:
     import numpy as np
     import torch
     import torch.nn.functional as F
-    from accelerate import Accelerator
 
     from ftkit.data.nsp_pairs import PAIR
     from ftkit.models.build import build_model
     from ftkit.recipe import load_recipe
-    from ftkit.workflows.pretrain import lm_data, make_task
-    from ftkit.workflows.tokenize import obtain_tokenizer
+    from ftkit.data.tokenizer_source import obtain_tokenizer
+    from ftkit.tasks.nsp import MaskedLMWithNSP, pairs as pair_items
 
     torch.manual_seed(0)
     recipe = load_recipe(args.recipe)
     tokenizer = obtain_tokenizer(recipe, print)
-    task = make_task(recipe, tokenizer)
-    train, _ = lm_data(recipe, tokenizer, Accelerator(cpu=True), print)
+    task = MaskedLMWithNSP(tokenizer, recipe.masking)
+    train, _ = pair_items(recipe, tokenizer, print)
     model = build_model(recipe, tokenizer)
     pairs = [it for it in (train[i] for i in range(len(train))) if it.kind == PAIR]
     rng = np.random.default_rng(0)

@@ -27,12 +27,12 @@ def eval_pairs(limit: int | None) -> tuple[list[str], list[str], list[int]]:
     from ftkit.data.masked_lm_data import pair_items
     from ftkit.engine.batches import eval_batches
     from ftkit.recipe import load_recipe
-    from ftkit.workflows.pretrain import make_task
-    from ftkit.workflows.tokenize import obtain_tokenizer
+    from ftkit.data.tokenizer_source import obtain_tokenizer
+    from ftkit.tasks.nsp import MaskedLMWithNSP
 
     recipe = load_recipe(RECIPE)
     tok = obtain_tokenizer(recipe, lambda *_: None)
-    task = make_task(recipe, tok)
+    task = MaskedLMWithNSP(tok, recipe.masking)
     _, val = pair_items(recipe, tok, log=lambda *_: None, want_train=False)
     # same draws as evaluation (pairs come before masks in the collate), but no [MASK] in the text
     collate = lambda items, rng: task.collate(items, rng, 1e-12)  # noqa: E731

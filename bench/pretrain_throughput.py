@@ -51,12 +51,12 @@ def timed_tokens_per_s(stamps: list[float], steps: int) -> float:
 
 def run_ftkit(tmp: Path, steps: int, precision: str, i: int) -> dict:
     from ftkit.recipe import validate
-    from ftkit.workflows import pretrain
+    from ftkit.workflows import train
 
     raw = recipe_dict(tmp, steps, precision)
     raw["output_dir"] = str(tmp / f"ftkit-run-{i}")
     stamps: list[float] = []
-    summary = pretrain.run(validate(raw), log=lambda *_: None, on_step=lambda _p: stamps.append(time.perf_counter()))
+    summary = train.run(validate(raw), log=lambda *_: None, on_step=lambda _p: stamps.append(time.perf_counter()))
     return {"tokens_per_s": timed_tokens_per_s(stamps, steps), "flops_per_token": summary["flops_per_token"]}
 
 
@@ -116,7 +116,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         from ftkit.recipe import validate
-        from ftkit.workflows.tokenize import obtain_tokenizer
+        from ftkit.data.tokenizer_source import obtain_tokenizer
 
         obtain_tokenizer(validate(recipe_dict(tmp, a.steps, a.precision)), log=lambda *_: None)
         tokenizer = AutoTokenizer.from_pretrained(tmp / "tok")

@@ -73,6 +73,14 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def run_cli_process(*args: str, timeout: int = 600) -> tuple[int, str, str]:
+    """Run `ftkit ARGS` in a fresh process, as a user does (one Accelerate state per process, any precision)."""
+    import subprocess
+
+    p = subprocess.run([sys.executable, "-m", "ftkit.cli", *args], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
 def fails(*args) -> str:
     """Run `ftkit ARGS`; assert exit 2 with exactly one `error:` line and no traceback; return that line."""
     code, out, err = run_cli(*args)

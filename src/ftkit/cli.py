@@ -15,6 +15,7 @@ from typing import List, Optional
 
 import typer
 
+from ftkit import registry  # task names for the help (no heavy imports)
 from ftkit.errors import NothingToDo, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -99,7 +100,7 @@ def pretrain(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
              num_processes: Optional[int] = NumProcOpt, num_machines: int = NumMachOpt, machine_rank: int = MachRankOpt,
              main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
              accelerate_config: Optional[str] = AccCfgOpt, keep_at_end: Optional[int] = KeepEndOpt) -> None:
-    """Pre-train a model (clm, mlm, mlm+nsp) as the recipe describes."""
+    """Pre-train a model as the recipe describes (its task: clm, mlm, mlm+nsp; see ftkit recipes docs)."""
     r = _recipe(recipe, [*(overrides or []), *_keep(keep_at_end)], print_config)
     _offline_defaults()
     from ftkit.launch import Launch
@@ -107,9 +108,9 @@ def pretrain(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
     launch = Launch(num_processes, num_machines, machine_rank, main_process_ip, main_process_port, accelerate_config)
     if launch.wanted:
         _launch(launch, r, resume, overwrite)
-    from ftkit.workflows import pretrain as wf
+    from ftkit.workflows import train as wf
 
-    wf.run(r, resume=resume, overwrite=overwrite, log=log)
+    wf.run(r, resume=resume, overwrite=overwrite, log=log, family=registry.PRETRAIN)
 
 
 def _launch(launch, recipe, resume: bool, overwrite: bool) -> None:
@@ -123,7 +124,7 @@ def _launch(launch, recipe, resume: bool, overwrite: bool) -> None:
 
 @app.command()
 def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg,
-             task: Optional[str] = typer.Option(None, "--task", help="cls (text classification) or ner (token classification); must agree with the recipe's task, or sets it."),
+             task: Optional[str] = typer.Option(None, "--task", help=f"A fine-tuning task ({'; '.join(f'{t.name}: {t.help}' for t in registry.TASKS if t.family == registry.FINETUNE)}); must agree with the recipe's task, or sets it."),
              print_config: bool = PrintOpt, resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
              num_processes: Optional[int] = NumProcOpt, num_machines: int = NumMachOpt, machine_rank: int = MachRankOpt,
              main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
@@ -131,12 +132,11 @@ def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
     """Fine-tune (or train from scratch) a model for a downstream task: cls = text / text-pair classification,
     ner = token classification (named entities)."""
     from ftkit.recipe import load_recipe, packaged
-    from ftkit.recipe.schema import FINETUNE_TASKS
 
     extra = []
     if task is not None:
-        if task not in FINETUNE_TASKS:
-            raise UserError(f"--task: '{task}' is not a fine-tuning task; expected one of {', '.join(FINETUNE_TASKS)}")
+        if task not in registry.names(registry.FINETUNE):
+            raise UserError(f"--task: '{task}' is not a fine-tuning task; expected one of {', '.join(registry.names(registry.FINETUNE))}")
         first = load_recipe(packaged.find(str(recipe)), overrides or [])
         if "task" in first.model_fields_set and first.task != task:
             raise UserError(f"--task {task}: {recipe} is a '{first.task}' recipe; drop --task or use a {task} recipe")
@@ -148,9 +148,9 @@ def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
     launch = Launch(num_processes, num_machines, machine_rank, main_process_ip, main_process_port, accelerate_config)
     if launch.wanted:
         _launch(launch, r, resume, overwrite)
-    from ftkit.workflows import finetune as wf
+    from ftkit.workflows import train as wf
 
-    wf.run(r, resume=resume, overwrite=overwrite, log=log)
+    wf.run(r, resume=resume, overwrite=overwrite, log=log, family=registry.FINETUNE)
 
 
 def _columns(text: Optional[str], pair: Optional[str], label: Optional[str], names: Optional[str]) -> dict:
@@ -181,7 +181,7 @@ NamesOpt = typer.Option(None, "--column-names", help="Comma-separated column nam
 @app.command("eval")
 def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model directory (an ftkit output_dir)."),
           data: Optional[str] = typer.Option(None, "--data", help="Evaluation file (default: the validation data of the model's recipe)."),
-          task: Optional[str] = typer.Option(None, "--task", help="clm, mlm, mlm+nsp, cls or ner (default: from the model's config)."),
+          task: Optional[str] = typer.Option(None, "--task", help=f"The model's task: {', '.join(registry.NAMES)} (default: from the model's config)."),
           batch_size: int = typer.Option(8, "--batch-size", min=1),
           block_size: Optional[int] = typer.Option(None, "--block-size", min=1, help="Sequence length (default: the recipe's)."),
           max_batches: Optional[int] = typer.Option(None, "--max-batches", min=1),
@@ -203,18 +203,7 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
                      max_batches=max_batches, log=log, plot=plot,
                      data_overrides={**_columns(text_column, pair_column, label_column, column_names),
                                      **({"encoding": encoding} if encoding else {}), **_data_options(data_option)})
-    if as_json:
-        typer.echo(json.dumps(metrics))
-        return
-    if metrics.get("task") in ("cls", "ner"):
-        from ftkit.workflows import evaluate_cls, evaluate_ner
-
-        typer.echo((evaluate_cls if metrics["task"] == "cls" else evaluate_ner).render_table(metrics))
-        return
-    width = max(len(k) for k in metrics)
-    for k, v in metrics.items():
-        shown = f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
-        typer.echo(f"{k:<{width}}  {shown}")
+    typer.echo(json.dumps(metrics) if as_json else wf.render(metrics))
 
 
 @app.command()

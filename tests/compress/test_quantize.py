@@ -8,7 +8,7 @@ import torch
 
 from tiny_models import tiny_bert_classifier, tiny_gpt
 
-from ftkit.compress import quantize as q
+from ftkit.models import int8 as q
 from ftkit.errors import UserError
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import DATA, need
 from ftkit.data import labeled
+from ftkit.engine.batches import length_grouped_order
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
 
@@ -142,10 +143,10 @@ def test_validation_split_is_stratified_and_seeded(tmp_path):
 
 def test_length_grouped_order():
     rng_lengths = np.random.default_rng(0).integers(3, 120, size=1000)
-    order = labeled.length_grouped_order(rng_lengths, 16, np.random.default_rng([1, 0]))
+    order = length_grouped_order(rng_lengths, 16, np.random.default_rng([1, 0]))
     assert sorted(order.tolist()) == list(range(1000))
-    again = labeled.length_grouped_order(rng_lengths, 16, np.random.default_rng([1, 0]))
-    other = labeled.length_grouped_order(rng_lengths, 16, np.random.default_rng([1, 1]))
+    again = length_grouped_order(rng_lengths, 16, np.random.default_rng([1, 0]))
+    other = length_grouped_order(rng_lengths, 16, np.random.default_rng([1, 1]))
     assert (order == again).all() and not (order == other).all()
     full = order[: 1000 - 1000 % 16].reshape(-1, 16)
     grouped_pad = sum(int(rng_lengths[b].max() * 16 - rng_lengths[b].sum()) for b in full)

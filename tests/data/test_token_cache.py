@@ -6,7 +6,7 @@ import pytest
 from ftkit.data import lm_blocks, token_cache
 from ftkit.errors import UserError
 from ftkit.recipe import validate
-from ftkit.workflows.tokenize import obtain_tokenizer
+from ftkit.data.tokenizer_source import obtain_tokenizer
 
 
 def test_blocks_are_contiguous_and_drop_the_tail():

@@ -10,7 +10,8 @@ from tiny_models import FFN, H, LAYERS, POS, minilm_tokenizer, tiny_bert_classif
 
 from ftkit.errors import UserError
 from ftkit.models import saved
-from ftkit.models.strategy import apply_strategy, count_parameters, save_weights
+from ftkit.models.build import count_parameters
+from ftkit.models.strategy import apply_strategy, save_weights
 from ftkit.recipe.schema import FinetuneSection
 
 

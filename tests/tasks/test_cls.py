@@ -11,7 +11,7 @@ import torch
 from conftest import DATA, need
 from ftkit.data import labeled
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import EpochBatches, eval_batches
+from ftkit.engine.batches import EpochBatches, eval_batches, length_grouped_order
 from ftkit.engine.loop import train
 from ftkit.models.classifier import build_classifier, head_config, input_names
 from ftkit.paths import resolve_package_path
@@ -78,7 +78,7 @@ def test_dynamic_padding_never_beyond_the_longest_item(tok, tmp_path):
     lengths = np.array([len(it["input_ids"]) for it in items])
     task = SequenceClassification(tok, ["negative", "positive"])
     batches = EpochBatches(items, 16, task.collate, seed=1,
-                           order=lambda rng: labeled.length_grouped_order(lengths, 16, rng))
+                           order=lambda rng: length_grouped_order(lengths, 16, rng))
     it = iter(batches)
     widths, padding = [], 0
     for _ in range(batches.batches_per_epoch):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_recipe
+from conftest import run_cli, run_cli_process, write_recipe
 from tiny_models import cls_recipe, tiny_bert_dir
 
 
@@ -70,8 +70,9 @@ def test_prune_heads_and_weights_then_finetune(trained, tmp_path):
     recipe = model / "recipe.yaml"
     recipe.write_text(recipe.read_text().replace("precision: fp32", "precision: bf16"))
     out = tmp_path / "pruned"
-    code, stdout, err = run_cli("compress", "prune", "--model", str(model), "--output", str(out), "--sparsity", "0.5",
-                                "--heads", "0.25", "--finetune-steps", "2", "--json")
+    # its own process, as a user runs it: one Accelerator (bf16) serves the fp32 measurements and the fine-tune
+    code, stdout, err = run_cli_process("compress", "prune", "--model", str(model), "--output", str(out), "--sparsity", "0.5",
+                                        "--heads", "0.25", "--finetune-steps", "2", "--json")
     assert code == 0, err
     r = json.loads(stdout)
     assert "removed 2 of 8 attention heads" in err and r["finetune"]["steps"] == 2

@@ -14,7 +14,7 @@ import copy
 
 from ftkit.errors import UserError
 from ftkit.models import anatomy
-from ftkit.models.strategy import count_parameters
+from ftkit.models.build import count_parameters
 from ftkit.recipe.schema import DistillSection
 
 

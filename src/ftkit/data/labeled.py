@@ -280,19 +280,11 @@ def length_stats(items: list[dict], max_length: int) -> str:
             + (f", {capped:,} cut at the cap of {max_length}" if capped else ""))
 
 
-def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, mega: int = 50) -> np.ndarray:
-    """A shuffled order in which each run of `batch_size` items has similar lengths (little padding).
+def describe_split(name: str, rows: Rows, items: list[dict], cap: int) -> str:
+    """A log line: examples per class (the 8 largest), their lengths, empty rows skipped."""
+    from collections import Counter
 
-    As transformers' LengthGroupedSampler: shuffle, cut into mega-batches of `mega` batches, sort each
-    by length; then shuffle the batches too, so lengths do not follow a pattern within an epoch. Full
-    batches come first and the short remainder last, where `drop_last` drops it. All randomness comes
-    from `rng` (seeded by the epoch), so the order is reproducible and resume stays exact.
-    """
-    lengths = np.asarray(lengths)
-    n = len(lengths)
-    perm = rng.permutation(n)
-    size = batch_size * mega
-    grouped = np.concatenate([c[np.argsort(-lengths[c], kind="stable")] for c in np.array_split(perm, range(size, n, size))])
-    full = n - n % batch_size
-    batches = grouped[:full].reshape(-1, batch_size) if full else np.zeros((0, batch_size), dtype=grouped.dtype)
-    return np.concatenate([batches[rng.permutation(len(batches))].reshape(-1), grouped[full:]])
+    counts = Counter(rows.labels)
+    shown = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
+    return (f"{name}: {len(items):,} examples ({shown}{', ...' if len(counts) > 8 else ''}); "
+            f"{length_stats(items, cap)}" + (f"; {len(rows.skipped):,} empty skipped" if rows.skipped else ""))

@@ -45,9 +45,12 @@ GPT = Specials(bos="<|endoftext|>", eos="<|endoftext|>", unk="<unk>", pad="<pad>
 
 
 def specials_for(kind: str, task: str) -> Specials:
+    """wordpiece: BERT's tokens; otherwise GPT's for a decoder (the registry says which tasks are), RoBERTa's else."""
+    from ftkit import registry
+
     if kind == "wordpiece":
         return BERT
-    return GPT if task == "clm" else ROBERTA
+    return GPT if registry.entry(task).causal else ROBERTA
 
 
 def build_tokenizer(kind: str, cfg: TokenizerSection, specials: Specials, texts: Iterable[list[str]]):

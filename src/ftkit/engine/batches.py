@@ -99,6 +99,29 @@ class StreamBatches:
         self._pending_state = state
 
 
+def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, mega: int = 50) -> np.ndarray:
+    """A shuffled order in which each run of `batch_size` items has similar lengths (little padding).
+
+    As transformers' LengthGroupedSampler: shuffle, cut into mega-batches of `mega` batches, sort each
+    by length; then shuffle the batches too, so lengths do not follow a pattern within an epoch. Full
+    batches come first and the short remainder last, where `drop_last` drops it. All randomness comes
+    from `rng` (seeded by the epoch), so the order is reproducible and resume stays exact.
+    """
+    lengths = np.asarray(lengths)
+    n = len(lengths)
+    perm = rng.permutation(n)
+    size = batch_size * mega
+    grouped = np.concatenate([c[np.argsort(-lengths[c], kind="stable")] for c in np.array_split(perm, range(size, n, size))])
+    full = n - n % batch_size
+    batches = grouped[:full].reshape(-1, batch_size) if full else np.zeros((0, batch_size), dtype=grouped.dtype)
+    return np.concatenate([batches[rng.permutation(len(batches))].reshape(-1), grouped[full:]])
+
+
+def by_length(items: Sequence) -> list:
+    """Evaluation order: by length, so eval batches need almost no padding (metrics do not depend on order)."""
+    return sorted(items, key=lambda it: len(it["input_ids"]))
+
+
 def eval_subset(n_items: int, batch_size: int, limit: Optional[int], seed: int,
                 strata: Optional[Sequence] = None) -> Optional[np.ndarray]:
     """Which items `limit` evaluation batches score: None for all, else a seeded sample in the items' order.

@@ -76,9 +76,12 @@ class StopRequested:
             signal.signal(s, h)
 
 
-def evaluate(accelerator, model, task: Task, batches: Iterable[dict], log=None) -> dict[str, float]:
+def evaluate(accelerator, model, task: Task, batches: Iterable[dict], log=None, mixed_precision: bool = True) -> dict[str, float]:
     """Run the task's eval step over (this rank's share of) the batches and combine all ranks.
-    With `log`, long evaluations report progress (batches done, elapsed, ETA)."""
+    With `log`, long evaluations report progress (batches done, elapsed, ETA). `mixed_precision=False`
+    measures in fp32 whatever the accelerator's precision (compress compares models that way)."""
+    from accelerate.utils import AutocastKwargs
+
     from accelerate.utils import gather_object
 
     model.eval()
@@ -86,7 +89,7 @@ def evaluate(accelerator, model, task: Task, batches: Iterable[dict], log=None) 
     arrays: dict[str, list] = {}
     progress = ProgressLine(len(batches) if hasattr(batches, "__len__") else None, "eval batches",
                         log if accelerator.is_main_process else None)
-    with torch.no_grad(), accelerator.autocast():
+    with torch.no_grad(), accelerator.autocast(None if mixed_precision else AutocastKwargs(enabled=False)):
         for batch in batches:
             progress.update()
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
@@ -196,7 +199,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
         improved = prog.best is None or (value > prog.best if greater else value < prog.best)
         if improved:
             prog.best, prog.best_step, prog.best_metrics, prog.bad_evals = value, prog.step, metrics, 0
-            if getattr(task, "keep_best", False):
+            if task.keep_best:
                 save_model(out / "best")
         else:
             prog.bad_evals += 1
@@ -240,8 +243,8 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             prog.step += 1
-            prog.tokens += sum(int(b["input_ids"].numel()) for b in micro) * world
-            prog.examples += sum(int(b["input_ids"].shape[0]) for b in micro) * world
+            prog.tokens += sum(task.count_tokens(b) for b in micro) * world
+            prog.examples += sum(task.count_examples(b) for b in micro) * world
             loss_acc += step_loss.item()
             n_acc += n_global
 
@@ -295,7 +298,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
         if final_ckpt is not None:
             log(f"resumable checkpoint {final_ckpt}: {rundir.dir_bytes(final_ckpt) / 2**20:,.1f} MiB "
                 f"(train.keep_checkpoints_at_end: 0 keeps only the final model)")
-    use_best = getattr(task, "keep_best", False) and (out / "best").is_dir()
+    use_best = task.keep_best and (out / "best").is_dir()
     if not use_best:
         save_model(out)
     summary = {

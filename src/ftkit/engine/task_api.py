@@ -1,4 +1,9 @@
-"""What a task (clm, mlm, mlm+nsp, cls, ...) tells the engine. Tasks implement this; the engine calls it."""
+"""What a task (clm, mlm, mlm+nsp, cls, ner, ...) tells the engine. Tasks implement this; the engine calls it.
+
+`Task` is the whole contract: the loop and the evaluator read nothing else about a task or a batch (no
+tensor names; a batch is a dict of tensors the task collated). `TaskBase` gives the optional parts their
+defaults; a task subclasses it and writes the rest.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ class Task(Protocol):
     name: str
     #: metric name -> True when greater is better; the first key is the default for picking the best model
     metrics: dict[str, bool]
+    #: True: the engine saves the best evaluation's model (else the last step's)
+    keep_best: bool
 
     def collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """Training batch from examples; all randomness from `rng` (seeded by the batch position)."""
@@ -23,6 +30,12 @@ class Task(Protocol):
         """Number of loss terms in the batch (tokens predicted, or examples): the loss is normalised by
         their total over the whole accumulation window and all ranks."""
 
+    def count_examples(self, batch: dict[str, torch.Tensor]) -> int:
+        """Examples (sequences, images) in the batch: the `examples` a run reports."""
+
+    def count_tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        """Input tokens in the batch (0 for inputs that are not tokens): tokens/s and train.max_tokens."""
+
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The SUM of the loss over the batch's targets (not the mean)."""
 
@@ -31,3 +44,30 @@ class Task(Protocol):
 
     def compute_metrics(self, totals: dict[str, Any]) -> dict[str, float]:
         """Metrics from the accumulators of all batches and ranks."""
+
+    def check_model(self, model: torch.nn.Module) -> None:
+        """Raise UserError when the model cannot serve this task (before any training or evaluation)."""
+
+    def logits_and_targets(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, hard targets), one row per target: what distillation compares between teacher and student."""
+
+
+class TaskBase:
+    """Defaults of the optional parts of `Task`."""
+    keep_best = False
+
+    def eval_collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        return self.collate(examples, rng)
+
+    def count_examples(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(next(iter(batch.values())).shape[0])
+
+    def count_tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        ids = batch.get("input_ids")
+        return 0 if ids is None else int(ids.numel())
+
+    def check_model(self, model: torch.nn.Module) -> None:
+        return None
+
+    def logits_and_targets(self, model, batch):
+        raise NotImplementedError(f"task {self.name} does not give per-target logits (no distillation)")

@@ -55,3 +55,21 @@ def is_linear(module) -> bool:
 def linear_names(model) -> list[str]:
     """The distinct last components of linear layers' names (what peft's target_modules match)."""
     return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if name and is_linear(m)})
+
+
+def flops_per_token(model, seq_len: int) -> float:
+    """Training FLOPs per token: 6N + 12*L*H*Q*T (PaLM / nanoGPT), N without position embeddings.
+    (The config's attribute_map gives GPT-2's n_layer / n_head / n_embd the common names.)"""
+    cfg = model.config
+    n = sum(p.numel() for name, p in model.named_parameters() if "position" not in name and "wpe" not in name)
+    layers, heads, hidden = cfg.num_hidden_layers, cfg.num_attention_heads, cfg.hidden_size
+    return 6 * n + 12 * layers * heads * (hidden // max(heads, 1)) * seq_len
+
+
+def activation_bytes(cfg, seq_len: int, batch: int, half: bool) -> float:
+    """Activation memory of one micro-batch: L * (34*s*b*h + 5*a*s^2*b) bytes at 16-bit (Korthikanti et al. 2022)."""
+    layers = getattr(cfg, "num_hidden_layers", 0) or 0
+    heads = getattr(cfg, "num_attention_heads", 1) or 1
+    hidden = getattr(cfg, "hidden_size", 0) or 0
+    per_layer = 34 * seq_len * batch * hidden + 5 * heads * seq_len * seq_len * batch
+    return layers * per_layer * (1 if half else 2)

@@ -5,17 +5,11 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.paths import is_local, resolve_package_path
 from ftkit.recipe.schema import Recipe
 
-AUTO_CLASSES = {
-    "clm": "AutoModelForCausalLM",
-    "mlm": "AutoModelForMaskedLM",
-    "mlm+nsp": "AutoModelForPreTraining",
-    "cls": "AutoModelForSequenceClassification",
-    "ner": "AutoModelForTokenClassification",
-}
 # RoBERTa-family position ids start after the padding index.
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
 
@@ -45,9 +39,10 @@ def load_saved(cls, path: str, key: str = "--model", **kwargs):
 
 
 def auto_class(task: str):
+    """The transformers Auto class of a task's models (the registry says which)."""
     import transformers
 
-    return getattr(transformers, AUTO_CLASSES[task])
+    return getattr(transformers, registry.entry(task).auto_class)
 
 
 def new_config(recipe: Recipe, tokenizer):
@@ -108,7 +103,7 @@ def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, **head_kw
         set_dropout(cfg, recipe.train.dropout)
         try:
             model = cls.from_pretrained(path, config=cfg, trust_remote_code=m.trust_remote_code,
-                                        ignore_mismatched_sizes=task in ("cls", "ner"))
+                                        ignore_mismatched_sizes=bool(head_kwargs))  # a head for other classes
         except (OSError, ValueError) as e:
             raise UserError(f"model.from_pretrained: could not load '{m.from_pretrained}' for task {task}: "
                             f"{str(e).strip().splitlines()[0]}") from None
@@ -124,6 +119,8 @@ def check_vocab(model, tokenizer) -> None:
 
 
 def count_parameters(model) -> tuple[int, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, total
+    """(trainable, total), tied weights once: transformers' num_parameters; peft's own count for an adapter
+    (its virtual-token encoders are not inside the base model)."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    return model.num_parameters(only_trainable=True), model.num_parameters()

@@ -13,24 +13,19 @@ import contextlib
 import inspect
 from typing import Optional
 
+from ftkit import registry
 from ftkit.models.build import _POSITION_OFFSET, build_model, check_model_path, count_parameters
 from ftkit.recipe.schema import Recipe
 
 
-_HEADS = {"cls": "ForSequenceClassification", "ner": "ForTokenClassification"}
-
-
-def head_config(labels: list[str], task: str = "cls") -> dict:
+def head_config(labels: list[str], **extra) -> dict:
     """Config entries that make `pipeline("text-classification" / "token-classification")` answer with the real names."""
-    out = {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}}
-    if task == "cls":
-        out["problem_type"] = "single_label_classification"
-    return out
+    return {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}, **extra}
 
 
 def checkpoint_labels(config, task: str = "cls") -> Optional[list[str]]:
     """Class (or tag) names of a checkpoint that already has this task's head, else None."""
-    if not any(a.endswith(_HEADS[task]) for a in (config.architectures or [])):
+    if registry.infer(config.architectures) != task:
         return None
     return [str(config.id2label[i]) for i in sorted(config.id2label)]
 
@@ -48,15 +43,16 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
-def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print, task: str = "cls"):
-    """(model, labels in the model's class-id order); task cls (sequence) or ner (token classification)."""
+def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print, head: str = "classification head",
+                     noun: str = "classes", **config):
+    """(model, labels in the model's class-id order) for the recipe's task (its registry entry gives the Auto
+    class); `config`: more head settings (e.g. problem_type)."""
     m = recipe.model
-    head = "classification head" if task == "cls" else "token-classification head"
+    task = recipe.task
     if m.model_type is not None:
-        model = build_model(recipe, tokenizer, task, **head_config(labels, task))
+        model = build_model(recipe, tokenizer, task, **head_config(labels, **config))
         _, total = count_parameters(model)
-        log(f"model: new {type(model).__name__} ({total / 1e6:.2f}M parameters), random weights, {len(labels)} "
-            f"{'classes' if task == 'cls' else 'tags'}")
+        log(f"model: new {type(model).__name__} ({total / 1e6:.2f}M parameters), random weights, {len(labels)} {noun}")
         return model, labels
     from transformers import AutoConfig
 
@@ -72,9 +68,9 @@ def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print, ta
                 f"{', ...' if len(old) > 6 else ''}), the data {len(labels)} ({', '.join(labels[:6])}"
                 f"{', ...' if len(labels) > 6 else ''}); the new head starts from random weights")
     else:
-        note = f"new {head} for {len(labels)} {'classes' if task == 'cls' else 'tags'}"
+        note = f"new {head} for {len(labels)} {noun}"
     with _quiet_transformers():
-        model = build_model(recipe, tokenizer, task, **head_config(labels, task))
+        model = build_model(recipe, tokenizer, task, **head_config(labels, **config))
     if reset:
         reset_head(model)
     _, total = count_parameters(model)
@@ -146,3 +142,13 @@ def max_positions(config) -> Optional[int]:
     if limit is None:
         return None
     return limit - _POSITION_OFFSET.get(getattr(config, "model_type", ""), 0)
+
+
+def length_cap(block_size: int, config, log=None) -> int:
+    """data.block_size, lowered to what the model's position embeddings allow (said once in the log)."""
+    limit = max_positions(config)
+    if limit is not None and block_size > limit:
+        if log is not None:
+            log(f"data.block_size {block_size} is more than the model's {limit} positions: texts are cut at {limit}")
+        return limit
+    return block_size

@@ -5,7 +5,7 @@
   base_config.json; the base model named in adapter_config.json (`base_model_name_or_path`) is rebuilt
   with base_config.json (class names, head size) and wrapped with `PeftModel.from_pretrained`;
 - int8 (`ftkit compress quantize`): config.json + model.int8.safetensors + quantization.json; see
-  compress/quantize.py (no pickle anywhere: safetensors only).
+  models/int8.py (no pickle anywhere: safetensors only).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def load_model(path: str, task: str, key: str = "--model", log=None):
 def _load_model(path: str, task: str, key: str = "--model"):
     k = kind(path)
     if k == "int8":
-        from ftkit.compress.quantize import load_quantized
+        from ftkit.models.int8 import load_quantized
 
         return load_quantized(path, task, key).eval()
     if k == "plain":

@@ -12,25 +12,14 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models import anatomy
+from ftkit.models.build import count_parameters
 from ftkit.recipe.schema import FinetuneSection
 
 PEFT_STRATEGIES = ("lora", "prefix", "prompt")
 BASE_CONFIG = "base_config.json"
-_TASK_TYPES = {"cls": "SEQ_CLS", "clm": "CAUSAL_LM", "ner": "TOKEN_CLS"}
-
-
-def count_parameters(model) -> tuple[int, int]:
-    """(trainable, total); for a peft model the total counts the frozen base too."""
-    seen, trainable, total = set(), 0, 0
-    for p in model.parameters():
-        if id(p) in seen:  # tied weights count once
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return trainable, total
 
 
 def describe(model) -> str:
@@ -69,7 +58,7 @@ def peft_config(cfg: FinetuneSection, task: str, model):
     import peft
     from transformers.pytorch_utils import Conv1D
 
-    task_type = _TASK_TYPES[task]
+    task_type = registry.entry(task).peft_task_type
     if cfg.strategy == "lora":
         check_targets(model, cfg.target_modules)
         conv = any(isinstance(m, Conv1D) for m in model.modules())  # GPT-2 stores Linear weights transposed
@@ -129,10 +118,12 @@ def apply_strategy(model, cfg: FinetuneSection, task: str, log=print):
     elif cfg.strategy in PEFT_STRATEGIES:
         import peft
 
-        if task not in _TASK_TYPES:
-            raise UserError(f"finetune.strategy {cfg.strategy}: not available for task {task}; expected cls, clm or ner")
+        if cfg.strategy not in registry.entry(task).adapters:
+            allowed = [t.name for t in registry.TASKS if cfg.strategy in t.adapters]
+            raise UserError(f"finetune.strategy {cfg.strategy}: not available for task {task}; expected one of {', '.join(allowed)}")
         conf = peft_config(cfg, task, model)
-        if cfg.strategy == "prefix" and task == "cls":
+        task_type = conf.task_type
+        if cfg.strategy == "prefix" and task_type == "SEQ_CLS":
             accept_prefix_cache(model)
         try:
             model = peft.get_peft_model(model, conf)

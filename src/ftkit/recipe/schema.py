@@ -12,9 +12,9 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
-Task = Literal["clm", "mlm", "mlm+nsp", "cls", "ner"]
-PRETRAIN_TASKS = ("clm", "mlm", "mlm+nsp")
-FINETUNE_TASKS = ("cls", "ner")
+from ftkit import registry
+
+Task = Literal[registry.NAMES]  # type: ignore[valid-type]  (the registry's names: one place lists tasks)
 
 
 class Section(BaseModel):
@@ -225,7 +225,7 @@ def _line_text(data: "DataSection") -> bool:
 
 class Recipe(Section):
     name: Optional[str] = Field(None, description="A name for the run (default: the recipe file's stem).")
-    task: Task = Field("clm", description="clm (GPT), mlm (BERT/RoBERTa masked LM), mlm+nsp (BERT pre-training), cls (classification), ner (token classification).")
+    task: Task = Field("clm", description="; ".join(f"{t.name}: {t.help}" for t in registry.TASKS) + ".")
     output_dir: str = Field(description="Run directory: checkpoints, metrics and the final save_pretrained model.")
     tokenizer: Optional[TokenizerSection] = Field(None, description="Tokenizer to train or reuse (default: the model's own).")
     model: ModelSection
@@ -241,7 +241,7 @@ class Recipe(Section):
         recipe sets are kept). Filled in here, so --print-config and the saved recipe.yaml show them."""
         if self.data.add_eos is None:
             object.__setattr__(self.data, "add_eos", not _line_text(self.data))
-        if self.task in FINETUNE_TASKS:
+        if registry.entry(self.task).family == registry.FINETUNE:
             given = self.train.model_fields_set
             defaults = {"lr": 5e-5, "weight_decay": 0.01, "betas": (0.9, 0.999)}
             if not {"warmup_steps", "warmup_ratio"} & given:
@@ -268,10 +268,11 @@ class Recipe(Section):
             raise ValueError(f"data.encoding: unknown encoding '{self.data.encoding}' (e.g. utf-8, latin-1, cp1252)") from None
         if self.data.streaming and self.train.max_steps is None and self.train.max_tokens is None:
             raise ValueError("data.streaming needs a budget: set train.max_steps or train.max_tokens")
-        if self.tokenizer is None and self.model.from_pretrained is None:
+        task = registry.entry(self.task)
+        if self.tokenizer is None and self.model.from_pretrained is None and task.preprocessor == "tokenizer":
             raise ValueError("a new model (model.model_type) needs a tokenizer section")
         if self.finetune.strategy in ("lora", "prefix", "prompt"):
-            allowed = ("cls", "clm", "ner") if self.finetune.strategy == "lora" else ("cls", "clm")
+            allowed = [t.name for t in registry.TASKS if self.finetune.strategy in t.adapters]
             if self.task not in allowed:
                 raise ValueError(f"finetune.strategy {self.finetune.strategy} is for tasks {', '.join(allowed)}, not {self.task}")
             if self.model.from_pretrained is None:  # an adapter over random weights could never be loaded again

@@ -6,28 +6,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.engine.task_api import TaskBase
+from ftkit.tasks import lm_setup
 from ftkit.tasks.metrics import token_loss
+from ftkit.tasks.spec import TaskSpec
 
 
-class CausalLM:
+class CausalLM(TaskBase):
     name = "clm"
     metrics = {"loss": False, "perplexity": False}
 
     def collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         return {"input_ids": torch.from_numpy(np.stack(examples).astype(np.int64))}
 
-    eval_collate = collate
-
     def count_targets(self, batch) -> int:
         b, t = batch["input_ids"].shape
         return b * (t - 1)
 
-    def loss(self, model, batch) -> torch.Tensor:
+    def logits_and_targets(self, model, batch):
         ids = batch["input_ids"]
-        logits = model(input_ids=ids).logits
+        logits = model(input_ids=ids).logits[:, :-1]
+        return logits.reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1)
+
+    def loss(self, model, batch) -> torch.Tensor:
         # Sum, not mean: the engine divides by the targets of the whole accumulation window.
-        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1),
-                               reduction="sum")
+        return F.cross_entropy(*self.logits_and_targets(model, batch), reduction="sum")
 
     def eval_step(self, model, batch) -> dict:
         return {"loss_sum": self.loss(model, batch).item(), "count": self.count_targets(batch)}
@@ -35,3 +38,13 @@ class CausalLM:
     def compute_metrics(self, totals) -> dict[str, float]:
         m = token_loss(totals["loss_sum"], int(totals["count"]))
         return {"loss": m["loss"], "perplexity": m["perplexity"]}
+
+
+def blocks(recipe, tokenizer, log, want_train: bool = True):
+    from ftkit.data import lm_blocks
+
+    return lm_blocks.cached_blocks(recipe, tokenizer, log)
+
+
+SPEC = TaskSpec(prepare=lambda recipe, tokenizer, acc, log: lm_setup.prepare(recipe, tokenizer, acc, log, CausalLM(), blocks),
+                evaluation=lambda req: lm_setup.evaluation(req, CausalLM(), blocks))

@@ -1,7 +1,10 @@
 """Sequence classification (single texts or pairs): dynamic padding, summed cross-entropy per example.
 
 Batches are padded by `DataCollatorWithPadding` to their own longest item (never to a fixed
-maximum); with the length-grouped order of data/labeled.py that makes padding nearly free.
+maximum); with the length-grouped order of engine/batches.py that makes padding nearly free.
+SPEC: labelled rows (data/labeled.py) -> class names (from the training labels) -> a model whose head
+matches them (models/classifier.py) -> tokenized items; evaluation adds per-class scores and the
+confusion matrix (tasks/cls_report.py).
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.engine.task_api import TaskBase
 from ftkit.tasks.metrics import classification_report
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
 
 
-class SequenceClassification:
+class SequenceClassification(TaskBase):
     name = "cls"
     keep_best = True  # the saved model is the best evaluation's, not the last step's
 
@@ -30,8 +35,6 @@ class SequenceClassification:
     def collate(self, examples: list[dict], rng: np.random.Generator) -> dict[str, torch.Tensor]:
         return dict(self._pad(examples))  # no randomness: rng is unused
 
-    eval_collate = collate
-
     def count_targets(self, batch) -> int:
         return int(batch["labels"].shape[0])
 
@@ -39,6 +42,9 @@ class SequenceClassification:
     def logits(model, batch) -> torch.Tensor:
         # labels stay out of the call: the model would add its own (mean) loss
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+
+    def logits_and_targets(self, model, batch):
+        return self.logits(model, batch).float(), batch["labels"]
 
     def loss(self, model, batch) -> torch.Tensor:
         # Sum, not mean: the engine divides by the examples of the whole accumulation window.
@@ -62,3 +68,92 @@ class SequenceClassification:
                             for i, name in enumerate(self.labels)}
         out["confusion_matrix"] = report["confusion_matrix"]
         return out
+
+
+def encode_rows(rows, tokenizer, model, labels: list[str], block_size: int, log=None) -> list[dict]:
+    from ftkit.data import labeled
+    from ftkit.models.classifier import input_names, length_cap
+
+    cap = length_cap(block_size, model.config, log)
+    return labeled.encode(rows, tokenizer, cap, {n: i for i, n in enumerate(labels)}, input_names(model, tokenizer))
+
+
+def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
+    from ftkit.data import labeled
+    from ftkit.engine.batches import by_length, length_grouped_order
+    from ftkit.engine.loop import check_metric
+    from ftkit.models.classifier import build_classifier, input_names, length_cap
+
+    train_rows, val_rows = labeled.train_and_validation(recipe.data, recipe.train.seed, log)
+    labels = labeled.infer_labels(train_rows)
+    if val_rows is not None:
+        labeled.check_known(val_rows, labels, "data.train")
+    model, labels = build_classifier(recipe, tokenizer, labels, log, problem_type="single_label_classification")
+    task = SequenceClassification(tokenizer, labels)
+    check_metric(recipe.train, task)  # a misspelt metric_for_best fails before the data is tokenized
+    cap = length_cap(recipe.data.block_size, model.config, log)
+    train_items = encode_rows(train_rows, tokenizer, model, labels, cap)
+    val_items = by_length(encode_rows(val_rows, tokenizer, model, labels, cap)) if val_rows is not None else None
+    log(labeled.describe_split("train", train_rows, train_items, cap))
+    if val_rows is not None:
+        log(labeled.describe_split("validation", val_rows, val_items, cap))
+    log(f"cls | {len(labels)} classes | inputs {', '.join(input_names(model, tokenizer))}")
+    lengths = np.array([len(it["input_ids"]) for it in train_items])
+    bs = recipe.train.batch_size
+    return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
+                    order=lambda rng: length_grouped_order(lengths, bs, rng), unit="examples, length-grouped",
+                    summary={"labels": labels, "train_skipped_empty": len(train_rows.skipped)})
+
+
+def evaluation(req: EvalRequest) -> EvalSetup:
+    from pathlib import Path
+
+    from ftkit.data import labeled
+    from ftkit.engine.batches import by_length
+    from ftkit.errors import UserError
+    from ftkit.models.classifier import checkpoint_labels
+    from ftkit.tasks.cls_report import write_confusion_png
+
+    labels = checkpoint_labels(req.model.config)
+    if labels is None:
+        raise UserError(f"--model: {req.model_dir} is not a sequence classifier (architectures: "
+                        f"{', '.join(req.model.config.architectures or ['none'])}); fine-tune it first with `ftkit finetune`")
+    data = req.recipe.data
+    if req.data is not None:
+        rows = labeled.load_rows(req.data, data, "--data", log=req.log)
+    elif req.split == "train":
+        rows = labeled.load_rows(data.train, data, "data.train", log=req.log)
+    else:
+        rows = labeled.train_and_validation(data, req.recipe.train.seed, req.log)[1]
+    labeled.check_known(rows, labels, "the model")
+    items = by_length(encode_rows(rows, req.tokenizer, req.model, labels, data.block_size))
+    where = req.data or "validation"
+
+    def finish(result: dict) -> None:
+        png = Path(req.plot) if req.plot else Path(req.model_dir) / f"confusion_matrix_{Path(where).stem}.png"
+        title = f"{Path(req.model_dir).name} on {Path(where).name}: accuracy {result['accuracy']:.4f}"
+        try:
+            write_confusion_png(result["confusion_matrix"], labels, png, title)
+            result["confusion_matrix_png"] = str(png)
+        except ImportError:
+            req.log("the confusion matrix image needs matplotlib: pip install 'ftkit[plots]'")
+        except OSError as e:
+            req.log(f"could not write the confusion matrix image {png}: {e.strerror or e}")
+
+    return EvalSetup(SequenceClassification(req.tokenizer, labels), items, 0,
+                     {"labels": labels, "skipped_empty": len(rows.skipped)}, finish)
+
+
+def _render(result: dict) -> str:
+    from ftkit.tasks.cls_report import render_table
+
+    return render_table(result)
+
+
+def _predict(req):
+    from ftkit.tasks.cls_predict import predict
+
+    return predict(req)
+
+
+SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=_render, predict=_predict)

@@ -20,9 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.errors import UserError
+from ftkit.engine.task_api import TaskBase
 from ftkit.recipe.schema import MaskingSection
+from ftkit.tasks import lm_setup
 from ftkit.tasks.masking import IGNORE, MaskingVocab, mask_tokens
 from ftkit.tasks.metrics import accuracy_vs_majority, token_loss
+from ftkit.tasks.spec import TaskSpec
 
 # Model types whose output embeddings are the head's last, per-position layer (checked in tests/tasks/test_mlm.py).
 SPARSE_HEAD_TYPES = {"bert", "megatron-bert", "roberta", "distilbert", "xlm-roberta", "camembert"}
@@ -75,7 +78,7 @@ def check_tokenizer(tokenizer, where: str) -> None:
                             "with task mlm or mlm+nsp")
 
 
-class MaskedLM:
+class MaskedLM(TaskBase):
     name = "mlm"
     metrics = {"loss": False, "masked_accuracy": True, "perplexity": False}
     model_inputs = ("input_ids", "attention_mask")
@@ -134,3 +137,21 @@ def mlm_metrics(totals: dict, tokenizer) -> dict:
             "majority_baseline_accuracy": acc["majority_baseline_accuracy"],
             "majority_token": tokenizer.convert_ids_to_tokens(acc["majority_id"]) if acc["majority_id"] >= 0 else None,
             "masked_tokens": acc["count"]}
+
+
+def blocks(recipe, tokenizer, log, want_train: bool = True):
+    """Packed blocks of block_size - 2 tokens (the collate adds [CLS] and [SEP])."""
+    from ftkit.data import masked_lm_data
+
+    return masked_lm_data.mlm_blocks(recipe, tokenizer, log)
+
+
+def _prepare(recipe, tokenizer, acc, log):
+    from ftkit.data.masked_lm_data import block_recipe
+
+    task = MaskedLM(tokenizer, recipe.masking, lm_setup.tokenizer_key(recipe))
+    return lm_setup.prepare(recipe, tokenizer, acc, log, task, blocks, stream_recipe=block_recipe(recipe))
+
+
+SPEC = TaskSpec(prepare=_prepare,
+                evaluation=lambda req: lm_setup.evaluation(req, MaskedLM(req.tokenizer, req.recipe.masking, "--model"), blocks))

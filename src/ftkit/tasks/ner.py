@@ -15,10 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.data.tagged_items import WORDS_PER_SENTENCE
+from ftkit.engine.task_api import TaskBase
 from ftkit.tasks.entity_metrics import entity_scores
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
 
 
-class TokenClassification:
+class TokenClassification(TaskBase):
     name = "ner"
     keep_best = True
 
@@ -38,8 +40,6 @@ class TokenClassification:
         batch["word_key"] = torch.tensor([([-1] * (width - len(k)) + k) if left else (k + [-1] * (width - len(k)))
                                           for k in keys], dtype=torch.long)
         return batch
-
-    eval_collate = collate
 
     def count_targets(self, batch) -> int:
         return int((batch["labels"] != -100).sum())
@@ -85,3 +85,98 @@ class TokenClassification:
                    predicted_entities=scores["predicted_entities"], words_without_pieces=missing,
                    per_type=scores["per_type"])
         return out
+
+
+def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
+    """Tagged sentences -> a token classifier, its Task and encoded items (first piece of each word labelled)."""
+    from ftkit.data import tagged
+    from ftkit.data.tagged_items import check_tokenizer, encode
+    from ftkit.engine.batches import by_length, length_grouped_order
+    from ftkit.engine.loop import check_metric
+    from ftkit.models.classifier import build_classifier, input_names, length_cap
+
+    tokenizer = check_tokenizer(tokenizer, "tokenizer" if recipe.tokenizer else "model.from_pretrained")
+    train, val = tagged.train_and_validation(recipe.data, recipe.train.seed)
+    labels = tagged.label_list(train.tags)
+    if val is not None:
+        tagged.check_known(val, labels, "data.train")
+    model, labels = build_classifier(recipe, tokenizer, labels, log, "token-classification head", "tags")
+    task = TokenClassification(tokenizer, labels, gold=val)
+    check_metric(recipe.train, task)
+    cap = length_cap(recipe.data.block_size, model.config, log)
+    names = input_names(model, tokenizer)
+    label2id = {n: i for i, n in enumerate(labels)}
+    train_items, cut = encode(train, tokenizer, cap, label2id, names, recipe.data.label_all_tokens)
+    log(tagged.describe("train", train) + (f"; {cut:,} longer than {cap} pieces cut into windows" if cut else ""))
+    val_items = None
+    if val is not None:
+        val_items, cut = encode(val, tokenizer, cap, label2id, names)
+        val_items = by_length(val_items)
+        log(tagged.describe("validation", val) + (f"; {cut:,} longer than {cap} pieces cut into windows (every word scored)" if cut else ""))
+    log(f"ner | {len(labels)} tags ({', '.join(labels[:7])}{', ...' if len(labels) > 7 else ''}) | inputs {', '.join(names)}"
+        + (" | label_all_tokens" if recipe.data.label_all_tokens else ""))
+    lengths = np.array([len(it["input_ids"]) for it in train_items])
+    bs = recipe.train.batch_size
+    return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
+                    order=lambda rng: length_grouped_order(lengths, bs, rng), unit="windows, length-grouped",
+                    summary={"labels": labels, "train_sentences": len(train)})
+
+
+def evaluation(req: EvalRequest) -> EvalSetup:
+    """Entity-level P/R/F1 (overall and per type) and token accuracy on words; long sentences windowed, every word scored."""
+    from ftkit.data import tagged
+    from ftkit.data.tagged_items import check_tokenizer, encode
+    from ftkit.engine.batches import by_length
+    from ftkit.errors import UserError
+    from ftkit.models.classifier import checkpoint_labels, input_names, length_cap
+
+    labels = checkpoint_labels(req.model.config, "ner")
+    if labels is None:
+        raise UserError(f"--model: {req.model_dir} is not a token classifier; fine-tune one with `ftkit finetune --task ner`")
+    tokenizer = check_tokenizer(req.tokenizer, "--model")
+    data = req.recipe.data
+    if req.data is not None:
+        sents = tagged.normalise(tagged.load(req.data, data, "--data"), data.tag_scheme)
+    elif req.split == "train":
+        sents = tagged.normalise(tagged.load(data.train, data, "data.train"), data.tag_scheme)
+    else:
+        _, sents = tagged.train_and_validation(data, req.recipe.train.seed)
+    tagged.check_known(sents, labels, "the model's tags")
+    cap = length_cap(data.block_size, req.model.config)
+    items, cut = encode(sents, tokenizer, cap, {n: i for i, n in enumerate(labels)}, input_names(req.model, tokenizer))
+    req.log(tagged.describe("data", sents) + (f"; {cut:,} longer than {cap} pieces cut into windows (every word scored)" if cut else ""))
+    return EvalSetup(TokenClassification(tokenizer, labels, gold=sents), by_length(items), 0, {"windowed_sentences": cut})
+
+
+def render(r: dict) -> str:
+    heads = [("model", r["model"]), ("data", r["data"]),
+             ("sentences", f"{r['sentences']:,} ({r['words']:,} words, {r['entities']:,} entities; "
+                           f"{r['predicted_entities']:,} predicted)"),
+             ("precision", f"{r['precision']:.4f}"), ("recall", f"{r['recall']:.4f}"), ("F1", f"{r['f1']:.4f}"),
+             ("token accuracy", f"{r['accuracy']:.4f}"), ("loss", f"{r['loss']:.4f}")]
+    hw = max(len(k) for k, _ in heads)
+    lines = [f"{k:<{hw}}  {v}" for k, v in heads] + [""]
+    w = max(8, *(len(n) for n in r["per_type"])) if r["per_type"] else 8
+    lines.append(f"{'type':<{w}}  precision  recall      f1  support")
+    for name, s in r["per_type"].items():
+        lines.append(f"{name:<{w}}  {s['precision']:>9.4f}  {s['recall']:>6.4f}  {s['f1']:>6.4f}  {s['support']:>7,}")
+    return "\n".join(lines)
+
+
+def corpus(recipe):
+    """What a new tokenizer trains on: each training sentence's tokens joined by spaces."""
+    import datasets
+
+    from ftkit.data import tagged
+
+    sents = tagged.load(recipe.data.train, recipe.data, "data.train")
+    return datasets.Dataset.from_dict({recipe.data.text_column: [" ".join(t) for t in sents.tokens]})
+
+
+def _predict(req):
+    from ftkit.tasks.ner_predict import predict
+
+    return predict(req)
+
+
+SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render, corpus=corpus, predict=_predict)

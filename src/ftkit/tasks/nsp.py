@@ -21,9 +21,11 @@ import torch.nn.functional as F
 
 from ftkit.data.nsp_pairs import PAIR
 from ftkit.errors import UserError
+from ftkit.tasks import lm_setup
 from ftkit.tasks.masking import IGNORE
 from ftkit.tasks.metrics import accuracy_vs_majority
 from ftkit.tasks.mlm import MaskedLM, mlm_accumulators, mlm_metrics
+from ftkit.tasks.spec import TaskSpec
 
 IS_NEXT, RANDOM_NEXT = 0, 1  # BertForPreTraining's next_sentence_label convention
 
@@ -104,3 +106,19 @@ class MaskedLMWithNSP(MaskedLM):
         out.update({k: v for k, v in m.items() if k not in out})
         out["nsp_pairs"] = nsp["count"]
         return out
+
+
+def pairs(recipe, tokenizer, log, want_train: bool = True):
+    """Sentence-pair items from the documents' sentences (train only when wanted: documents are read on a cache miss)."""
+    from ftkit.data import masked_lm_data
+
+    return masked_lm_data.pair_items(recipe, tokenizer, log, want_train=want_train)
+
+
+def _prepare(recipe, tokenizer, acc, log):
+    task = MaskedLMWithNSP(tokenizer, recipe.masking, lm_setup.tokenizer_key(recipe))
+    return lm_setup.prepare(recipe, tokenizer, acc, log, task, pairs, unit="sentence-pair examples of at most")
+
+
+SPEC = TaskSpec(prepare=_prepare,
+                evaluation=lambda req: lm_setup.evaluation(req, MaskedLMWithNSP(req.tokenizer, req.recipe.masking, "--model"), pairs))

@@ -1,7 +1,7 @@
 """`ftkit compress quantize | prune`: compress a saved model and report what it costs and gains.
 
-Both measure the model before and after in the same process, on the same batches: accuracy (cls) or
-perplexity (clm), latency per batch on this CPU, size on disk. `prune` can fine-tune the pruned model
+Both measure the model before and after in the same process, on the same batches: the task's headline
+metric (registry: accuracy for cls, perplexity for clm), latency per batch on this CPU (fp32), size on disk. `prune` can fine-tune the pruned model
 briefly (`--finetune-steps N`, with the training data and settings of the model's recipe); the pruned
 weights stay exactly zero during it (their gradients are masked). Each output directory gets a
 `compression.json` with the report. (`ftkit compress distill` is workflows/distill.py.)
@@ -18,17 +18,17 @@ from typing import Optional
 
 import numpy as np
 
+from ftkit import registry
 from ftkit.engine import rundir
 from ftkit.engine.accel import make_accelerator
-from ftkit.engine.batches import eval_batches
+from ftkit.engine.batches import eval_batches, log_sample
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.build import auto_class, load_saved
-from ftkit.workflows.evaluate import eval_recipe, eval_items, infer_task, make_task
+from ftkit.workflows import evaluate as evaluation
 
 REPORT = "compression.json"
-HEADLINE = {"cls": "accuracy", "clm": "perplexity"}
 
 
 @dataclasses.dataclass
@@ -40,6 +40,7 @@ class Bench:
     recipe: object
     tokenizer: object
     model_dir: str
+    accelerator: object  # one per command: measuring is fp32 (autocast off), a fine-tune runs at the recipe's precision
     log: object = None  # progress of long measurements (a line every 15 s off a terminal)
 
 
@@ -52,10 +53,10 @@ def source_model(model_dir: str, output: str, key: str = "--model") -> tuple[str
                         f"(ftkit export --merge --model {model_dir} --output DIR; LoRA only)")
     if k == "int8":
         raise UserError(f"{key}: {model_dir} is already quantized (int8); compress the fp32 model instead")
-    task = infer_task(saved.load_config(path))
-    if task not in HEADLINE:
-        raise UserError(f"{key}: {model_dir} is a {task or 'unknown'} model; compress works on classifiers (cls) "
-                        f"and causal LMs (clm)")
+    task = registry.infer(saved.load_config(path).architectures)
+    if task is None or not registry.entry(task).compress:
+        able = [t.name for t in registry.TASKS if t.compress]
+        raise UserError(f"{key}: {model_dir} is a {task or 'unknown'} model; compress works on {', '.join(able)} models")
     if Path(output).resolve() == Path(path).resolve():
         raise UserError(f"--output: {output} is the input model; expected a new directory")
     rundir.check(output, resume=False, overwrite=False)
@@ -63,63 +64,31 @@ def source_model(model_dir: str, output: str, key: str = "--model") -> tuple[str
 
 
 def bench(model_dir: str, path: str, task: str, data: Optional[str], batch_size: int, max_batches: Optional[int],
-          log) -> Bench:
+          log, accelerator) -> Bench:
+    """The evaluation `ftkit eval` would run (the task's own items), as a fixed list of batches."""
+    recipe = evaluation.eval_recipe(model_dir, task, data, None)
+    model = saved.load_model(path, task)  # any kind: the task reads its labels and input names from it
+    ev = evaluation.setup(model_dir, path, task, recipe, data, model, log)
+    sampled = eval_batches(ev.items, batch_size, ev.task.eval_collate, ev.seed, limit=max_batches)
+    log_sample(sampled.sample, "--max-batches", log)
     from transformers import AutoTokenizer
 
-    recipe = eval_recipe(model_dir, task, data, None)
-    tokenizer = load_saved(AutoTokenizer, path)
-    if task == "cls":
-        from ftkit.data import labeled
-        from ftkit.models.classifier import checkpoint_labels, max_positions
-        from ftkit.tasks.cls import SequenceClassification
-        from ftkit.workflows.finetune import sorted_by_length
-
-        config = saved.load_config(path)
-        labels = checkpoint_labels(config)
-        rows = labeled.load_rows(data, recipe.data, "--data", log=log) if data else \
-            labeled.train_and_validation(recipe.data, recipe.train.seed, log)[1]
-        labeled.check_known(rows, labels, "the model")
-        cap = min(recipe.data.block_size, max_positions(config) or recipe.data.block_size)
-        from ftkit.models.classifier import input_names
-
-        model = saved.load_model(path, "cls")  # any kind: only its input names are needed here
-        items = sorted_by_length(labeled.encode(rows, tokenizer, cap, {n: i for i, n in enumerate(labels)},
-                                                input_names(model, tokenizer)))
-        t = SequenceClassification(tokenizer, labels)
-    else:
-        t = make_task(task, tokenizer, recipe)
-        items = eval_items(task, recipe, tokenizer, data is not None, log)
-    from ftkit.engine.batches import log_sample
-
-    sampled = eval_batches(items, batch_size, t.eval_collate, 0, limit=max_batches)
-    log_sample(sampled.sample, "--max-batches", log)
-    batches = list(sampled)
-    return Bench(task, t, batches, recipe, tokenizer, model_dir, log)
+    return Bench(task, ev.task, list(sampled), recipe, load_saved(AutoTokenizer, path), model_dir, accelerator, log)
 
 
 def measure(model, b: Bench) -> dict:
-    """Headline metric, loss and CPU latency per batch (after one warm-up batch), on the bench's batches."""
+    """Headline metric, loss and CPU latency per batch (after one warm-up batch), on the bench's batches, in fp32."""
     import torch
 
-    acc = fresh_accelerator("fp32")
     model.eval()
     with torch.no_grad():
         b.task.eval_step(model, b.batches[0])  # warm-up: first-call allocations, kernel selection
     t0 = time.perf_counter()
-    metrics = evaluate(acc, model, b.task, b.batches, b.log)
+    metrics = evaluate(b.accelerator, model, b.task, b.batches, b.log, mixed_precision=False)
     elapsed = time.perf_counter() - t0
-    name = HEADLINE[b.task_name]
+    name = registry.entry(b.task_name).headline
     return {name: metrics[name], "loss": metrics["loss"], "latency_ms_per_batch": round(1000 * elapsed / len(b.batches), 2),
-            "batches": len(b.batches), "batch_size": int(b.batches[0]["input_ids"].shape[0])}
-
-
-def fresh_accelerator(precision: str):
-    """An Accelerator for this step: accelerate keeps one process-wide state and refuses a second precision,
-    but measuring (fp32) and a fine-tune (the recipe's, e.g. bf16) happen in one process here."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    return make_accelerator(precision)
+            "batches": len(b.batches), "batch_size": b.task.count_examples(b.batches[0])}
 
 
 def copy_side_files(src: str, dst: Path, tokenizer) -> None:
@@ -132,11 +101,11 @@ def quantize(model_dir: str, output: str, data: Optional[str] = None, batch_size
              max_batches: Optional[int] = None, log=print) -> dict:
     import torch
 
-    from ftkit.compress import quantize as q
+    from ftkit.models import int8 as q
 
     path, task = source_model(model_dir, output)
     q.check_backend()
-    b = bench(model_dir, path, task, data, batch_size, max_batches, log)
+    b = bench(model_dir, path, task, data, batch_size, max_batches, log, make_accelerator("fp32"))
     model = load_saved(auto_class(task), path).eval()
     log(f"quantize: {model_dir} ({task}), {len(b.batches)} batches of {batch_size}, {torch.get_num_threads()} threads, "
         f"backend {torch.backends.quantized.engine}")
@@ -160,29 +129,15 @@ def quantize(model_dir: str, output: str, data: Optional[str] = None, batch_size
 
 
 def importance_batches(b: Bench, n: int, batch_size: int, log) -> list:
-    """`n` batches of training data (not the evaluation data the result is reported on), seeded."""
-    from ftkit.workflows.evaluate import saved_recipe
-
+    """`n` batches of training data (not the evaluation data the result is reported on), a seeded sample."""
+    recipe = evaluation.saved_recipe(b.model_dir) or b.recipe  # the training data of the model's recipe, not --data
+    path = saved.check_dir(b.model_dir)
+    recipe = recipe.model_copy(update={"tokenizer": None, "model": recipe.model.model_copy(
+        update={"model_type": None, "from_pretrained": path})})
+    ev = evaluation.setup(b.model_dir, path, b.task_name, recipe, None, saved.load_model(path, b.task_name), log, split="train")
     rng = np.random.default_rng(0)
-    recipe = saved_recipe(b.model_dir) or b.recipe  # the training data of the model's recipe, not --data
-    if b.task_name == "cls":
-        from ftkit.data import labeled
-        from ftkit.models.classifier import max_positions
-
-        rows = labeled.load_rows(recipe.data.train, recipe.data, "data.train", log=log)
-        pick = sorted(rng.choice(len(rows.texts), size=min(n * batch_size, len(rows.texts)), replace=False).tolist())
-        sub = dataclasses.replace(rows, texts=[rows.texts[i] for i in pick], labels=[rows.labels[i] for i in pick],
-                                  pairs=[rows.pairs[i] for i in pick] if rows.pairs else None,
-                                  index=[rows.index[i] for i in pick])
-        label2id = {n_: i for i, n_ in enumerate(b.task.labels)}
-        names = [k for k in b.batches[0] if k != "labels"]
-        items = labeled.encode(sub, b.tokenizer, recipe.data.block_size, label2id, names)
-    else:
-        from ftkit.data import lm_blocks
-
-        train, _ = lm_blocks.cached_blocks(recipe.model_copy(update={"tokenizer": None}), b.tokenizer, log)
-        items = train[rng.choice(len(train), size=min(n * batch_size, len(train)), replace=False)]
-    return list(eval_batches(items, batch_size, b.task.eval_collate, 0, limit=n))
+    pick = np.sort(rng.choice(len(ev.items), size=min(n * batch_size, len(ev.items)), replace=False))
+    return list(eval_batches([ev.items[int(i)] for i in pick], batch_size, b.task.eval_collate, 0, limit=n))
 
 
 def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "global", heads: Optional[float] = None,
@@ -198,7 +153,11 @@ def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "glob
     path, task = source_model(model_dir, output)
     if finetune_steps and not Path(path, "recipe.yaml").is_file():
         raise UserError(f"--finetune-steps: {model_dir} has no recipe.yaml to take the training data and settings from")
-    b = bench(model_dir, path, task, data, batch_size, max_batches, log)
+    recipe = _finetune_recipe(path, output, finetune_steps, lr) if finetune_steps else None
+    # one accelerator for the command: measurements switch autocast off; the fine-tune runs at the recipe's precision
+    acc = make_accelerator(recipe.train.precision if recipe else "fp32", output if recipe else None,
+                           recipe.train.seed if recipe else 0, recipe.train.threads if recipe else None)
+    b = bench(model_dir, path, task, data, batch_size, max_batches, log, acc)
     model = load_saved(auto_class(task), path).eval()
     before = measure(model, b)
     masks, chosen = {}, None
@@ -215,7 +174,7 @@ def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "glob
     pruned = measure(model, b)
     out = Path(output)
     if finetune_steps:
-        summary = _finetune_pruned(model, masks, path, output, task, finetune_steps, lr, log)
+        summary = _finetune_pruned(model, masks, recipe, acc, log)
     else:
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(out))
@@ -233,30 +192,26 @@ def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "glob
     return report
 
 
-def _finetune_pruned(model, masks: dict, path: str, output: str, task: str, steps: int, lr: Optional[float], log) -> dict:
-    """A short fine-tune of the pruned model with its recipe's data and settings; pruned weights stay zero."""
-    from ftkit.compress.prune import keep_pruned
+def _finetune_recipe(path: str, output: str, steps: int, lr: Optional[float]):
+    """The model's recipe, turned into a short full fine-tune of the pruned model into `output`."""
     from ftkit.recipe import load_recipe
 
-    over = [f"output_dir={output}", "model.model_type=null", f"model.from_pretrained={path}", f"train.max_steps={steps}", "train.eval_every=0",
-            "finetune.strategy=full", "train.early_stopping_patience=null"] + ([f"train.lr={lr}"] if lr else [])
+    over = [f"output_dir={output}", "model.model_type=null", f"model.from_pretrained={path}", f"train.max_steps={steps}",
+            "train.eval_every=0", "finetune.strategy=full", "train.early_stopping_patience=null"] + ([f"train.lr={lr}"] if lr else [])
     recipe = load_recipe(Path(path, "recipe.yaml"), over)
+    return recipe.model_copy(update={"tokenizer": None})  # the model's own tokenizer
 
-    def customize(_built, t, _log):
-        keep_pruned(model, masks)
-        model.train()
-        return model, t
 
-    from accelerate.state import AcceleratorState
+def _finetune_pruned(model, masks: dict, recipe, acc, log) -> dict:
+    """A short fine-tune of the pruned model with its recipe's data and settings; pruned weights stay zero."""
+    from ftkit.compress.prune import keep_pruned
+    from ftkit.workflows import train
 
-    AcceleratorState._reset_state(reset_partial_state=True)  # the fine-tune runs at the recipe's precision
-    if task == "cls":
-        from ftkit.workflows import finetune
-
-        return finetune.run(recipe, log=log, customize=customize)
-    from ftkit.workflows import pretrain
-
-    return pretrain.run(recipe.model_copy(update={"tokenizer": None}), log=log, customize=customize)
+    prep = train.setup(recipe, acc, log=log)  # the recipe's task, data and batches; the model is the pruned one
+    keep_pruned(model, masks)
+    model.train()
+    prep.model = model
+    return train.run(recipe, log=log, accelerator=acc, prepared=prep)
 
 
 def size_mb(n: int) -> str:
@@ -265,7 +220,7 @@ def size_mb(n: int) -> str:
 
 def render(report: dict) -> str:
     """A short before / after table for the terminal."""
-    name = HEADLINE[report["task"]]
+    name = registry.entry(report["task"]).headline
     rows = [("before", report["before"])] + ([("pruned", report["pruned"])] if "pruned" in report else []) + \
            [("after", report["after"])]
     lines = [f"{'':8} {name:>10} {'ms/batch':>9}"]

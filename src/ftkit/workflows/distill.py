@@ -10,13 +10,15 @@ student replaces the model and tasks/distill.py replaces the loss. The output is
 
 from __future__ import annotations
 
+from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
 
 
 def check(recipe: Recipe) -> None:
-    if recipe.task not in ("cls", "clm"):
-        raise UserError(f"task: distillation is for cls and clm, not {recipe.task}")
+    if not registry.entry(recipe.task).compress:
+        able = [t.name for t in registry.TASKS if t.compress]
+        raise UserError(f"task: distillation is for {' and '.join(able)}, not {recipe.task}")
     if recipe.model.from_pretrained is None:
         raise UserError("model.from_pretrained: distillation needs a teacher (a trained model directory)")
     if recipe.finetune.strategy != "full":
@@ -28,36 +30,39 @@ def check(recipe: Recipe) -> None:
                         "distill.student_config (a new model from the teacher's config with these overrides)")
 
 
-def teacher_labels(recipe: Recipe):
+def check_teacher(recipe: Recipe):
+    """The teacher must already be a model of the recipe's task (a classifier for cls, a causal LM for clm)."""
     from transformers import AutoConfig
 
     from ftkit.models.build import check_model_path
-    from ftkit.models.classifier import checkpoint_labels
 
-    return checkpoint_labels(AutoConfig.from_pretrained(check_model_path(recipe.model.from_pretrained)))
+    config = AutoConfig.from_pretrained(check_model_path(recipe.model.from_pretrained))
+    if registry.infer(config.architectures) != recipe.task:
+        entry = registry.entry(recipe.task)
+        raise UserError(f"model.from_pretrained: {recipe.model.from_pretrained} is not a {entry.help} model ({recipe.task}); "
+                        f"train the teacher first (ftkit {entry.family} --task {recipe.task})")
+    return config
 
 
 def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> dict:
+    """The recipe's training run (train.setup builds the teacher as its model), with the student and the
+    distillation loss passed in explicitly."""
     from ftkit.compress.student import make_student
+    from ftkit.engine.accel import make_accelerator
     from ftkit.tasks.distill import Distillation
+    from ftkit.tasks.spec import quiet
+    from ftkit.workflows import train
 
     check(recipe)
-    known = teacher_labels(recipe) if recipe.task == "cls" else None
-    if recipe.task == "cls" and known is None:
-        raise UserError(f"model.from_pretrained: {recipe.model.from_pretrained} is not a classifier; "
-                        f"fine-tune the teacher first (ftkit finetune --task cls)")
-
-    def customize(teacher, task, task_log):
-        if known is not None and set(known) != set(task.labels):
-            raise UserError(f"model.from_pretrained: the teacher classifies {', '.join(known)}; the data has "
-                            f"{', '.join(task.labels)}; distill on the data the teacher was trained for")
-        student = make_student(teacher, recipe.distill, task_log)
-        return student, Distillation(task, teacher, recipe.distill.temperature, recipe.distill.alpha)
-
-    if recipe.task == "cls":
-        from ftkit.workflows import finetune
-
-        return finetune.run(recipe, resume=resume, overwrite=overwrite, log=log, customize=customize)
-    from ftkit.workflows import pretrain
-
-    return pretrain.run(recipe, resume=resume, overwrite=overwrite, log=log, customize=customize)
+    config = check_teacher(recipe)  # as saved: building the model for the data could re-head it
+    acc = make_accelerator(recipe.train.precision, recipe.output_dir, recipe.train.seed, recipe.train.threads)
+    main_log = log if acc.is_main_process else quiet
+    prep = train.setup(recipe, acc, resume, overwrite, main_log)
+    teacher, labels = prep.model, getattr(prep.task, "labels", None)
+    known = [str(config.id2label[i]) for i in sorted(config.id2label)] if labels is not None else None
+    if known is not None and set(known) != set(labels):
+        raise UserError(f"model.from_pretrained: the teacher classifies {', '.join(known)}; the data has "
+                        f"{', '.join(labels)}; distill on the data the teacher was trained for")
+    prep.model = make_student(teacher, recipe.distill, main_log)
+    prep.task = Distillation(prep.task, teacher, recipe.distill.temperature, recipe.distill.alpha)
+    return train.run(recipe, resume=resume, overwrite=overwrite, log=log, accelerator=acc, prepared=prep)

@@ -1,4 +1,9 @@
-"""`ftkit eval`: metrics of a saved model on a file, or on the validation data of the recipe it was trained with."""
+"""`ftkit eval`: metrics of a saved model on a file, or on the validation data of the recipe it was trained with.
+
+One workflow for every task: the model's task (from `--task` or its config's architectures, through the
+registry) says how its evaluation data is read and which Task scores it (SPEC.evaluation); loading the
+model (plain, PEFT adapter or int8), the batches and the engine's evaluator are the same for all.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from ftkit.data import lm_blocks
+from ftkit import registry
 from ftkit.engine.accel import make_accelerator
 from ftkit.engine.batches import eval_batches, log_sample
 from ftkit.engine.loop import evaluate
@@ -15,18 +20,11 @@ from ftkit.models import saved
 from ftkit.models.build import load_saved
 from ftkit.recipe import load_recipe
 from ftkit.recipe.schema import Recipe
-
-_ARCH_TASKS = (("ForPreTraining", "mlm+nsp"), ("ForMaskedLM", "mlm"), ("ForSequenceClassification", "cls"),
-               ("ForTokenClassification", "ner"),
-               ("ForCausalLM", "clm"), ("LMHeadModel", "clm"))
+from ftkit.tasks.spec import EvalRequest, EvalSetup
 
 
 def infer_task(config) -> Optional[str]:
-    for arch in config.architectures or []:
-        for suffix, task in _ARCH_TASKS:
-            if arch.endswith(suffix):
-                return task
-    return None
+    return registry.infer(config.architectures)
 
 
 def saved_recipe(model_dir: str) -> Optional[Recipe]:
@@ -57,65 +55,52 @@ def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Opti
     return validate(raw, source=f"{model_dir}/recipe.yaml")
 
 
-def make_task(task: str, tokenizer, recipe: Recipe):
-    if task == "clm":
-        from ftkit.tasks.clm import CausalLM
-
-        return CausalLM()
-    if task == "mlm":
-        from ftkit.tasks.mlm import MaskedLM
-
-        return MaskedLM(tokenizer, recipe.masking, "--model")
-    if task == "mlm+nsp":
-        from ftkit.tasks.nsp import MaskedLMWithNSP
-
-        return MaskedLMWithNSP(tokenizer, recipe.masking, "--model")
-    raise UserError(f"--task: evaluating '{task}' models is not supported yet")
+def model_task(path: str, model_dir: str, task: Optional[str]) -> str:
+    task = task or infer_task(saved.load_config(path))
+    if task is None:
+        raise UserError(f"--task: cannot tell the task of {model_dir} from its config; pass --task")
+    registry.entry(task)  # a known task
+    return task
 
 
-def eval_items(task: str, recipe: Recipe, tokenizer, from_file: bool, log):
-    from ftkit.data import masked_lm_data
+def setup(model_dir: str, path: str, task: str, recipe: Recipe, data: Optional[str], model, log=print,
+          split: str = "validation", plot: Optional[str] = None) -> EvalSetup:
+    """The task's evaluation Task and items for a loaded model (also what compress measures on)."""
+    from transformers import AutoTokenizer
 
-    if task == "mlm+nsp":  # held-out sentence pairs; masks and pairings fixed by masking.eval_seed
-        train, val = masked_lm_data.pair_items(recipe, tokenizer, log, want_train=from_file)
-    elif task == "mlm":
-        train, val = masked_lm_data.mlm_blocks(recipe, tokenizer, log)
-    else:
-        train, val = lm_blocks.cached_blocks(recipe, tokenizer, log)
-    return train if from_file else val
+    tokenizer = load_saved(AutoTokenizer, path)
+    req = EvalRequest(model_dir, path, recipe, data, model, tokenizer, log, split, plot)
+    return registry.spec(task).evaluation(req)
 
 
 def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, batch_size: int = 8,
         block_size: Optional[int] = None, max_batches: Optional[int] = None, precision: str = "fp32", log=print,
         data_overrides: Optional[dict] = None, plot: Optional[str] = None) -> dict:
-    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     path = saved.check_dir(model_dir, "--model")  # plain, PEFT adapter or int8 (models/saved.py)
-    config = saved.load_config(path)
-    task = task or infer_task(config)
-    if task is None:
-        raise UserError(f"--task: cannot tell the task of {model_dir} from its config; pass --task")
+    task = model_task(path, model_dir, task)
     recipe = eval_recipe(model_dir, task, data, block_size, data_overrides)
-    if task == "cls":  # its own report: per-class scores, confusion matrix (and its image)
-        from ftkit.workflows import evaluate_cls
-
-        return evaluate_cls.run(model_dir, path, recipe, data, batch_size, max_batches, precision, plot, log)
-    if task == "ner":  # entity-level scores over words, per type
-        from ftkit.workflows import evaluate_ner
-
-        return evaluate_ner.run(model_dir, path, recipe, data, batch_size, max_batches, precision, log)
-    tokenizer = load_saved(AutoTokenizer, path)
     model = saved.load_model(path, task, log=log)
+    ev = setup(model_dir, path, task, recipe, data, model, log, plot=plot)
     acc = make_accelerator(precision)
     model = acc.prepare(model)
-    t = make_task(task, tokenizer, recipe)
-    if hasattr(t, "check_model"):
-        t.check_model(model)
-    items = eval_items(task, recipe, tokenizer, data is not None, log)
-    batches = eval_batches(items, batch_size, t.eval_collate, recipe.masking.eval_seed, limit=max_batches)
+    batches = eval_batches(ev.items, batch_size, ev.task.eval_collate, ev.seed, limit=max_batches)
     note = log_sample(batches.sample, "--max-batches", log)
-    metrics = evaluate(acc, model, t, batches, log)
-    where = data if data is not None else "validation data of its recipe"
-    return {"model": os.path.normpath(model_dir), "task": task, "data": where, **metrics,
-            **({"eval_sample": note} if note else {})}
+    metrics = evaluate(acc, model, ev.task, batches, log)
+    result = {"model": os.path.normpath(model_dir), "task": task, "data": data if data is not None else
+              "validation data of its recipe", **ev.extras, **metrics, **({"eval_sample": note} if note else {})}
+    if ev.finish is not None:
+        ev.finish(result)
+    return result
 
+
+def render(result: dict) -> str:
+    """`ftkit eval`'s table: the task's own report, else one metric per line."""
+    own = registry.spec(result["task"]).render
+    if own is not None:
+        return own(result)
+    width = max(len(k) for k in result)
+    shown = (f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v) for v in result.values())
+    return "\n".join(f"{k:<{width}}  {s}" for k, s in zip(result, shown))

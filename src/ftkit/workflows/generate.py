@@ -14,15 +14,15 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     import torch
     from transformers import AutoTokenizer, set_seed
 
-    from ftkit.workflows.evaluate import infer_task
+    from ftkit import registry
 
     path = saved.check_dir(model_dir, "--model")
-    task = infer_task(saved.load_config(path))
-    if task not in (None, "clm"):  # a classifier's hidden states would be decoded as random words
+    task = registry.infer(saved.load_config(path).architectures)
+    if task is not None and not registry.entry(task).causal:  # a classifier's hidden states would be decoded as random words
         raise UserError(f"--model: {model_dir} is a {task} model, not a causal language model; "
                         f"generate samples from causal LMs (ftkit pretrain with task: clm)")
     tokenizer = load_saved(AutoTokenizer, path)
-    model = saved.load_model(path, "clm")  # plain, PEFT adapter or int8
+    model = saved.load_model(path, task or "clm")  # plain, PEFT adapter or int8; an unknown architecture: tried as a causal LM
     if temperature < 0:
         raise UserError("--temperature: expected a number >= 0 (0 = greedy)")
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"] if prompt else None

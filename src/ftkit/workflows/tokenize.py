@@ -6,73 +6,22 @@ import os
 import time
 from pathlib import Path
 
+from ftkit import registry
 from ftkit.data import sources, token_cache
 from ftkit.data.tokenizer import load_tokenizer, save_tokenizer, text_batches, train_from_recipe
+from ftkit.data.tokenizer_source import write_settings
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
 
 STATS_SAMPLE_BYTES = 20_000_000
 
 
-SETTINGS_FILE = "ftkit_tokenizer.json"
-SETTINGS_KEYS = ("kind", "vocab_size", "min_frequency", "lowercase", "max_train_bytes")
-
-
-def write_settings(recipe: Recipe) -> None:
-    """Record what the tokenizer was trained with, so a later recipe that asks for another one is not silently
-    given this one."""
-    import json
-
-    cfg = recipe.tokenizer
-    (Path(cfg.path) / SETTINGS_FILE).write_text(json.dumps({k: getattr(cfg, k) for k in SETTINGS_KEYS}, indent=2) + "\n")
-
-
-def check_settings(recipe: Recipe) -> None:
-    """An existing tokenizer that ftkit trained with other settings than the recipe's: an error, not a silent reuse."""
-    import json
-
-    cfg = recipe.tokenizer
-    f = Path(cfg.path) / SETTINGS_FILE
-    if not f.is_file():
-        return  # trained elsewhere (or before ftkit recorded settings): used as it is
-    saved = json.loads(f.read_text())
-    for k in SETTINGS_KEYS:
-        if k in saved and saved[k] != getattr(cfg, k):
-            raise UserError(f"tokenizer.{k}: {cfg.path} was trained with {k} {saved[k]!r}, the recipe asks for "
-                            f"{getattr(cfg, k)!r}; retrain it with `ftkit tokenize -r RECIPE --overwrite` (the old one "
-                            f"is moved aside), or set tokenizer.{k}: {saved[k]!r}, or choose another tokenizer.path")
-
-
 def training_corpus(recipe: Recipe):
-    """The rows a tokenizer trains on: data.train as read for its task (ner: each sentence's tokens joined by spaces)."""
-    if recipe.task == "ner":
-        import datasets
+    """The rows a tokenizer trains on: the task's own text corpus (SPEC.corpus, e.g. ner's sentences), else data.train."""
+    from ftkit.data.tokenizer_source import default_corpus
 
-        from ftkit.data import tagged
-
-        sents = tagged.load(recipe.data.train, recipe.data, "data.train")
-        return datasets.Dataset.from_dict({recipe.data.text_column: [" ".join(t) for t in sents.tokens]})
-    train_ds, _ = sources.train_and_validation(recipe.data, recipe.train.seed)
-    return train_ds
-
-
-def obtain_tokenizer(recipe: Recipe, log=print, train_ds=None):
-    """Load the recipe's tokenizer; train and save it first when `tokenizer.kind` is set and it does not exist yet."""
-    cfg = recipe.tokenizer
-    if cfg is None:
-        return load_tokenizer(recipe.model.from_pretrained, recipe.model.trust_remote_code, "model.from_pretrained")
-    if cfg.kind is None or Path(cfg.path).is_dir():
-        if cfg.kind is not None:
-            check_settings(recipe)
-        return load_tokenizer(cfg.path, recipe.model.trust_remote_code)
-    log(f"tokenizer {cfg.path} does not exist yet: training a {cfg.kind} tokenizer")
-    if train_ds is None:
-        train_ds = training_corpus(recipe)
-    sources.require_column(train_ds, recipe.data.text_column, "data.text_column", "data.train")
-    tok, _ = train_from_recipe(recipe, train_ds)
-    save_tokenizer(tok, cfg.path)
-    write_settings(recipe)
-    return load_tokenizer(cfg.path)
+    corpus = registry.spec(recipe.task).corpus
+    return corpus(recipe) if corpus is not None else default_corpus(recipe)
 
 
 def run(recipe: Recipe, encode: bool = False, overwrite: bool = False, log=print) -> dict:

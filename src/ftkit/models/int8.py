@@ -124,7 +124,7 @@ def save_quantized(qmodel, path: Path, task: str, converted: int) -> None:
     save_file(int8_state(qmodel), str(path / FILE), metadata={"format": FORMAT})
     info = {"format": FORMAT, "version": 1, "task": task, "dtype": "qint8", "scheme": "per_channel_symmetric",
             "conv1d_as_linear": bool(converted), "modules": sorted(quantized_modules(qmodel)),
-            "torch": torch.__version__, "loader": "ftkit.compress.quantize.load_quantized(path, task)"}
+            "torch": torch.__version__, "loader": "ftkit.models.int8.load_quantized(path, task)"}
     (path / INFO).write_text(json.dumps(info, indent=2) + "\n")
 
 

@@ -91,18 +91,16 @@ def conll_lines(model, tokenizer, path: str, token_field: int, labels: list[str]
         yield f"{line}\t{predicted.get(i, 'O')}" if i in line_of else line
 
 
-def run(model_dir: str, path: str, model, source: Optional[str], fmt: str, batch_size: int, lines: Iterator[str]):
-    """Entities per text line (JSON objects), or a CoNLL file with a predicted column (strings); `lines`: the
-    plain-text input (read lazily: only when the input is not CoNLL)."""
-    from transformers import AutoTokenizer
-
+def predict(req):
+    """Entities per text line (JSON objects), or a CoNLL file with a predicted column (strings); plain-text
+    input is read lazily (only when the input is not CoNLL)."""
+    from ftkit.data.inputs import lines as input_lines
     from ftkit.data.tagged_items import check_tokenizer
     from ftkit.models.classifier import checkpoint_labels, max_positions
-    from ftkit.workflows.evaluate import saved_recipe
 
+    model, source, fmt, batch_size, recipe = req.model, req.source, req.fmt, req.batch_size, req.recipe
     labels = checkpoint_labels(model.config, "ner")
-    tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(path), "--model")
-    recipe = saved_recipe(model_dir)
+    tokenizer = check_tokenizer(req.tokenizer, "--model")
     block = recipe.data.block_size if recipe is not None else 512
     cap = min(block, max_positions(model.config) or block)
     if source not in (None, "-") and not Path(source).is_file():
@@ -113,4 +111,4 @@ def run(model_dir: str, path: str, model, source: Optional[str], fmt: str, batch
         field = recipe.data.token_field if recipe is not None else 0
         yield from conll_lines(model, tokenizer, source, field, labels, cap, batch_size)
         return
-    yield from text_entities(model, tokenizer, lines, batch_size, cap)
+    yield from text_entities(model, tokenizer, input_lines(source, req.stdin), batch_size, cap)

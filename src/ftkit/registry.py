@@ -1,0 +1,85 @@
+"""The task registry: every task ftkit knows, one entry each. Nothing else lists task names.
+
+An entry holds what the rest of ftkit may read without loading the task's code (the recipe schema,
+`ftkit recipes`, the CLI's help all run before torch is imported): the name, the family (`ftkit pretrain`
+or `ftkit finetune`), the Auto class and peft task type of its models, the architectures that mark a saved
+model as this task's, its headline metric, what preprocessor it saves, which adapters it supports.
+Its behaviour (the Task the engine trains, how its data and model are built, how it is evaluated and
+reported) lives in `module` (a `tasks/<name>.py` exporting `SPEC`, see tasks/spec.py), loaded on first
+use by `spec(name)`.
+
+Adding a task: write tasks/<name>.py (Task + SPEC), its data builder under data/, a recipe and tests, and
+add one entry below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Optional
+
+PRETRAIN, FINETUNE = "pretrain", "finetune"
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str
+    family: str  # PRETRAIN (`ftkit pretrain`, pre-training defaults) or FINETUNE (`ftkit finetune`, HF fine-tuning defaults)
+    module: str  # exports SPEC (tasks/spec.TaskSpec)
+    auto_class: str  # transformers Auto class of its models
+    architectures: tuple[str, ...]  # class-name suffixes of saved models of this task (checked in this order over entries)
+    headline: str  # the metric that stands for the model (compress reports, `ftkit runs`)
+    help: str
+    peft_task_type: Optional[str] = None  # peft TaskType; None: no adapters
+    adapters: tuple[str, ...] = ()  # finetune.strategy values beyond full / freeze
+    preprocessor: Optional[str] = "tokenizer"  # what is saved next to the model: tokenizer, image_processor or None
+    compress: bool = False  # `ftkit compress` quantize / prune / distill apply (its Task gives logits_and_targets)
+
+    @property
+    def causal(self) -> bool:
+        """A decoder that generates text (tokenizers get GPT-style special tokens; `ftkit generate` works)."""
+        return self.auto_class == "AutoModelForCausalLM"
+
+
+TASKS: tuple[TaskEntry, ...] = (
+    TaskEntry("clm", PRETRAIN, "ftkit.tasks.clm", "AutoModelForCausalLM", ("ForCausalLM", "LMHeadModel"), "perplexity",
+              "causal LM (GPT): next-token prediction", "CAUSAL_LM", ("lora", "prefix", "prompt"), compress=True),
+    TaskEntry("mlm", PRETRAIN, "ftkit.tasks.mlm", "AutoModelForMaskedLM", ("ForMaskedLM",), "masked_accuracy",
+              "masked LM (BERT / RoBERTa)"),
+    TaskEntry("mlm+nsp", PRETRAIN, "ftkit.tasks.nsp", "AutoModelForPreTraining", ("ForPreTraining",), "masked_accuracy",
+              "BERT pre-training: masked LM + next-sentence prediction"),
+    TaskEntry("cls", FINETUNE, "ftkit.tasks.cls", "AutoModelForSequenceClassification", ("ForSequenceClassification",),
+              "accuracy", "text / text-pair classification", "SEQ_CLS", ("lora", "prefix", "prompt"), compress=True),
+    TaskEntry("ner", FINETUNE, "ftkit.tasks.ner", "AutoModelForTokenClassification", ("ForTokenClassification",), "f1",
+              "token classification (named entities)", "TOKEN_CLS", ("lora",)),
+)
+NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
+_BY_NAME = {t.name: t for t in TASKS}
+
+
+def names(family: Optional[str] = None) -> tuple[str, ...]:
+    return tuple(t.name for t in TASKS if family is None or t.family == family)
+
+
+def entry(name: str) -> TaskEntry:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        from ftkit.errors import UserError
+
+        raise UserError(f"task: '{name}' is not a task of ftkit; expected one of {', '.join(NAMES)}") from None
+
+
+def spec(name: str):
+    """The task's behaviour (tasks/spec.TaskSpec), imported on first use: a plugin table, so that reading a
+    recipe never imports torch."""
+    return importlib.import_module(entry(name).module).SPEC
+
+
+def infer(architectures) -> Optional[str]:
+    """The task of a saved model from its config's `architectures` (e.g. BertForTokenClassification -> ner)."""
+    for arch in architectures or []:
+        for t in TASKS:
+            if any(arch.endswith(suffix) for suffix in t.architectures):
+                return t.name
+    return None

@@ -1,0 +1,85 @@
+"""What a task module exports besides its engine Task: how to set up training and evaluation (its `SPEC`).
+
+The registry (ftkit/registry.py) names the module; the one train workflow calls `SPEC.prepare`, the one
+evaluate workflow (and compress) calls `SPEC.evaluation`, and `ftkit eval` prints `SPEC.render(result)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Prepared:
+    """A task's training set-up, handed to the train workflow: everything it needs and nothing task-specific."""
+    model: Any
+    task: Any  # engine.task_api.Task
+    train_items: Any  # a sequence of items, or a stream (data.streaming)
+    val_items: Optional[Any]
+    preprocessor: Any = None  # saved with the model (tokenizer / image processor); None: nothing
+    order: Optional[Callable[[np.random.Generator], np.ndarray]] = None  # epoch order (default: shuffled)
+    block_tokens: Optional[int] = None  # tokens per item when fixed (packed LM blocks): train.max_tokens budgets, FLOPs
+    eval_seed: int = 0  # the collate seed of validation batches (masked LMs: masking.eval_seed, as `ftkit eval`)
+    stream: bool = False
+    unit: str = "examples"  # what an item is, for the log ("blocks of 256 tokens", ...)
+    summary: dict = field(default_factory=dict)  # extra keys of metrics.json (labels, skipped rows, ...)
+
+
+@dataclass
+class EvalRequest:
+    """What `ftkit eval` (and compress) asks a task to evaluate: a loaded model on some data."""
+    model_dir: str
+    path: str  # local path of model_dir
+    recipe: Any  # the model's recipe with the data settings of the evaluation data
+    data: Optional[str]  # a file (`--data`), or None: the recipe's validation data
+    model: Any
+    tokenizer: Any
+    log: Log = print
+    split: str = "validation"  # with data None: "validation" or "train" (compress' importance batches)
+    plot: Optional[str] = None  # where a report image goes (cls: confusion matrix)
+
+
+@dataclass
+class EvalSetup:
+    task: Any
+    items: Any
+    seed: int = 0  # collate seed of the evaluation batches
+    extras: dict = field(default_factory=dict)  # added to the result before the metrics
+    finish: Optional[Callable[[dict], None]] = None  # after the metrics (cls: draws the confusion matrix)
+
+
+@dataclass
+class PredictRequest:
+    """`ftkit predict`: a loaded model and where its inputs come from."""
+    model_dir: str
+    path: str
+    model: Any
+    tokenizer: Any
+    recipe: Any  # the model's recipe, or None
+    source: Optional[str]  # a file, "-" or None (stdin)
+    stdin: Any = None
+    batch_size: int = 32
+    all_scores: bool = False
+    fmt: str = "auto"
+    encoding: Optional[str] = None
+    text_column: Optional[str] = None
+    pair_column: Optional[str] = None
+    column_names: Optional[list] = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    prepare: Callable[..., Prepared]  # (recipe, tokenizer, accelerator, log) -> Prepared
+    evaluation: Callable[[EvalRequest], EvalSetup]
+    render: Optional[Callable[[dict], str]] = None  # `ftkit eval`'s table (default: one metric per line)
+    predict: Optional[Callable[[PredictRequest], Any]] = None  # `ftkit predict`: yields one result per input
+    corpus: Optional[Callable[[Any], Any]] = None  # recipe -> rows of text a new tokenizer trains on (default: data.train)
+
+
+def quiet(*_a, **_k) -> None:
+    pass
