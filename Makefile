@@ -34,7 +34,10 @@ demo: venv
 	$(BIN)/ftkit generate --model runs/gpt-shakespeare-char --prompt "ROMEO:" --max-new-tokens 300
 	@echo "--- outputs: runs/gpt-shakespeare-char (model, tokenizer, metrics.json, metrics.jsonl, checkpoints/) ---"
 
+# Layers (ARCHITECTURE.md, pyproject's importlinter contract) and lint first: seconds, before minutes of tests.
 test: venv
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check src tests bench tools
 	$(OFFLINE) $(BIN)/python -m pytest
 
 # Freeze the current .venv into the lock (after `make test` passed in it).

@@ -30,8 +30,13 @@ def main() -> None:
     args = ap.parse_args()
     import numpy as np
     import torch
-    from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling,
-                              get_linear_schedule_with_warmup)
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForMaskedLM,
+        DataCollatorForLanguageModeling,
+        get_linear_schedule_with_warmup,
+    )
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(args.tokenizer)

@@ -59,8 +59,13 @@ def run_hf(tmp: Path, epochs: float, prec: str) -> dict:
 
     import numpy as np
     from seqeval.metrics import f1_score
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                              Trainer, TrainingArguments)
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
 
     from ftkit.data import tagged
     from ftkit.recipe.schema import DataSection

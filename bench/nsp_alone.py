@@ -33,10 +33,11 @@ def main() -> None:
     import torch.nn.functional as F
 
     from ftkit.data.nsp_pairs import PAIR
+    from ftkit.data.tokenizer_source import obtain_tokenizer
     from ftkit.models.build import build_model
     from ftkit.recipe import load_recipe
-    from ftkit.data.tokenizer_source import obtain_tokenizer
-    from ftkit.tasks.nsp import MaskedLMWithNSP, pairs as pair_items
+    from ftkit.tasks.nsp import MaskedLMWithNSP
+    from ftkit.tasks.nsp import pairs as pair_items
 
     torch.manual_seed(0)
     recipe = load_recipe(args.recipe)

@@ -69,8 +69,8 @@ def prepare_state(kind: str, shared: Path, run: Path) -> None:
         f = run / "model.safetensors"
         f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
     elif kind == "foreign-checkpoint":  # weights of another shape behind a matching recipe
-        from safetensors.torch import load_file, save_file
         import torch
+        from safetensors.torch import load_file, save_file
 
         for ckpt in (run / "checkpoints").iterdir():
             w = load_file(ckpt / "model.safetensors")

@@ -3,14 +3,14 @@
 import importlib.util
 import json
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 
-from conftest import run_cli
-
 from ftkit import lockfile
+
+from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tiny_models import HEADS, LAYERS, tiny_bert_classifier, tiny_gpt
-
 from ftkit.compress import prune as p
 from ftkit.errors import UserError
+
+from tiny_models import HEADS, LAYERS, tiny_bert_classifier, tiny_gpt
 
 
 @pytest.mark.parametrize("scope", ["global", "layer"])

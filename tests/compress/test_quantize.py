@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from tiny_models import tiny_bert_classifier, tiny_gpt
-
-from ftkit.models import int8 as q
 from ftkit.errors import UserError
+from ftkit.models import int8 as q
+
+from tiny_models import tiny_bert_classifier, tiny_gpt
 
 
 @pytest.mark.parametrize("task", ["cls", "clm"])

@@ -3,11 +3,11 @@ labels like TREC's COARSE:fine."""
 
 import pytest
 
-from conftest import DATA, need
-
 from ftkit.data import labeled
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
+
+from conftest import DATA, need
 
 TREC = DATA / "trec"
 

@@ -6,11 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DATA, need
 from ftkit.data import labeled
 from ftkit.engine.batches import length_grouped_order
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
+
+from conftest import DATA, need
 
 MRPC_DEV = DATA / "mrpc" / "dev.tsv"
 AG_TEST = DATA / "ag_news" / "test.csv"
@@ -38,8 +39,9 @@ def test_int_labels_keep_numeric_order_and_map_to_names(tmp_path):
 
 
 def test_string_labels_sorted_and_id_mapping_round_trips(tmp_path):
-    from ftkit.models.classifier import checkpoint_labels, head_config
     from transformers import BertConfig
+
+    from ftkit.models.classifier import checkpoint_labels, head_config
 
     rows = rows_of(tmp_path, "d.jsonl", '{"text": "x", "label": "World"}\n{"text": "y", "label": " Sports "}\n'
                                         '{"text": "z", "label": "Business"}\n')

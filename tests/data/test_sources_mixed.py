@@ -2,10 +2,11 @@
 
 import pytest
 
-from encoder_helpers import write_imdb_slice, write_sst2_slice
 from ftkit.data import sources
 from ftkit.errors import UserError
 from ftkit.recipe import validate
+
+from encoder_helpers import write_imdb_slice, write_sst2_slice
 
 
 def data_section(train):

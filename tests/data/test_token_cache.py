@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from ftkit.data import lm_blocks, token_cache
+from ftkit.data.tokenizer_source import obtain_tokenizer
 from ftkit.errors import UserError
 from ftkit.recipe import validate
-from ftkit.data.tokenizer_source import obtain_tokenizer
 
 
 def test_blocks_are_contiguous_and_drop_the_tail():
@@ -47,6 +47,7 @@ def test_a_tokenizer_json_with_its_own_padding_and_truncation_encodes_unpadded()
     """The packaged MiniLM's tokenizer.json pads to 128 and truncates at 128 (sentence-transformers); streams
     and NSP sentences must hold the text's tokens only, and the user's tokenizer keeps its settings."""
     from ftkit.data.documents import build_corpus
+
     from tiny_models import minilm_tokenizer
 
     tok = minilm_tokenizer()

@@ -2,9 +2,10 @@
 
 import pytest
 
-from conftest import SHAKESPEARE, need
 from ftkit.data.tokenizer import build_tokenizer, specials_for, wrap
 from ftkit.recipe.schema import TokenizerSection
+
+from conftest import SHAKESPEARE, need
 
 SAMPLE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
 

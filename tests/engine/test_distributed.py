@@ -2,7 +2,6 @@
 batch; 2 'machines' on loopback train one recipe together."""
 
 import json
-import os
 import socket
 import subprocess
 import sys

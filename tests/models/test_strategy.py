@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tiny_models import FFN, H, LAYERS, POS, minilm_tokenizer, tiny_bert_classifier, tiny_gpt
-
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.build import count_parameters
 from ftkit.models.strategy import apply_strategy, save_weights
 from ftkit.recipe.schema import FinetuneSection
+
+from tiny_models import FFN, LAYERS, POS, H, minilm_tokenizer, tiny_bert_classifier, tiny_gpt
 
 
 def bert_counts(vocab: int) -> dict:

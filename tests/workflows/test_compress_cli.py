@@ -58,11 +58,11 @@ def test_quantizing_an_adapter_asks_for_a_merge(trained, tmp_path):
 
 
 def test_prune_heads_and_weights_then_finetune(trained, tmp_path):
+    import shutil
+
     from transformers import AutoModelForSequenceClassification
 
     from ftkit.compress.prune import sparsity_report
-
-    import shutil
 
     _, trained_model = trained
     model = tmp_path / "model"  # a copy whose recipe fine-tunes in bf16: measuring (fp32) and training share a process

@@ -230,7 +230,7 @@ def train_and_validation(data, seed: int) -> tuple[Tagged, Optional[Tagged]]:
 def describe(name: str, t: Tagged) -> str:
     from collections import Counter
 
-    from ftkit.tasks.entity_metrics import entities
+    from ftkit.data.entity_spans import entities
 
     types = Counter(e[0] for tags in t.tags for e in entities(tags))
     shown = ", ".join(f"{k} {v:,}" for k, v in types.most_common(8))

@@ -80,9 +80,7 @@ def evaluate(accelerator, model, task: Task, batches: Iterable[dict], log=None, 
     """Run the task's eval step over (this rank's share of) the batches and combine all ranks.
     With `log`, long evaluations report progress (batches done, elapsed, ETA). `mixed_precision=False`
     measures in fp32 whatever the accelerator's precision (compress compares models that way)."""
-    from accelerate.utils import AutocastKwargs
-
-    from accelerate.utils import gather_object
+    from accelerate.utils import AutocastKwargs, gather_object
 
     model.eval()
     sums: dict[str, float] = {}

@@ -31,7 +31,7 @@ def layer_stack(model) -> tuple[torch.nn.Module, str, torch.nn.ModuleList]:
     """(parent module, attribute name, the ModuleList of transformer layers), bottom layer first."""
     key = layer_count_key(model.config)
     n = getattr(model.config, key) if key else None
-    for name, module in model.named_modules():
+    for _name, module in model.named_modules():
         for attr, child in module.named_children():
             if isinstance(child, torch.nn.ModuleList) and len(child) == n and len(child) > 0:
                 return module, attr, child

@@ -73,8 +73,13 @@ def _classification_metric_class():
                 features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}))
 
         def _compute(self, predictions, references, num_labels: int):
-            from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, matthews_corrcoef, \
-                precision_recall_fscore_support
+            from sklearn.metrics import (
+                accuracy_score,
+                confusion_matrix,
+                f1_score,
+                matthews_corrcoef,
+                precision_recall_fscore_support,
+            )
 
             ids = list(range(num_labels))
             preds, refs = np.asarray(predictions, dtype=np.int64), np.asarray(references, dtype=np.int64)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ftkit.errors import UserError
 from ftkit.engine.task_api import TaskBase
+from ftkit.errors import UserError
 from ftkit.recipe.schema import MaskingSection
 from ftkit.tasks import lm_setup
 from ftkit.tasks.masking import IGNORE, MaskingVocab, mask_tokens
