@@ -122,3 +122,19 @@ def test_nsp_needs_a_next_sentence_head():
                                              intermediate_size=32))
     with pytest.raises(UserError, match="mlm\\+nsp needs a model with a next-sentence head"):
         MaskedLMWithNSP(FakeTokenizer(), MaskingSection()).check_model(model)
+
+
+def test_random_next_pairs_are_spread_over_the_batch(setup):
+    from ftkit.data.nsp_pairs import PAIR
+
+    _, items, task = setup
+    pairs = [items[i] for i in range(len(items)) if items[i].kind == PAIR]
+    negatives = np.zeros(16)
+    for b in range(200):
+        rng = np.random.default_rng([5, b])
+        chosen = [pairs[int(i)] for i in rng.choice(len(pairs), 16, replace=False)]
+        labels = task.collate(chosen, rng)["next_sentence_label"].numpy()
+        assert (labels == RANDOM_NEXT).sum() == 8  # exactly half of the pairs, every batch
+        negatives += labels == RANDOM_NEXT
+    share = negatives / 200
+    assert share.min() > 0.35 and share.max() < 0.65  # every position is a negative about half the time

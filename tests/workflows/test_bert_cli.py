@@ -69,9 +69,19 @@ def test_plain_transformers_fill_mask_and_classification_head(bert_run):
     from transformers import AutoModelForSequenceClassification, pipeline
 
     _, out, _ = bert_run
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
     fill = pipeline("fill-mask", model=str(out))
     top = fill("this movie was [MASK] .")
-    assert len(top) == 5 and all(isinstance(t["token_str"], str) and 0 <= t["score"] <= 1 for t in top)
+    tok, mlm = AutoTokenizer.from_pretrained(str(out)), AutoModelForMaskedLM.from_pretrained(str(out)).eval()
+    enc = tok("this movie was [MASK] .", return_tensors="pt")
+    with torch.no_grad():
+        probs = torch.softmax(mlm(**enc).logits[0, int((enc["input_ids"][0] == tok.mask_token_id).nonzero())], -1)
+    best = probs.topk(5)
+    assert [t["token"] for t in top] == best.indices.tolist()  # the pipeline reads the saved MLM head as is
+    assert [t["score"] for t in top] == pytest.approx(best.values.tolist(), abs=1e-5)
+    assert [t["token_str"] for t in top] == [tok.decode([i]) for i in best.indices.tolist()]
     model, info = AutoModelForSequenceClassification.from_pretrained(out, num_labels=2, output_loading_info=True)
     assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"]  # the encoder and pooler all load
     assert not info["mismatched_keys"]

@@ -80,9 +80,20 @@ def test_pipeline_returns_the_label_names(sst2_run):
     from transformers import pipeline
 
     _, out, _ = sst2_run
-    clf = pipeline("text-classification", model=str(out))
-    got = clf(["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés"])
-    assert {g["label"] for g in got} <= {"negative", "positive"} and all(0.5 <= g["score"] <= 1 for g in got)
+    texts = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés"]
+    got = pipeline("text-classification", model=str(out))(texts)
+    assert [(g["label"], pytest.approx(g["score"], abs=1e-5)) for g in got] == model_answers(out, texts)
+
+
+def model_answers(out: Path, texts: list[str]) -> list[tuple[str, float]]:
+    """(class name, probability) of each text's top class, computed with plain transformers."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok, model = AutoTokenizer.from_pretrained(str(out)), AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(**tok(texts, padding=True, return_tensors="pt")).logits, -1)
+    return [(model.config.id2label[int(p.argmax())], float(p.max())) for p in probs]
 
 
 def test_eval_reproduces_the_best_evaluation(sst2_run):
@@ -119,9 +130,10 @@ def test_predict_formats(sst2_run, tmp_path):
     got = predict("--model", str(out), stdin="a triumph of a film\n\n   \nan utter bore\n")
     assert [g["line"] for g in got] == [1, 2, 3, 4]  # one object per input line, in order
     assert got[1] == {"line": 2, "label": None, "probability": None} and got[2]["label"] is None
-    for g in (got[0], got[3]):
-        assert set(g) == {"line", "label", "probability"} and g["label"] in ("negative", "positive")
-        assert 0.5 <= g["probability"] <= 1
+    expected = model_answers(out, ["a triumph of a film", "an utter bore"])
+    for g, (label, p) in zip((got[0], got[3]), expected):
+        assert set(g) == {"line", "label", "probability"} and g["label"] == label
+        assert g["probability"] == pytest.approx(p, abs=1e-5)
     text = tmp_path / "in.txt"
     text.write_text("a triumph of a film\nan utter bore\n")
     scored = predict("--model", str(out), str(text), "--all-scores")
