@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, need, run_cli
 from ftkit import registry
+
+from conftest import DATA, need, run_cli
 from tiny_models import sst2_slice, tiny_bert_dir
 
 WNUT = DATA / "wnut17"
