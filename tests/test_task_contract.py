@@ -87,3 +87,19 @@ def test_train_save_reload_eval(name, tmp_path):
     task = registry.spec(name)  # the Task's own metric names: every one must agree
     shown = [k for k, v in final.items() if isinstance(v, float)]
     assert shown and {k: result[k] for k in shown} == pytest.approx({k: final[k] for k in shown}, rel=1e-5, abs=1e-6), task
+
+
+def test_eval_of_a_classifier_works_without_matplotlib(tmp_path, monkeypatch):
+    """matplotlib is optional (the `plots` extra): without it the metrics come, and one line says how to get the image."""
+    import sys
+
+    from ftkit.recipe import validate
+    from ftkit.workflows import evaluate, train
+
+    recipe = validate(CASES["cls"](tmp_path))
+    train.run(recipe, log=lambda *_: None, family=registry.FINETUNE)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    said: list[str] = []
+    result = evaluate.run(recipe.output_dir, log=said.append)
+    assert "accuracy" in result and "confusion_matrix_png" not in result
+    assert any("pip install 'ftkit[plots]'" in s for s in said)
