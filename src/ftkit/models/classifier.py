@@ -23,7 +23,7 @@ def head_config(labels: list[str], **extra) -> dict:
     return {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}, **extra}
 
 
-def checkpoint_labels(config, task: str = "cls") -> Optional[list[str]]:
+def checkpoint_labels(config, task: str) -> Optional[list[str]]:
     """Class (or tag) names of a checkpoint that already has this task's head, else None."""
     if registry.infer(config.architectures) != task:
         return None

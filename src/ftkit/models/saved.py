@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models.build import auto_class, check_model_path, load_saved
 
@@ -125,7 +126,8 @@ def _load_model(path: str, task: str, key: str = "--model"):
     base = base_path(path, key)
     with _quiet_transformers():  # the head's weights come from the adapter (modules_to_save), not the base
         model = load_saved(auto_class(task), base, f"{key} (base model)", config=load_config(path, key))
-    if task == "cls" and json.loads(Path(path, ADAPTER_CONFIG).read_text()).get("peft_type") == "PREFIX_TUNING":
+    if registry.entry(task).peft_task_type == "SEQ_CLS" and \
+            json.loads(Path(path, ADAPTER_CONFIG).read_text()).get("peft_type") == "PREFIX_TUNING":
         from ftkit.models.strategy import accept_prefix_cache
 
         accept_prefix_cache(model)

@@ -114,7 +114,7 @@ def evaluation(req: EvalRequest) -> EvalSetup:
     from ftkit.models.classifier import checkpoint_labels
     from ftkit.tasks.cls_report import write_confusion_png
 
-    labels = checkpoint_labels(req.model.config)
+    labels = checkpoint_labels(req.model.config, "cls")
     if labels is None:
         raise UserError(f"--model: {req.model_dir} is not a sequence classifier (architectures: "
                         f"{', '.join(req.model.config.architectures or ['none'])}); fine-tune it first with `ftkit finetune`")
