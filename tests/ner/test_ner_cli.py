@@ -63,6 +63,7 @@ def test_eval_equals_seqeval_on_the_models_own_predictions(ner_run):
     r = json.loads(stdout)
     code, stdout, err = run_cli("predict", "--model", str(out), str(data), "--format", "conll")
     assert code == 0, err
+    stdout_conll = stdout
     gold, pred, g, p = [], [], [], []
     for line in stdout.splitlines() + [""]:
         if not line.strip():
@@ -82,6 +83,12 @@ def test_eval_equals_seqeval_on_the_models_own_predictions(ner_run):
             assert s["f1"] == pytest.approx(report[typ]["f1-score"]) and s["support"] == report[typ]["support"]
     code, table, _ = run_cli("eval", "--model", str(out), "--data", str(data))
     assert "F1" in table and "person" in table and f"{r['f1']:.4f}" in table
+    # the same file in latin-1 (WNUT's accents): --encoding reads it, and the predicted column is the same
+    latin = d / "test.latin1.conll"
+    latin.write_bytes(data.read_text(encoding="utf-8").encode("latin-1", errors="replace"))
+    code, again, err = run_cli("predict", "--model", str(out), str(latin), "--format", "conll", "--encoding", "latin-1")
+    assert code == 0, err
+    assert [l.split("\t")[-1] for l in again.splitlines()] == [l.split("\t")[-1] for l in stdout_conll.splitlines()]
 
 
 def test_metric_equals_seqeval_on_a_random_models_predictions():

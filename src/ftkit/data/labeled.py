@@ -82,8 +82,7 @@ class Locator:
         fmt = self.data.format if self.data.format != "auto" else sources.FORMATS.get(Path(path).suffix.lower(), "text")
         starts: list = []
         if fmt in ("csv", "tsv"):
-            enc = "utf-8-sig" if self.data.encoding.lower().replace("-", "") == "utf8" else self.data.encoding
-            with open(path, encoding=enc, newline="") as f:
+            with open(path, encoding=sources.reading_encoding(self.data.encoding), newline="") as f:
                 kw = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
                 reader = csv.reader(f, **kw)
                 last = 0

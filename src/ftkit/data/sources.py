@@ -58,6 +58,17 @@ def resolve_files(spec: Union[str, list[Union[str, DataFile]]], key: str) -> Opt
     return files
 
 
+def is_utf8(encoding: str) -> bool:
+    import codecs
+
+    return codecs.lookup(encoding).name == "utf-8"
+
+
+def reading_encoding(encoding: str) -> str:
+    """How to open a file of data.encoding: UTF-8 as utf-8-sig, so a byte-order mark (MRPC has one) is not text."""
+    return "utf-8-sig" if is_utf8(encoding) else encoding
+
+
 def check_utf8(path: str, encoding: str = "utf-8") -> None:
     """Fail with the file and line of the first byte that is not valid in `encoding` (data.encoding)."""
     with open(path, "rb") as f:
@@ -68,9 +79,9 @@ def check_utf8(path: str, encoding: str = "utf-8") -> None:
         raw.decode(encoding)
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        hint = "set data.encoding (e.g. latin-1) or re-encode the file as UTF-8" if encoding.lower().replace("-", "") == "utf8" \
-            else f"the file is not {encoding}: check data.encoding"
-        name = "UTF-8" if encoding.lower().replace("-", "") == "utf8" else encoding
+        utf8 = is_utf8(encoding)
+        hint = "set data.encoding (e.g. latin-1) or re-encode the file as UTF-8" if utf8 else f"the file is not {encoding}: check data.encoding"
+        name = "UTF-8" if utf8 else encoding
         raise UserError(f"{path}:{line}: not valid {name} (byte 0x{raw[e.start]:02x}); {hint}") from None
 
 
@@ -185,8 +196,7 @@ def _load_part(part: Part, data: DataSection, key: str, streaming: bool):
     elif fmt in ("csv", "tsv"):
         builder = "csv"
         kwargs["sep"] = "\t" if fmt == "tsv" else ","
-        if data.encoding.lower().replace("-", "") == "utf8":
-            kwargs["encoding"] = "utf-8-sig"  # tolerate a byte-order mark (MRPC has one)
+        kwargs["encoding"] = reading_encoding(data.encoding)
         if fmt == "tsv":
             kwargs["quoting"] = 3  # csv.QUOTE_NONE: GLUE TSVs contain bare quotes
         if part.column_names:

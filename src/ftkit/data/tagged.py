@@ -46,12 +46,11 @@ def file_format(path: str, data) -> str:
 
 def read_conll(path: str, data, out: Tagged) -> None:
     """Append the sentences of a CoNLL file to `out` (raw tags; `normalise` checks them)."""
-    from ftkit.data.sources import check_utf8
+    from ftkit.data.sources import check_utf8, reading_encoding
 
     check_utf8(path, data.encoding)
-    utf8 = data.encoding.lower().replace("-", "") == "utf8"
     width, tokens, tags, start = None, [], [], 0
-    with open(path, encoding="utf-8-sig" if utf8 else data.encoding) as f:
+    with open(path, encoding=reading_encoding(data.encoding)) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 if tokens:

@@ -20,7 +20,7 @@ from typing import Iterator
 
 from ftkit.data.inputs import CHUNK, TABLES, empty, lines, plain_inputs, table_inputs
 from ftkit.errors import UserError
-from ftkit.models.classifier import checkpoint_labels, input_names, max_positions
+from ftkit.models.classifier import checkpoint_labels, input_names, length_cap
 from ftkit.tasks.spec import PredictRequest
 
 
@@ -37,12 +37,11 @@ def predict(req: PredictRequest) -> Iterator:
     data = recipe.data if recipe is not None else DataSection(train="-")
     changes = {k: v for k, v in (("text_column", req.text_column), ("text_pair_column", req.pair_column),
                                  ("column_names", req.column_names)) if v is not None}
-    encoding = req.encoding
     # the input file's own layout: its extension decides the format, a table's header names its columns
     data = data.model_copy(update={"column_names": None, "header": "auto", **changes, "format": "auto",
-                                   **({"encoding": encoding} if encoding else {})})
+                                   **({"encoding": req.encoding} if req.encoding else {})})
     pairs = data.text_pair_column is not None
-    cap = min(data.block_size, max_positions(model.config) or data.block_size)
+    cap = length_cap(data.block_size, model.config)
     names = input_names(model, tokenizer)
 
     if source not in (None, "-") and not Path(source).is_file():

@@ -50,18 +50,18 @@ def text_entities(model, tokenizer, lines: Iterator[str], batch_size: int, cap: 
 
 
 def conll_lines(model, tokenizer, path: str, token_field: int, labels: list[str], cap: int,
-                batch_size: int) -> Iterator[str]:
+                batch_size: int, encoding: str = "utf-8") -> Iterator[str]:
     """The file's lines, each token line with the predicted tag appended."""
     import torch
 
-    from ftkit.data.sources import check_utf8
+    from ftkit.data.sources import check_utf8, reading_encoding
     from ftkit.data.tagged import Tagged
     from ftkit.data.tagged_items import WORDS_PER_SENTENCE, encode
     from ftkit.models.classifier import input_names
     from ftkit.tasks.ner import TokenClassification
 
-    check_utf8(path)
-    lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    check_utf8(path, encoding)
+    lines = Path(path).read_text(encoding=reading_encoding(encoding)).splitlines()
     sents, where, current = Tagged(), [], []
     for i, line in enumerate(lines):
         if not line.strip() or line.startswith("-DOCSTART-"):
@@ -96,19 +96,19 @@ def predict(req):
     input is read lazily (only when the input is not CoNLL)."""
     from ftkit.data.inputs import lines as input_lines
     from ftkit.data.tagged_items import check_tokenizer
-    from ftkit.models.classifier import checkpoint_labels, max_positions
+    from ftkit.models.classifier import checkpoint_labels, length_cap
 
     model, source, fmt, batch_size, recipe = req.model, req.source, req.fmt, req.batch_size, req.recipe
     labels = checkpoint_labels(model.config, "ner")
     tokenizer = check_tokenizer(req.tokenizer, "--model")
-    block = recipe.data.block_size if recipe is not None else 512
-    cap = min(block, max_positions(model.config) or block)
+    cap = length_cap(recipe.data.block_size if recipe is not None else 512, model.config)
+    encoding = req.encoding or (recipe.data.encoding if recipe is not None else "utf-8")
     if source not in (None, "-") and not Path(source).is_file():
         raise UserError(f"FILE: not found: {source}")
     if is_conll(source, fmt):
         if source in (None, "-"):
             raise UserError("FILE: --format conll needs a file (stdin is read as plain text lines)")
         field = recipe.data.token_field if recipe is not None else 0
-        yield from conll_lines(model, tokenizer, source, field, labels, cap, batch_size)
+        yield from conll_lines(model, tokenizer, source, field, labels, cap, batch_size, encoding)
         return
-    yield from text_entities(model, tokenizer, input_lines(source, req.stdin), batch_size, cap)
+    yield from text_entities(model, tokenizer, input_lines(source, req.stdin, encoding), batch_size, cap)
