@@ -117,6 +117,12 @@ def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Ge
     return np.concatenate([batches[rng.permutation(len(batches))].reshape(-1), grouped[full:]])
 
 
+def length_grouped(items: Sequence, batch_size: int) -> Callable[[np.random.Generator], np.ndarray]:
+    """EpochBatches' `order` for items of different lengths: length_grouped_order over their input_ids."""
+    lengths = np.array([len(it["input_ids"]) for it in items])
+    return lambda rng: length_grouped_order(lengths, batch_size, rng)
+
+
 def by_length(items: Sequence) -> list:
     """Evaluation order: by length, so eval batches need almost no padding (metrics do not depend on order)."""
     return sorted(items, key=lambda it: len(it["input_ids"]))

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ftkit.engine.task_api import TaskBase
 from ftkit.tasks.metrics import classification_report
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
 
 
 class SequenceClassification(TaskBase):
@@ -70,17 +70,16 @@ class SequenceClassification(TaskBase):
         return out
 
 
-def encode_rows(rows, tokenizer, model, labels: list[str], block_size: int, log=None) -> list[dict]:
+def encode_rows(rows, tokenizer, model, labels: list[str], cap: int) -> list[dict]:
     from ftkit.data import labeled
-    from ftkit.models.classifier import input_names, length_cap
+    from ftkit.models.classifier import input_names
 
-    cap = length_cap(block_size, model.config, log)
     return labeled.encode(rows, tokenizer, cap, {n: i for i, n in enumerate(labels)}, input_names(model, tokenizer))
 
 
 def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     from ftkit.data import labeled
-    from ftkit.engine.batches import by_length, length_grouped_order
+    from ftkit.engine.batches import by_length, length_grouped
     from ftkit.engine.loop import check_metric
     from ftkit.models.classifier import build_classifier, input_names, length_cap
 
@@ -98,10 +97,8 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     if val_rows is not None:
         log(labeled.describe_split("validation", val_rows, val_items, cap))
     log(f"cls | {len(labels)} classes | inputs {', '.join(input_names(model, tokenizer))}")
-    lengths = np.array([len(it["input_ids"]) for it in train_items])
-    bs = recipe.train.batch_size
     return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
-                    order=lambda rng: length_grouped_order(lengths, bs, rng), unit="examples, length-grouped",
+                    order=length_grouped(train_items, recipe.train.batch_size), unit="examples, length-grouped",
                     summary={"labels": labels, "train_skipped_empty": len(train_rows.skipped)})
 
 
@@ -111,7 +108,7 @@ def evaluation(req: EvalRequest) -> EvalSetup:
     from ftkit.data import labeled
     from ftkit.engine.batches import by_length
     from ftkit.errors import UserError
-    from ftkit.models.classifier import checkpoint_labels
+    from ftkit.models.classifier import checkpoint_labels, length_cap
     from ftkit.tasks.cls_report import write_confusion_png
 
     labels = checkpoint_labels(req.model.config, "cls")
@@ -119,14 +116,16 @@ def evaluation(req: EvalRequest) -> EvalSetup:
         raise UserError(f"--model: {req.model_dir} is not a sequence classifier (architectures: "
                         f"{', '.join(req.model.config.architectures or ['none'])}); fine-tune it first with `ftkit finetune`")
     data = req.recipe.data
-    if req.data is not None:
-        rows = labeled.load_rows(req.data, data, "--data", log=req.log)
-    elif req.split == "train":
-        rows = labeled.load_rows(data.train, data, "data.train", log=req.log)
+    if req.data is not None or req.split == "train":
+        source, key = (req.data, "--data") if req.data is not None else (data.train, "data.train")
+        rows = labeled.load_rows(source, data, key, log=req.log)
     else:
         rows = labeled.train_and_validation(data, req.recipe.train.seed, req.log)[1]
     labeled.check_known(rows, labels, "the model")
-    items = by_length(encode_rows(rows, req.tokenizer, req.model, labels, data.block_size))
+    pick = sample_positions(len(rows), req.sample)
+    rows = rows if pick is None else rows.subset(pick)
+    items = encode_rows(rows, req.tokenizer, req.model, labels, length_cap(data.block_size, req.model.config))
+    items = by_length(items) if req.sample is None else items  # a sample keeps its drawn order
     where = req.data or "validation"
 
     def finish(result: dict) -> None:

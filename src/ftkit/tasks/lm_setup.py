@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, sample_positions
 
 # (recipe, tokenizer, log, want_train) -> (train items or None, validation items or None)
 Items = Callable[..., tuple]
@@ -34,7 +34,9 @@ def evaluation(req: EvalRequest, task, items: Items) -> EvalSetup:
     task.check_model(req.model)
     from_file = req.data is not None or req.split == "train"
     train, val = items(req.recipe, req.tokenizer, req.log, from_file)
-    return EvalSetup(task, train if from_file else val, req.recipe.masking.eval_seed)
+    chosen = train if from_file else val
+    pick = sample_positions(len(chosen), req.sample)
+    return EvalSetup(task, chosen if pick is None else [chosen[int(i)] for i in pick], req.recipe.masking.eval_seed)
 
 
 def tokenizer_key(recipe) -> str:

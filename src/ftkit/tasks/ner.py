@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ftkit.data.tagged_items import WORDS_PER_SENTENCE
 from ftkit.engine.task_api import TaskBase
 from ftkit.tasks.entity_metrics import entity_scores
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
 
 
 class TokenClassification(TaskBase):
@@ -91,7 +91,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     """Tagged sentences -> a token classifier, its Task and encoded items (first piece of each word labelled)."""
     from ftkit.data import tagged
     from ftkit.data.tagged_items import check_tokenizer, encode
-    from ftkit.engine.batches import by_length, length_grouped_order
+    from ftkit.engine.batches import by_length, length_grouped
     from ftkit.engine.loop import check_metric
     from ftkit.models.classifier import build_classifier, input_names, length_cap
 
@@ -115,10 +115,8 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
         log(tagged.describe("validation", val) + (f"; {cut:,} longer than {cap} pieces cut into windows (every word scored)" if cut else ""))
     log(f"ner | {len(labels)} tags ({', '.join(labels[:7])}{', ...' if len(labels) > 7 else ''}) | inputs {', '.join(names)}"
         + (" | label_all_tokens" if recipe.data.label_all_tokens else ""))
-    lengths = np.array([len(it["input_ids"]) for it in train_items])
-    bs = recipe.train.batch_size
     return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
-                    order=lambda rng: length_grouped_order(lengths, bs, rng), unit="windows, length-grouped",
+                    order=length_grouped(train_items, recipe.train.batch_size), unit="windows, length-grouped",
                     summary={"labels": labels, "train_sentences": len(train)})
 
 
@@ -135,17 +133,20 @@ def evaluation(req: EvalRequest) -> EvalSetup:
         raise UserError(f"--model: {req.model_dir} is not a token classifier; fine-tune one with `ftkit finetune --task ner`")
     tokenizer = check_tokenizer(req.tokenizer, "--model")
     data = req.recipe.data
-    if req.data is not None:
-        sents = tagged.normalise(tagged.load(req.data, data, "--data"), data.tag_scheme)
-    elif req.split == "train":
-        sents = tagged.normalise(tagged.load(data.train, data, "data.train"), data.tag_scheme)
+    if req.data is not None or req.split == "train":
+        source, key = (req.data, "--data") if req.data is not None else (data.train, "data.train")
+        sents = tagged.normalise(tagged.load(source, data, key), data.tag_scheme)
     else:
         _, sents = tagged.train_and_validation(data, req.recipe.train.seed)
+    pick = sample_positions(len(sents), req.sample)
+    if pick is not None:
+        sents = tagged.Tagged(*([getattr(sents, f)[i] for i in pick] for f in ("tokens", "tags", "where")))
     tagged.check_known(sents, labels, "the model's tags")
     cap = length_cap(data.block_size, req.model.config)
     items, cut = encode(sents, tokenizer, cap, {n: i for i, n in enumerate(labels)}, input_names(req.model, tokenizer))
     req.log(tagged.describe("data", sents) + (f"; {cut:,} longer than {cap} pieces cut into windows (every word scored)" if cut else ""))
-    return EvalSetup(TokenClassification(tokenizer, labels, gold=sents), by_length(items), 0, {"windowed_sentences": cut})
+    items = by_length(items) if req.sample is None else items  # a sample keeps its drawn order
+    return EvalSetup(TokenClassification(tokenizer, labels, gold=sents), items, 0, {"windowed_sentences": cut})
 
 
 def render(r: dict) -> str:

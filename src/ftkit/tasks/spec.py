@@ -42,6 +42,14 @@ class EvalRequest:
     log: Log = print
     split: str = "validation"  # with data None: "validation" or "train" (compress' importance batches)
     plot: Optional[str] = None  # where a report image goes (cls: confusion matrix)
+    sample: Optional[int] = None  # keep a seeded sample of this many examples, drawn before encoding (compress)
+
+
+def sample_positions(n: int, size: Optional[int]) -> Optional[np.ndarray]:
+    """EvalRequest.sample: which of `n` examples to keep (sorted; seed 0), None for all."""
+    if size is None or size >= n:
+        return None
+    return np.sort(np.random.default_rng(0).choice(n, size=size, replace=False))
 
 
 @dataclass

@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from ftkit import registry
 from ftkit.engine import rundir
 from ftkit.engine.accel import make_accelerator
@@ -33,13 +31,16 @@ REPORT = "compression.json"
 
 @dataclasses.dataclass
 class Bench:
-    """What a compressed model is measured on: the task, its evaluation batches, the recipe and tokenizer."""
+    """What a compressed model is measured on: the task, its evaluation batches, the recipe and tokenizer; and
+    the fp32 model they were built for (the one to compress)."""
     task_name: str
     task: object
     batches: list
     recipe: object
     tokenizer: object
     model_dir: str
+    path: str
+    model: object
     accelerator: object  # one per command: measuring is fp32 (autocast off), a fine-tune runs at the recipe's precision
     log: object = None  # progress of long measurements (a line every 15 s off a terminal)
 
@@ -66,14 +67,15 @@ def source_model(model_dir: str, output: str, key: str = "--model") -> tuple[str
 def bench(model_dir: str, path: str, task: str, data: Optional[str], batch_size: int, max_batches: Optional[int],
           log, accelerator) -> Bench:
     """The evaluation `ftkit eval` would run (the task's own items), as a fixed list of batches."""
-    recipe = evaluation.eval_recipe(model_dir, task, data, None)
-    model = saved.load_model(path, task)  # any kind: the task reads its labels and input names from it
-    ev = evaluation.setup(model_dir, path, task, recipe, data, model, log)
-    sampled = eval_batches(ev.items, batch_size, ev.task.eval_collate, ev.seed, limit=max_batches)
-    log_sample(sampled.sample, "--max-batches", log)
     from transformers import AutoTokenizer
 
-    return Bench(task, ev.task, list(sampled), recipe, load_saved(AutoTokenizer, path), model_dir, accelerator, log)
+    recipe = evaluation.eval_recipe(model_dir, task, data, None)
+    model = load_saved(auto_class(task), path).eval()  # a plain model (source_model checked it)
+    tokenizer = load_saved(AutoTokenizer, path)
+    ev = evaluation.setup(model_dir, path, task, recipe, data, model, tokenizer, log)
+    sampled = eval_batches(ev.items, batch_size, ev.task.eval_collate, ev.seed, limit=max_batches)
+    log_sample(sampled.sample, "--max-batches", log)
+    return Bench(task, ev.task, list(sampled), recipe, tokenizer, model_dir, path, model, accelerator, log)
 
 
 def measure(model, b: Bench) -> dict:
@@ -106,7 +108,7 @@ def quantize(model_dir: str, output: str, data: Optional[str] = None, batch_size
     path, task = source_model(model_dir, output)
     q.check_backend()
     b = bench(model_dir, path, task, data, batch_size, max_batches, log, make_accelerator("fp32"))
-    model = load_saved(auto_class(task), path).eval()
+    model = b.model
     log(f"quantize: {model_dir} ({task}), {len(b.batches)} batches of {batch_size}, {torch.get_num_threads()} threads, "
         f"backend {torch.backends.quantized.engine}")
     before = measure(model, b)
@@ -131,13 +133,9 @@ def quantize(model_dir: str, output: str, data: Optional[str] = None, batch_size
 def importance_batches(b: Bench, n: int, batch_size: int, log) -> list:
     """`n` batches of training data (not the evaluation data the result is reported on), a seeded sample."""
     recipe = evaluation.saved_recipe(b.model_dir) or b.recipe  # the training data of the model's recipe, not --data
-    path = saved.check_dir(b.model_dir)
-    recipe = recipe.model_copy(update={"tokenizer": None, "model": recipe.model.model_copy(
-        update={"model_type": None, "from_pretrained": path})})
-    ev = evaluation.setup(b.model_dir, path, b.task_name, recipe, None, saved.load_model(path, b.task_name), log, split="train")
-    rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(len(ev.items), size=min(n * batch_size, len(ev.items)), replace=False))
-    return list(eval_batches([ev.items[int(i)] for i in pick], batch_size, b.task.eval_collate, 0, limit=n))
+    ev = evaluation.setup(b.model_dir, b.path, b.task_name, recipe.model_copy(update={"tokenizer": None}), None, b.model,
+                          b.tokenizer, log, split="train", sample=n * batch_size)
+    return list(eval_batches(ev.items, batch_size, b.task.eval_collate, 0, limit=n))
 
 
 def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "global", heads: Optional[float] = None,
@@ -158,7 +156,7 @@ def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "glob
     acc = make_accelerator(recipe.train.precision if recipe else "fp32", output if recipe else None,
                            recipe.train.seed if recipe else 0, recipe.train.threads if recipe else None)
     b = bench(model_dir, path, task, data, batch_size, max_batches, log, acc)
-    model = load_saved(auto_class(task), path).eval()
+    model = b.model
     before = measure(model, b)
     masks, chosen = {}, None
     if heads is not None:

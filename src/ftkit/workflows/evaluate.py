@@ -63,14 +63,14 @@ def model_task(path: str, model_dir: str, task: Optional[str]) -> str:
     return task
 
 
-def setup(model_dir: str, path: str, task: str, recipe: Recipe, data: Optional[str], model, log=print,
-          split: str = "validation", plot: Optional[str] = None) -> EvalSetup:
-    """The task's evaluation Task and items for a loaded model (also what compress measures on)."""
+def setup(model_dir: str, path: str, task: str, recipe: Recipe, data: Optional[str], model, tokenizer=None, log=print,
+          split: str = "validation", plot: Optional[str] = None, sample: Optional[int] = None) -> EvalSetup:
+    """The task's evaluation Task and items for a loaded model (also what compress measures on); the
+    tokenizer is the model's own unless given."""
     from transformers import AutoTokenizer
 
-    tokenizer = load_saved(AutoTokenizer, path)
-    req = EvalRequest(model_dir, path, recipe, data, model, tokenizer, log, split, plot)
-    return registry.spec(task).evaluation(req)
+    tokenizer = tokenizer or load_saved(AutoTokenizer, path)
+    return registry.spec(task).evaluation(EvalRequest(model_dir, path, recipe, data, model, tokenizer, log, split, plot, sample))
 
 
 def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, batch_size: int = 8,
@@ -83,7 +83,7 @@ def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, 
     task = model_task(path, model_dir, task)
     recipe = eval_recipe(model_dir, task, data, block_size, data_overrides)
     model = saved.load_model(path, task, log=log)
-    ev = setup(model_dir, path, task, recipe, data, model, log, plot=plot)
+    ev = setup(model_dir, path, task, recipe, data, model, log=log, plot=plot)
     acc = make_accelerator(precision)
     model = acc.prepare(model)
     batches = eval_batches(ev.items, batch_size, ev.task.eval_collate, ev.seed, limit=max_batches)
