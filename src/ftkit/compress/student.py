@@ -23,8 +23,7 @@ def kept_layers(teacher, layers):
     keeps those indices (0-based, strictly increasing)."""
     import torch
 
-    key = anatomy.layer_count_key(teacher.config)
-    have = getattr(teacher.config, key) if key else None
+    have = anatomy.layer_count(teacher.config)
     if have is None:
         raise UserError(f"distill.student_layers: cannot tell how many layers {type(teacher).__name__} has")
     keep = list(range(layers)) if isinstance(layers, int) else list(layers)
@@ -37,7 +36,7 @@ def kept_layers(teacher, layers):
     student = copy.deepcopy(teacher)
     parent, attr, stack = anatomy.layer_stack(student)
     setattr(parent, attr, torch.nn.ModuleList([stack[i] for i in keep]))
-    setattr(student.config, key, len(keep))
+    student.config.num_hidden_layers = len(keep)  # attribute_map: GPT-2's n_layer too
     if hasattr(student.config, "layer_types") and isinstance(student.config.layer_types, list):
         student.config.layer_types = [student.config.layer_types[i] for i in keep]
     for i, layer in enumerate(getattr(parent, attr)):  # attention modules that know their index (KV caches) keep counting from 0

@@ -11,8 +11,6 @@ from typing import Optional
 
 import torch
 
-LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
-
 
 def unwrap(model):
     """The transformers model inside a peft wrapper (or the model itself)."""
@@ -20,17 +18,16 @@ def unwrap(model):
     return get() if callable(get) else model
 
 
-def layer_count_key(config) -> Optional[str]:
-    for key in LAYER_COUNT_KEYS:
-        if isinstance(getattr(config, key, None), int):
-            return key
-    return None
+def layer_count(config) -> Optional[int]:
+    """The config's number of transformer layers: `num_hidden_layers`, which attribute_map resolves for configs
+    that call it otherwise (GPT-2's n_layer, DistilBERT's n_layers); setting it sets theirs."""
+    n = getattr(config, "num_hidden_layers", None)
+    return n if isinstance(n, int) else None
 
 
 def layer_stack(model) -> tuple[torch.nn.Module, str, torch.nn.ModuleList]:
     """(parent module, attribute name, the ModuleList of transformer layers), bottom layer first."""
-    key = layer_count_key(model.config)
-    n = getattr(model.config, key) if key else None
+    n = layer_count(model.config)
     for _name, module in model.named_modules():
         for attr, child in module.named_children():
             if isinstance(child, torch.nn.ModuleList) and len(child) == n and len(child) > 0:
@@ -57,19 +54,22 @@ def linear_names(model) -> list[str]:
     return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if name and is_linear(m)})
 
 
+def _shape(cfg) -> tuple[int, int, int]:
+    """(layers, heads, hidden) by the common names, which each config's attribute_map resolves (GPT-2's n_layer,
+    n_head, n_embd; DistilBERT's n_layers, ...); 0 / 1 for a config without them (an estimate, never a crash)."""
+    return (getattr(cfg, "num_hidden_layers", 0) or 0, getattr(cfg, "num_attention_heads", 1) or 1,
+            getattr(cfg, "hidden_size", 0) or 0)
+
+
 def flops_per_token(model, seq_len: int) -> float:
-    """Training FLOPs per token: 6N + 12*L*H*Q*T (PaLM / nanoGPT), N without position embeddings.
-    (The config's attribute_map gives GPT-2's n_layer / n_head / n_embd the common names.)"""
-    cfg = model.config
+    """Training FLOPs per token: 6N + 12*L*H*Q*T (PaLM / nanoGPT), N without position embeddings."""
     n = sum(p.numel() for name, p in model.named_parameters() if "position" not in name and "wpe" not in name)
-    layers, heads, hidden = cfg.num_hidden_layers, cfg.num_attention_heads, cfg.hidden_size
-    return 6 * n + 12 * layers * heads * (hidden // max(heads, 1)) * seq_len
+    layers, heads, hidden = _shape(model.config)
+    return 6 * n + 12 * layers * heads * (hidden // heads) * seq_len
 
 
 def activation_bytes(cfg, seq_len: int, batch: int, half: bool) -> float:
     """Activation memory of one micro-batch: L * (34*s*b*h + 5*a*s^2*b) bytes at 16-bit (Korthikanti et al. 2022)."""
-    layers = getattr(cfg, "num_hidden_layers", 0) or 0
-    heads = getattr(cfg, "num_attention_heads", 1) or 1
-    hidden = getattr(cfg, "hidden_size", 0) or 0
+    layers, heads, hidden = _shape(cfg)
     per_layer = 34 * seq_len * batch * hidden + 5 * heads * seq_len * seq_len * batch
     return layers * per_layer * (1 if half else 2)

@@ -77,8 +77,9 @@ def set_dropout(cfg, p: Optional[float]) -> None:
             setattr(cfg, key, p)
 
 
-def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, **head_kwargs):
-    """A model for `task` (default: the recipe's), on CPU, in fp32 (mixed precision comes from autocast)."""
+def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, loading_info: Optional[dict] = None, **head_kwargs):
+    """A model for `task` (default: the recipe's), on CPU, in fp32 (mixed precision comes from autocast).
+    `loading_info`: filled with transformers' report of a from_pretrained load (missing_keys, ...)."""
     task = task or recipe.task
     cls = auto_class(task)
     m = recipe.model
@@ -102,8 +103,10 @@ def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, **head_kw
             setattr(cfg, k, v)
         set_dropout(cfg, recipe.train.dropout)
         try:
-            model = cls.from_pretrained(path, config=cfg, trust_remote_code=m.trust_remote_code,
-                                        ignore_mismatched_sizes=bool(head_kwargs))  # a head for other classes
+            model, info = cls.from_pretrained(path, config=cfg, trust_remote_code=m.trust_remote_code, output_loading_info=True,
+                                              ignore_mismatched_sizes=bool(head_kwargs))  # a head for other classes
+            if loading_info is not None:
+                loading_info.update(info)
         except (OSError, ValueError) as e:
             raise UserError(f"model.from_pretrained: could not load '{m.from_pretrained}' for task {task}: "
                             f"{str(e).strip().splitlines()[0]}") from None

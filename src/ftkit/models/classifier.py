@@ -69,42 +69,19 @@ def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print, he
                 f"{', ...' if len(labels) > 6 else ''}); the new head starts from random weights")
     else:
         note = f"new {head} for {len(labels)} {noun}"
+    info: dict = {}
     with _quiet_transformers():
-        model = build_model(recipe, tokenizer, task, **head_config(labels, **config))
+        model = build_model(recipe, tokenizer, task, info, **head_config(labels, **config))
     if reset:
         reset_head(model)
     _, total = count_parameters(model)
     log(f"model: {type(model).__name__} from {m.from_pretrained} ({total / 1e6:.2f}M parameters); {note}")
-    absent = encoder_weights_not_in(model, path)
+    prefix = model.base_model_prefix + "."
+    absent = sorted(k for k in info.get("missing_keys", []) if k.startswith(prefix) and not k.endswith("position_ids"))
     if absent:  # transformers' own report is silenced above: a checkpoint of another architecture must not pass unnoticed
         log(f"warning: {len(absent)} encoder weights are not in {m.from_pretrained} and start random "
             f"(e.g. {', '.join(absent[:3])}); is it a checkpoint of this architecture?")
     return model, labels
-
-
-def encoder_weights_not_in(model, path: str) -> list[str]:
-    """Weights of the base encoder that the checkpoint at `path` does not hold (read from safetensors headers)."""
-    import json
-    import os
-
-    from safetensors import safe_open
-
-    index = os.path.join(path, "model.safetensors.index.json")
-    if os.path.isfile(index):
-        with open(index, encoding="utf-8") as f:
-            stored = set(json.load(f)["weight_map"])
-    elif os.path.isfile(os.path.join(path, "model.safetensors")):
-        with safe_open(os.path.join(path, "model.safetensors"), "pt") as f:
-            stored = set(f.keys())
-    else:
-        return []  # a hub id or another format: transformers checked it
-    prefix = model.base_model_prefix + "."
-    absent = []
-    for name in model.state_dict():
-        if name.startswith(prefix) and name not in stored and name[len(prefix):] not in stored \
-                and not name.endswith("position_ids"):  # buffers, not weights
-            absent.append(name)
-    return absent
 
 
 def reset_head(model) -> list[str]:

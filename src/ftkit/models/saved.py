@@ -16,11 +16,12 @@ from pathlib import Path
 
 from ftkit import registry
 from ftkit.errors import UserError
-from ftkit.models.build import auto_class, check_model_path, load_saved
+from ftkit.models.build import auto_class, check_model_path, count_parameters, load_saved
+from ftkit.models.int8 import INFO as INT8_INFO
+from ftkit.models.int8 import load_quantized
+from ftkit.models.strategy import BASE_CONFIG, BASE_LOCATION  # what save_weights writes next to an adapter
 
 ADAPTER_CONFIG = "adapter_config.json"
-BASE_CONFIG = "base_config.json"  # written by models/strategy.save_weights
-INT8_INFO = "quantization.json"
 
 
 def kind(path: str) -> str:
@@ -85,7 +86,7 @@ def base_path(path: str, key: str = "--model") -> str:
 def _relocated(path: str):
     """The base of an adapter that was moved together with it: the same path relative to the adapter as when
     it was saved (relative to its run directory, too: a kept best model is saved in RUN/best, then moved up)."""
-    loc = Path(path, "ftkit_base.json")
+    loc = Path(path, BASE_LOCATION)
     if not loc.is_file():
         return None
     where = json.loads(loc.read_text())
@@ -106,7 +107,7 @@ def load_model(path: str, task: str, key: str = "--model", log=None):
     log(f"loading the model from {path} ({kind(path)}) ...")
     t0 = time.perf_counter()
     model = _load_model(path, task, key)
-    n = sum(p.numel() for p in model.parameters())
+    _, n = count_parameters(model)
     log(f"model loaded in {time.perf_counter() - t0:.1f}s: {type(model).__name__}, {n / 1e6:.1f}M parameters")
     return model
 
@@ -114,8 +115,6 @@ def load_model(path: str, task: str, key: str = "--model", log=None):
 def _load_model(path: str, task: str, key: str = "--model"):
     k = kind(path)
     if k == "int8":
-        from ftkit.models.int8 import load_quantized
-
         return load_quantized(path, task, key).eval()
     if k == "plain":
         return load_saved(auto_class(task), path, key).eval()
