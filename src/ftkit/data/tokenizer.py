@@ -166,8 +166,10 @@ def load_tokenizer(path: str, trust_remote_code: bool = False, key: str = "token
     recipe key that holds `path` in errors (model.from_pretrained when the model brings its tokenizer)."""
     from transformers import AutoTokenizer
 
-    from ftkit.paths import not_found_note
+    from ftkit.paths import is_gguf, not_found_note
 
+    if is_gguf(path):
+        return _gguf_tokenizer(path, key)
     path = resolve_package_path(path, key)
     if is_local(path) and not os.path.isdir(os.path.expanduser(path)):
         hint = " (run `ftkit tokenize` first, or set tokenizer.kind to train one)" if key == "tokenizer.path" else ""
@@ -178,6 +180,21 @@ def load_tokenizer(path: str, trust_remote_code: bool = False, key: str = "token
         first = str(e).strip().splitlines()[0]
         note = not_found_note(path)
         raise UserError(f"{key}: {note}: {first}" if note else f"{key}: could not load a tokenizer from '{path}': {first}") from None
+
+
+def _gguf_tokenizer(path: str, key: str):
+    """The tokenizer inside a GGUF file (vocabulary, merges, special tokens and chat template), as a fast tokenizer."""
+    from transformers import AutoTokenizer
+
+    from ftkit.paths import locate_gguf
+
+    f = locate_gguf(path, key)
+    try:
+        tok = AutoTokenizer.from_pretrained(os.path.dirname(f), gguf_file=os.path.basename(f))
+    except Exception as e:  # gguf and transformers raise their own types for files they cannot read
+        raise UserError(f"{key}: could not read the tokenizer of {path}: {str(e).strip().splitlines()[0][:200]}") from None
+    tok.name_or_path = f
+    return tok
 
 
 def tokenizer_max_length(recipe: Recipe) -> int:

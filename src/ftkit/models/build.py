@@ -7,7 +7,7 @@ from typing import Optional
 
 from ftkit import registry
 from ftkit.errors import UserError
-from ftkit.paths import is_local, resolve_package_path
+from ftkit.paths import is_gguf, is_local, locate_gguf, resolve_package_path
 from ftkit.recipe.schema import Recipe
 
 # RoBERTa-family position ids start after the padding index.
@@ -15,6 +15,8 @@ _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
 
 
 def check_model_path(path: str, key: str = "model.from_pretrained") -> str:
+    if is_gguf(path):
+        return locate_gguf(path, key)
     p = os.path.expanduser(resolve_package_path(path, key))
     if is_local(path):
         if not os.path.isdir(p):
@@ -92,6 +94,17 @@ def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, loading_i
             model = cls.from_config(cfg, trust_remote_code=m.trust_remote_code)
         except ValueError as e:
             raise UserError(f"model.model_type: '{m.model_type}' cannot be built for task {task}: {str(e).splitlines()[0]}") from None
+    elif is_gguf(m.from_pretrained):
+        if not registry.entry(task).causal:
+            raise UserError(f"model.from_pretrained: a GGUF file holds a causal LM; task {task} needs another model")
+        from ftkit.models import gguf
+
+        def adjust(cfg) -> None:
+            for key, value in m.config.items():
+                setattr(cfg, key, value)
+            set_dropout(cfg, recipe.train.dropout)
+
+        model = gguf.load_model(m.from_pretrained, adjust=adjust)
     else:
         path = check_model_path(m.from_pretrained)
         from transformers import AutoConfig

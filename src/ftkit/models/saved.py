@@ -20,6 +20,7 @@ from ftkit.models.build import auto_class, check_model_path, count_parameters, l
 from ftkit.models.int8 import INFO as INT8_INFO
 from ftkit.models.int8 import load_quantized
 from ftkit.models.strategy import BASE_CONFIG, BASE_LOCATION  # what save_weights writes next to an adapter
+from ftkit.paths import is_gguf
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -70,6 +71,8 @@ def base_path(path: str, key: str = "--model") -> str:
     from ftkit.paths import resolve_package_path
 
     base = json.loads(Path(path, ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    if is_gguf(base) and os.path.isfile(base):  # an adapter of a GGUF model (models/gguf.py)
+        return base
     if base and not os.path.isdir(base):
         base = _relocated(path) or base
     if not base or not os.path.isdir(base):
@@ -123,8 +126,13 @@ def _load_model(path: str, task: str, key: str = "--model"):
     from ftkit.models.classifier import _quiet_transformers
 
     base = base_path(path, key)
-    with _quiet_transformers():  # the head's weights come from the adapter (modules_to_save), not the base
-        model = load_saved(auto_class(task), base, f"{key} (base model)", config=load_config(path, key))
+    if is_gguf(base):
+        from ftkit.models import gguf
+
+        model = gguf.load_model(base, f"{key} (base model)")
+    else:
+        with _quiet_transformers():  # the head's weights come from the adapter (modules_to_save), not the base
+            model = load_saved(auto_class(task), base, f"{key} (base model)", config=load_config(path, key))
     if registry.entry(task).peft_task_type == "SEQ_CLS" and \
             json.loads(Path(path, ADAPTER_CONFIG).read_text()).get("peft_type") == "PREFIX_TUNING":
         from ftkit.models.strategy import accept_prefix_cache

@@ -1,4 +1,5 @@
-"""`ftkit export --merge`: turn a LoRA adapter into a plain model that transformers loads without peft.
+"""`ftkit export --merge`: turn a LoRA adapter into a plain model that transformers loads without peft;
+`ftkit export --from-gguf`: turn a GGUF file into a plain model that transformers loads without gguf.
 
 LoRA's update is a low-rank matrix added to existing weights, so it can be folded in
 (`merge_and_unload`): the result has the base model's architecture and speed. Prefix and prompt
@@ -47,4 +48,23 @@ def run(model_dir: str, output: str, merge: bool, log=print) -> Path:
         raw.setdefault("finetune", {})["strategy"] = "full"
         (out / "recipe.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     log(f"merged the LoRA adapter of {model_dir} into {type(merged).__name__}; saved to {out}")
+    return out
+
+
+def from_gguf(path: str, output: str, log=print) -> Path:
+    """A GGUF file as a safetensors directory: model (dequantized, fp32), tokenizer with its chat template, and
+    generation config (its stop tokens), which transformers loads without the gguf package."""
+    from ftkit.data.tokenizer import load_tokenizer
+    from ftkit.models import gguf
+
+    rundir.check(output, resume=False, overwrite=False)
+    tokenizer = load_tokenizer(path, key="--from-gguf")
+    model = gguf.load_model(path, "--from-gguf")
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    model.config._name_or_path = ""
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    log(f"exported {path}: {type(model).__name__}, {model.num_parameters() / 1e6:.1f}M parameters (dequantized to fp32), "
+        f"tokenizer{' with its chat template' if tokenizer.chat_template else ''}; saved to {out}")
     return out
