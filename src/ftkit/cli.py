@@ -130,7 +130,7 @@ def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
              main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
              accelerate_config: Optional[str] = AccCfgOpt, keep_at_end: Optional[int] = KeepEndOpt) -> None:
     """Fine-tune (or train from scratch) a model for a downstream task: cls = text / text-pair classification,
-    ner = token classification (named entities)."""
+    ner = token classification (named entities), sft = instruction / chat fine-tuning of a causal LM."""
     from ftkit.recipe import load_recipe, packaged
 
     extra = []
@@ -193,14 +193,27 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
           data_option: Optional[List[str]] = typer.Option(None, "--data-option", "-D", help="Another data.* setting for "
                                                          "this file, KEY=VALUE (e.g. -D tag_field=3 -D format=conll); repeatable."),
           plot: Optional[str] = typer.Option(None, "--plot", help="cls: where to write the confusion-matrix PNG "
-                                             "(default: MODEL/confusion_matrix_<data file stem>.png).")) -> None:
-    """Evaluate a saved model: loss and perplexity for language models; accuracy, macro-F1, MCC, per-class
-    precision/recall and the confusion matrix (also as a PNG) for classifiers."""
+                                             "(default: MODEL/confusion_matrix_<data file stem>.png)."),
+          generate_: bool = typer.Option(False, "--generate", help="sft: generate replies (greedy) and score the extracted "
+                                         "answers by exact match, instead of the loss (default data: the recipe's sft.eval_data)."),
+          generations: Optional[str] = typer.Option(None, "--generations", help="sft --generate: where the replies go "
+                                                    "(JSONL; default: MODEL/generations-<data file stem>.jsonl)."),
+          recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Take the evaluation data and settings from "
+                                               "this recipe instead of the model's own (e.g. to score a fine-tuning "
+                                               "recipe's starting point)."),
+          precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or auto (bf16 autocast where the CPU/GPU "
+                                        "supports it: faster generation).")) -> None:
+    """Evaluate a saved model: loss and perplexity for language models (sft: over the assistant tokens; with
+    --generate, exact match of generated answers); accuracy, macro-F1, MCC, per-class precision/recall and the
+    confusion matrix (also as a PNG) for classifiers; entity P/R/F1 for ner."""
     _offline_defaults()
     from ftkit.workflows import evaluate as wf
 
+    if precision not in ("fp32", "bf16", "fp16", "auto"):
+        raise UserError(f"--precision: '{precision}'; expected fp32, bf16, fp16 or auto")
     metrics = wf.run(model, data=data, task=task, batch_size=batch_size, block_size=block_size,
-                     max_batches=max_batches, log=log, plot=plot,
+                     max_batches=max_batches, log=log, plot=plot, generate=generate_, generations=generations,
+                     precision=precision, recipe=recipe,
                      data_overrides={**_columns(text_column, pair_column, label_column, column_names),
                                      **({"encoding": encoding} if encoding else {}), **_data_options(data_option)})
     typer.echo(json.dumps(metrics) if as_json else wf.render(metrics))
@@ -214,9 +227,19 @@ def generate(model: str = typer.Option(..., "--model", "-m", help="A saved causa
              top_k: Optional[int] = typer.Option(200, "--top-k", min=1),
              top_p: Optional[float] = typer.Option(None, "--top-p", min=0.0, max=1.0),
              seed: int = typer.Option(1337, "--seed"),
-             num_samples: int = typer.Option(1, "--num-samples", min=1)) -> None:
-    """Sample text from a trained causal LM."""
+             num_samples: int = typer.Option(1, "--num-samples", min=1),
+             chat: bool = typer.Option(False, "--chat", help="Send --prompt as a user turn through the model's chat "
+                                       "template and print the assistant's reply (streamed).")) -> None:
+    """Sample text from a trained causal LM (with --chat: one reply of a chat model)."""
     _offline_defaults()
+    if chat:
+        from ftkit.workflows.chat import Session
+
+        if not prompt:
+            raise UserError("--chat: give the user's message with --prompt")
+        session = Session(model, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, log=log)
+        session.reply(prompt, sys.stdout)
+        return
     from ftkit.workflows import generate as wf
 
     samples = wf.run(model, prompt=prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
@@ -247,6 +270,22 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
     for result in wf.run(model, source, cols.get("text_column"), cols.get("text_pair_column"), cols.get("column_names"),
                          batch_size=batch_size, all_scores=all_scores, fmt=fmt, encoding=encoding):
         typer.echo(result if isinstance(result, str) else json.dumps(result, ensure_ascii=False))
+
+
+@app.command()
+def chat(model: str = typer.Option(..., "--model", "-m", help="A chat model directory (sft output, merged model or LoRA adapter)."),
+         system: Optional[str] = typer.Option(None, "--system", help="A system prompt for the conversation."),
+         max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1),
+         temperature: float = typer.Option(0.2, "--temperature", min=0.0, help="0 = greedy."),
+         top_p: Optional[float] = typer.Option(0.9, "--top-p", min=0.0, max=1.0),
+         seed: int = typer.Option(1337, "--seed")) -> None:
+    """Chat with a model in the terminal: its chat template, replies streamed as they come; /reset, /exit."""
+    _offline_defaults()
+    from ftkit.workflows.chat import Session, interactive
+
+    session = Session(model, system=system, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                      seed=seed, log=log)
+    interactive(session, sys.stdin, sys.stdout, log=log)
 
 
 @app.command()
@@ -310,13 +349,21 @@ def compress_distill(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = 
 
 
 @app.command()
-def export(model: str = typer.Option(..., "--model", "-m", help="A LoRA adapter directory (finetune.strategy lora)."),
+def export(model: Optional[str] = typer.Option(None, "--model", "-m", help="A LoRA adapter directory (finetune.strategy lora)."),
            output: str = OutputOpt,
-           merge: bool = typer.Option(False, "--merge", help="Fold the LoRA update into the weights: a plain model.")) -> None:
-    """Write a LoRA adapter as a plain merged model that transformers loads without peft."""
+           merge: bool = typer.Option(False, "--merge", help="Fold the LoRA update into the weights: a plain model."),
+           from_gguf: Optional[str] = typer.Option(None, "--from-gguf", help="A GGUF file (or pkg://PACKAGE/file.gguf) to "
+                                                   "write as a plain safetensors model directory.")) -> None:
+    """Write a LoRA adapter as a plain merged model that transformers loads without peft (--merge), or a GGUF
+    file as a safetensors model directory with its tokenizer and chat template (--from-gguf)."""
     _offline_defaults()
     from ftkit.workflows import export as wf
 
+    if (model is None) == (from_gguf is None):
+        raise UserError("export: give either --model DIR --merge, or --from-gguf FILE")
+    if from_gguf is not None:
+        wf.from_gguf(from_gguf, output, log=log)
+        return
     wf.run(model, output, merge, log=log)
 
 
@@ -397,6 +444,7 @@ EXAMPLES = {
     "doctor": "ftkit doctor --json",
     "runs": "ftkit runs runs/",
     "export": "ftkit export --merge --model runs/sst2-minilm-lora --output runs/sst2-minilm-lora-merged",
+    "chat": "ftkit chat --model runs/smollm2-gsm8k-lora",
     "compress quantize": "ftkit compress quantize --model runs/sst2-minilm-quick --output runs/sst2-minilm-int8",
     "compress prune": "ftkit compress prune --model runs/sst2-minilm-quick --output runs/p50 --sparsity 0.5 --finetune-steps 200",
     "compress distill": "ftkit compress distill -r recipes/sst2-minilm-distill.yaml",
@@ -409,7 +457,7 @@ EXAMPLES = {
 
 
 METAVARS = {"model": "DIR", "recipe": "FILE", "data": "FILE", "output": "DIR", "accelerate_config": "FILE",
-            "plot": "PNG", "data_option": "KEY=VALUE", "fmt": "auto|text|conll", "task": "TASK",
+            "plot": "PNG", "from_gguf": "FILE", "generations": "JSONL", "data_option": "KEY=VALUE", "fmt": "auto|text|conll", "task": "TASK",
             "main_process_ip": "IP", "main_process_port": "PORT", "column_names": "A,B,...", "overrides": "KEY=VALUE"}
 
 

@@ -34,6 +34,7 @@ class TaskEntry:
     adapters: tuple[str, ...] = ()  # finetune.strategy values beyond full / freeze
     preprocessor: Optional[str] = "tokenizer"  # what is saved next to the model: tokenizer, image_processor or None
     compress: bool = False  # `ftkit compress` quantize / prune / distill apply (its Task gives logits_and_targets)
+    example_formats: tuple[str, ...] = ()  # data.format values naming a layout of examples (files then go by extension)
 
     @property
     def causal(self) -> bool:
@@ -52,8 +53,12 @@ TASKS: tuple[TaskEntry, ...] = (
               "accuracy", "text / text-pair classification", "SEQ_CLS", ("lora", "prefix", "prompt"), compress=True),
     TaskEntry("ner", FINETUNE, "ftkit.tasks.ner", "AutoModelForTokenClassification", ("ForTokenClassification",), "f1",
               "token classification (named entities)", "TOKEN_CLS", ("lora",)),
+    TaskEntry("sft", FINETUNE, "ftkit.tasks.sft", "AutoModelForCausalLM", ("ForCausalLM",), "loss",
+              "instruction / chat fine-tuning of a causal LM (loss on the assistant turns)", "CAUSAL_LM", ("lora",),
+              example_formats=("messages", "prompt_completion", "alpaca", "template")),
 )
 NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
+EXAMPLE_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TASKS for f in t.example_formats))
 _BY_NAME = {t.name: t for t in TASKS}
 
 

@@ -136,6 +136,18 @@ def apply_strategy(model, cfg: FinetuneSection, task: str, log=print):
     return model
 
 
+def store_frozen_in(model, dtype) -> int:
+    """Keep the frozen weights of an adapter's base model in `dtype` (bf16 under bf16 autocast): autocast caches
+    its casts only for weights that require grad, so frozen fp32 weights would be cast again at every forward
+    (and kept twice in memory). The adapter's own weights stay fp32 (AdamW updates them). Returns how many."""
+    n = 0
+    for p in model.parameters():
+        if not p.requires_grad and p.is_floating_point() and p.dtype != dtype:
+            p.data = p.data.to(dtype)
+            n += p.numel()
+    return n
+
+
 def is_peft(model) -> bool:
     try:
         from peft import PeftModel

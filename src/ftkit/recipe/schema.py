@@ -76,9 +76,14 @@ class DataSection(Section):
         0.0, ge=0.0, lt=1.0, description="Fraction of train held out for validation when no validation data is given.")
     split_mode: Literal["random", "tail"] = Field(
         "random", description="How validation_split holds data out: a seeded random sample of rows, or the tail (language models: the last fraction of the token stream, as nanoGPT).")
-    format: Literal["auto", "text", "csv", "tsv", "json", "parquet", "label_text", "conll"] = Field(
+    format: Literal["auto", "text", "csv", "tsv", "json", "parquet", "label_text", "conll",
+                    "messages", "prompt_completion", "alpaca", "template"] = Field(
         "auto", description="File format; auto picks it from the file extension (.txt and unknown: text; ner: "
-        ".json/.jsonl/.parquet are tables, anything else conll). conll (ner): one token per line with its tag in "
+        ".json/.jsonl/.parquet are tables, anything else conll). sft: the layout of the examples instead (files by their "
+        "extension): messages (a column of [{role, content}, ...]), prompt_completion (two columns, strings or message "
+        "lists), alpaca (instruction / input / output), template (data.prompt_template / response_template over any "
+        "columns); auto: template when data.prompt_template is set, else from the columns. "
+        "conll (ner): one token per line with its tag in "
         "columns, blank or whitespace-only lines between sentences, -DOCSTART- lines skipped. "
         "label_text: one example per line, the label then a space then the text (SST-2's stsa.binary.*, TREC, "
         "fastText files); columns label and text, or the two data.column_names.")
@@ -109,6 +114,17 @@ class DataSection(Section):
         "repaired to B- and counted, as conlleval reads it), iob1 (converted to iob2 on load), bioes, bilou (read as bioes).")
     label_all_tokens: bool = Field(False, description="ner: train every piece of a word on its tag (B- becomes I- after the first piece), "
                                    "not only the first. Scores always count words (first piece), so they are not inflated.")
+    messages_column: str = Field("messages", description="sft, format messages: column with the list of {role, content} messages.")
+    prompt_column: str = Field("prompt", description="sft, format prompt_completion: column with the prompt (a string or messages).")
+    completion_column: str = Field("completion", description="sft, format prompt_completion: column with the reply (a string or messages).")
+    prompt_template: Optional[str] = Field(None, description="sft, format template: the user turn, with {column} fields, e.g. "
+                                           "'Question: {question}'. Values of data.label_column go through data.label_map.")
+    response_template: Optional[str] = Field(None, description="sft, format template: the assistant turn, e.g. '{answer}'.")
+    system_prompt: Optional[str] = Field(None, description="sft: a system turn put first in every example (formats "
+                                         "prompt_completion, alpaca, template; messages rows bring their own).")
+    packing: bool = Field(False, description="sft: several examples per block of data.block_size tokens, position ids "
+                          "restarting per example and no attention across examples; off: length-grouped batches padded "
+                          "to their own longest example.")
     hub_config: Optional[str] = Field(None, description="Configuration name of a hub dataset (e.g. wikitext-2-raw-v1).")
     streaming: bool = Field(False, description="Stream the training data instead of tokenizing it all up front (needs train.max_steps or train.max_tokens).")
     shuffle_buffer: int = Field(10_000, gt=0, description="Shuffle buffer, in examples, when streaming.")
@@ -128,6 +144,25 @@ class MaskingSection(Section):
     eval_seed: int = Field(1234, description="Masking seed for evaluation, so two evaluations of one model agree.")
     nsp_weight: float = Field(1.0, gt=0.0, description="mlm+nsp: weight of the next-sentence loss next to the mean "
                               "masked-LM loss (BERT: 1). Reported losses are unweighted.")
+
+
+class SftSection(Section):
+    """Instruction / chat fine-tuning of a causal LM (task sft)."""
+    train_on: Literal["assistant", "all"] = Field(
+        "assistant", description="Which tokens train: the assistant turns (each with the end-of-turn token that ends "
+        "it), or every token.")
+    chat_template: Optional[str] = Field(
+        None, description="The chat template when the tokenizer has none (base models): chatml, or a Jinja template "
+        "string. Default: the tokenizer's own (what inference uses).")
+    eval_data: Optional[DataFiles] = Field(
+        None, description="Generation evaluation (`ftkit eval --generate` without --data): a file read with the data "
+        "settings (entries may give their own column_names). Default: the validation data.")
+    eval_rows: Optional[int] = Field(None, gt=0, description="Generation evaluation: the first N rows of it only.")
+    answer_pattern: Optional[str] = Field(
+        None, description="Generation evaluation: a regular expression whose first group (or whole match) is the answer, "
+        "in the reply and in the reference (GSM8K: '#### (-?[\\d,.]+)'); default: the first non-empty line.")
+    answer_remove: str = Field("", description="Characters removed from both answers before comparing (GSM8K: ',').")
+    max_new_tokens: int = Field(64, gt=0, description="Generation evaluation: tokens generated per prompt at most (greedy).")
 
 
 class TrainSection(Section):
@@ -169,6 +204,8 @@ class TrainSection(Section):
     metric_for_best: Optional[str] = Field(None, description="Validation metric that picks the best model (default: the task's first: loss for language models, accuracy for cls; cls also has f1 (macro), mcc, binary_f1, loss).")
     early_stopping_patience: Optional[int] = Field(None, gt=0, description="Stop after this many evaluations without improvement.")
     threads: Optional[int] = Field(None, gt=0, description="torch threads per process (default: torch's choice).")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass instead of "
+                                         "keeping them: less memory, ~30% more time.")
     skip_nonfinite: int = Field(0, ge=0, description="Skip up to N optimizer steps whose loss is NaN/inf (counted in metrics.json) before stopping the run.")
 
 
@@ -234,6 +271,7 @@ class Recipe(Section):
     train: TrainSection = Field(default_factory=TrainSection)
     finetune: FinetuneSection = Field(default_factory=FinetuneSection, description="Fine-tuning strategy: full, freeze, lora, prefix, prompt (cls, clm).")
     distill: DistillSection = Field(default_factory=DistillSection, description="Knowledge distillation settings (`ftkit compress distill`).")
+    sft: SftSection = Field(default_factory=SftSection, description="Instruction / chat fine-tuning settings (task sft).")
 
     @model_validator(mode="after")
     def _family_defaults(self) -> "Recipe":
@@ -268,6 +306,7 @@ class Recipe(Section):
             raise ValueError(f"data.encoding: unknown encoding '{self.data.encoding}' (e.g. utf-8, latin-1, cp1252)") from None
         if self.data.streaming and self.train.max_steps is None and self.train.max_tokens is None:
             raise ValueError("data.streaming needs a budget: set train.max_steps or train.max_tokens")
+        _check_sft(self)
         task = registry.entry(self.task)
         if self.tokenizer is None and self.model.from_pretrained is None and task.preprocessor == "tokenizer":
             raise ValueError("a new model (model.model_type) needs a tokenizer section")
@@ -278,3 +317,24 @@ class Recipe(Section):
             if self.model.from_pretrained is None:  # an adapter over random weights could never be loaded again
                 raise ValueError(f"finetune.strategy {self.finetune.strategy} needs model.from_pretrained (a pre-trained model to adapt)")
         return self
+
+
+def _check_sft(recipe: "Recipe") -> None:
+    data, layouts = recipe.data, registry.entry(recipe.task).example_formats
+    if not layouts:
+        if data.format in registry.EXAMPLE_FORMATS:
+            owners = [t.name for t in registry.TASKS if data.format in t.example_formats]
+            raise ValueError(f"data.format {data.format} is a layout of examples for task {', '.join(owners)}, not {recipe.task}")
+        return
+    if data.format not in ("auto", *layouts):
+        raise ValueError(f"data.format: task {recipe.task} reads its files by extension; data.format names the layout of "
+                         f"the examples: auto, {', '.join(layouts)} (not {data.format})")
+    if (data.format == "template" or data.prompt_template) and not (data.prompt_template and data.response_template):
+        raise ValueError("data.format template needs both data.prompt_template and data.response_template")
+    if recipe.sft.answer_pattern is not None:
+        import re
+
+        try:
+            re.compile(recipe.sft.answer_pattern)
+        except re.error as e:
+            raise ValueError(f"sft.answer_pattern: {e}") from None

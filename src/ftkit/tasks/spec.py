@@ -43,6 +43,8 @@ class EvalRequest:
     split: str = "validation"  # with data None: "validation" or "train" (compress' importance batches)
     plot: Optional[str] = None  # where a report image goes (cls: confusion matrix)
     sample: Optional[int] = None  # keep a seeded sample of this many examples, drawn before encoding (compress)
+    generate: bool = False  # sft: evaluate generated replies (exact match) instead of the loss
+    generations: Optional[str] = None  # sft --generate: where the replies are written (JSONL)
 
 
 def sample_positions(n: int, size: Optional[int]) -> Optional[np.ndarray]:

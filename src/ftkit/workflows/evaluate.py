@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from ftkit import registry
-from ftkit.engine.accel import make_accelerator
+from ftkit.engine.accel import make_accelerator, resolve_precision
 from ftkit.engine.batches import eval_batches, log_sample
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
@@ -33,11 +33,12 @@ def saved_recipe(model_dir: str) -> Optional[Recipe]:
 
 
 def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Optional[int],
-                data_overrides: Optional[dict] = None) -> Recipe:
-    """The recipe whose data settings describe the evaluation data (`data_overrides`: data.* keys for a file laid out otherwise)."""
-    from ftkit.recipe import validate
+                data_overrides: Optional[dict] = None, generate: bool = False, recipe: Optional[str] = None) -> Recipe:
+    """The recipe whose data settings describe the evaluation data (`data_overrides`: data.* keys for a file laid
+    out otherwise): the model's own, or `recipe` (e.g. a fine-tuning recipe, to evaluate its starting point)."""
+    from ftkit.recipe import packaged, validate
 
-    base = saved_recipe(model_dir)
+    base = load_recipe(packaged.find(recipe)) if recipe else saved_recipe(model_dir)
     raw = base.model_dump() if base else {"output_dir": model_dir, "model": {"from_pretrained": model_dir},
                                           "data": {"train": data or ""}}
     raw["task"] = task
@@ -47,7 +48,8 @@ def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Opti
         # another file: read in its own layout (header row, extension) unless the command line says otherwise
         raw["data"].update(train=data, validation=None, validation_split=0.0, streaming=False, column_names=None,
                            header="auto", format="auto")
-    elif base is None or (base.data.validation is None and base.data.validation_split == 0):
+    elif base is None or (base.data.validation is None and base.data.validation_split == 0
+                          and not (generate and base.sft.eval_data is not None)):
         raise UserError(f"--data: {model_dir} has no recipe with validation data; pass --data FILE")
     if block_size:
         raw["data"]["block_size"] = block_size
@@ -55,8 +57,16 @@ def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Opti
     return validate(raw, source=f"{model_dir}/recipe.yaml")
 
 
-def model_task(path: str, model_dir: str, task: Optional[str]) -> str:
-    task = task or infer_task(saved.load_config(path))
+def model_task(path: str, model_dir: str, task: Optional[str], recipe: Optional[str] = None) -> str:
+    """--task, else the task the model was trained for (its recipe: a chat model and a GPT share an architecture),
+    else the one its architecture names."""
+    if task is None:
+        from ftkit.recipe import packaged
+
+        base = load_recipe(packaged.find(recipe)) if recipe else saved_recipe(model_dir)
+        inferred = infer_task(saved.load_config(path))
+        task = base.task if base is not None and registry.entry(base.task).auto_class == \
+            registry.entry(inferred or base.task).auto_class else inferred
     if task is None:
         raise UserError(f"--task: cannot tell the task of {model_dir} from its config; pass --task")
     registry.entry(task)  # a known task
@@ -64,26 +74,36 @@ def model_task(path: str, model_dir: str, task: Optional[str]) -> str:
 
 
 def setup(model_dir: str, path: str, task: str, recipe: Recipe, data: Optional[str], model, tokenizer=None, log=print,
-          split: str = "validation", plot: Optional[str] = None, sample: Optional[int] = None) -> EvalSetup:
+          split: str = "validation", plot: Optional[str] = None, sample: Optional[int] = None, generate: bool = False,
+          generations: Optional[str] = None) -> EvalSetup:
     """The task's evaluation Task and items for a loaded model (also what compress measures on); the
     tokenizer is the model's own unless given."""
     from transformers import AutoTokenizer
 
     tokenizer = tokenizer or load_saved(AutoTokenizer, path)
-    return registry.spec(task).evaluation(EvalRequest(model_dir, path, recipe, data, model, tokenizer, log, split, plot, sample))
+    if generate and not registry.entry(task).causal:
+        raise UserError(f"--generate: {model_dir} is a {task} model; generation evaluation is for chat models (task sft)")
+    return registry.spec(task).evaluation(EvalRequest(model_dir, path, recipe, data, model, tokenizer, log, split, plot,
+                                                      sample, generate, generations))
 
 
 def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, batch_size: int = 8,
         block_size: Optional[int] = None, max_batches: Optional[int] = None, precision: str = "fp32", log=print,
-        data_overrides: Optional[dict] = None, plot: Optional[str] = None) -> dict:
+        data_overrides: Optional[dict] = None, plot: Optional[str] = None, generate: bool = False,
+        generations: Optional[str] = None, recipe: Optional[str] = None) -> dict:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     path = saved.check_dir(model_dir, "--model")  # plain, PEFT adapter or int8 (models/saved.py)
-    task = model_task(path, model_dir, task)
-    recipe = eval_recipe(model_dir, task, data, block_size, data_overrides)
+    task = model_task(path, model_dir, task, recipe)
+    settings = eval_recipe(model_dir, task, data, block_size, data_overrides, generate, recipe)
     model = saved.load_model(path, task, log=log)
-    ev = setup(model_dir, path, task, recipe, data, model, log=log, plot=plot)
+    ev = setup(model_dir, path, task, settings, data, model, log=log, plot=plot, generate=generate, generations=generations)
+    if generate and resolve_precision(precision) == "bf16":
+        # under autocast, generation would cast every weight again for each new token: hold them in bf16 instead
+        import torch
+
+        model, precision = model.to(torch.bfloat16), "fp32"
     acc = make_accelerator(precision)
     model = acc.prepare(model)
     batches = eval_batches(ev.items, batch_size, ev.task.eval_collate, ev.seed, limit=max_batches)

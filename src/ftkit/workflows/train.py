@@ -55,7 +55,29 @@ def setup(recipe: Recipe, accelerator, resume: bool = False, overwrite: bool = F
     prep = registry.spec(recipe.task).prepare(recipe, tokenizer, accelerator, log)
     # an existing model (model.from_pretrained) trains under finetune.strategy: full, freeze, lora, prefix, prompt
     prep.model = apply_strategy(prep.model, recipe.finetune, recipe.task, log)
+    # LoRA on a decoder under bf16: frozen weights in bf16 (measured on SmolLM2: 1.16x faster, half the weight
+    # memory, same loss); encoders keep fp32 until measured.
+    if recipe.finetune.strategy == "lora" and accelerator.mixed_precision == "bf16" and registry.entry(recipe.task).causal:
+        import torch
+
+        from ftkit.models.strategy import store_frozen_in
+
+        n = store_frozen_in(prep.model, torch.bfloat16)
+        log(f"finetune.strategy lora under bf16: the {n / 1e6:.1f}M frozen weights are kept in bf16")
+    if recipe.train.gradient_checkpointing:
+        _checkpointing(prep.model, log)
     return prep
+
+
+def _checkpointing(model, log) -> None:
+    """Activations recomputed in backward (transformers' gradient checkpointing, non-reentrant: it works with
+    frozen embeddings, as under LoRA, without making the inputs require grad)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise UserError(f"train.gradient_checkpointing: {type(base).__name__} does not support it")
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    base.config.use_cache = False
+    log("train.gradient_checkpointing: activations recomputed in the backward pass")
 
 
 def save_final_fn(preprocessor, recipe: Recipe):

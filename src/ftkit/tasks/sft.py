@@ -1,0 +1,175 @@
+"""Instruction / chat fine-tuning of a causal LM: next-token loss on the assistant turns only (sft.train_on).
+
+Items are {"input_ids", "train"} (data/chat_tokens.py); with data.packing an item is a list of them, laid end to
+end in one row with position ids restarting per example and NO attention mask: transformers then builds a
+causal mask per example from the position-id resets (only without a mask and without a KV cache, hence
+use_cache=False), so packed examples never attend to each other. The logits are computed only at the
+positions some row of the batch trains on (`logits_to_keep` as an index tensor): with assistant-only loss
+most positions are prompt, and the vocabulary projection plus its fp32 softmax is a large share of a
+small LLM's step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ftkit.engine.task_api import TaskBase
+from ftkit.tasks.metrics import token_loss
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
+
+
+class ChatSFT(TaskBase):
+    name = "sft"
+    metrics = {"loss": False, "perplexity": False}
+
+    def __init__(self, pad_id: int, packed: bool = False):
+        self.pad_id = int(pad_id)
+        self.packed = packed
+
+    def collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        rows = [ex if isinstance(ex, list) else [ex] for ex in examples]
+        width = max(sum(len(e["input_ids"]) for e in row) for row in rows)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        labels = np.full((len(rows), width), -100, dtype=np.int64)
+        pos = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, row in enumerate(rows):
+            at = 0
+            for e in row:
+                n = len(e["input_ids"])
+                ids[r, at:at + n] = e["input_ids"]
+                labels[r, at:at + n] = np.where(e["train"], e["input_ids"], -100)
+                pos[r, at:at + n] = np.arange(n)
+                at += n
+            mask[r, :at] = 1
+            pos[r, at:] = np.arange(width - at)  # the padding forms a sequence of its own (never a target)
+        batch = {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels),
+                 "examples": torch.tensor(sum(len(row) for row in rows)), "tokens": torch.tensor(int(mask.sum()))}
+        if self.packed:
+            batch["position_ids"] = torch.from_numpy(pos)
+        else:
+            batch["attention_mask"] = torch.from_numpy(mask)
+        return batch
+
+    def count_targets(self, batch) -> int:
+        return int((batch["labels"] != -100).sum())
+
+    def count_examples(self, batch) -> int:
+        return int(batch["examples"])
+
+    def count_tokens(self, batch) -> int:
+        return int(batch["tokens"])
+
+    def logits_and_targets(self, model, batch):
+        labels = batch["labels"]
+        # position t predicts token t+1: keep the positions whose next token trains, in any row
+        targets = labels[:, 1:] != -100
+        keep = targets.any(0).nonzero().flatten()
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+        logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
+        wanted = labels[:, 1:][:, keep]
+        chosen = wanted != -100
+        return logits[chosen].float(), wanted[chosen]
+
+    def loss(self, model, batch) -> torch.Tensor:
+        # Sum, not mean: the engine divides by the targets of the whole accumulation window.
+        return F.cross_entropy(*self.logits_and_targets(model, batch), reduction="sum")
+
+    def eval_step(self, model, batch) -> dict:
+        return {"loss_sum": self.loss(model, batch).item(), "count": self.count_targets(batch)}
+
+    def compute_metrics(self, totals) -> dict[str, float]:
+        m = token_loss(totals["loss_sum"], int(totals["count"]))
+        return {"loss": m["loss"], "perplexity": m["perplexity"], "target_tokens": int(totals["count"])}
+
+
+def _tokenizer(recipe, tokenizer):
+    from ftkit.data.chat_tokens import set_template
+
+    return set_template(tokenizer, recipe.sft.chat_template)
+
+
+def _describe(name: str, enc, cap: int) -> str:
+    trained = sum(int(i["train"].sum()) for i in enc.items)
+    tokens = sum(len(i["input_ids"]) for i in enc.items)
+    skip = f"; {enc.skipped:,} longer than data.block_size {cap} skipped (longest {enc.max_length:,})" if enc.skipped else ""
+    return f"{name}: {len(enc.items):,} conversations, {tokens:,} tokens, {trained:,} trained ({100 * trained / max(tokens, 1):.0f}%){skip}"
+
+
+def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
+    from ftkit.data import chat
+    from ftkit.data.chat_tokens import encode, pack
+    from ftkit.engine.batches import by_length, length_grouped
+    from ftkit.engine.loop import check_metric
+    from ftkit.errors import UserError
+    from ftkit.models.build import build_model
+
+    tokenizer = _tokenizer(recipe, tokenizer)
+    cap, seed = recipe.data.block_size, recipe.train.seed
+    task = ChatSFT(tokenizer.pad_token_id, packed=recipe.data.packing)
+    check_metric(recipe.train, task)
+    train_c, val_c = chat.train_and_validation(recipe.data, seed)
+    train = encode(tokenizer, train_c, recipe.sft.train_on, cap)
+    if not train.items:
+        raise UserError(f"data.block_size: all {train.skipped:,} training examples are longer than {cap} tokens "
+                        f"(longest {train.max_length:,}); raise data.block_size")
+    log(_describe("train", train, cap))
+    val_items = None
+    if val_c is not None:
+        val = encode(tokenizer, val_c, recipe.sft.train_on, cap)
+        log(_describe("validation", val, cap))
+        val_items = by_length(val.items)
+    model = build_model(recipe, tokenizer)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    items, order, unit = train.items, None, "conversations, length-grouped"
+    if recipe.data.packing:  # packed once, in a seeded random order: blocks mix lengths as a packed corpus does
+        items = pack(train.items, cap, np.random.default_rng(seed).permutation(len(train.items)))
+        unit = f"packed blocks of <= {cap} tokens ({len(train.items):,} conversations)"
+        if val_items is not None:
+            val_items = pack(val_items, cap, np.arange(len(val_items)))
+        task.packed = True
+    else:
+        order = length_grouped(items, recipe.train.batch_size)
+    return Prepared(model, task, items, val_items, tokenizer, order=order, eval_seed=seed, unit=unit,
+                    summary={"train_conversations": len(train.items), "skipped_longer_than_block": train.skipped})
+
+
+def evaluation(req: EvalRequest) -> EvalSetup:
+    """Held-out loss / perplexity over the trained (assistant) tokens; with req.generate, greedy generation and
+    exact match of the extracted answers (tasks/sft_generate.py)."""
+    from ftkit.data import chat
+    from ftkit.data.chat_tokens import encode
+    from ftkit.engine.batches import by_length
+    from ftkit.tasks.spec import sample_positions
+
+    recipe = req.recipe
+    tokenizer = _tokenizer(recipe, req.tokenizer)
+    if req.generate:
+        from ftkit.tasks.sft_generate import generation_setup
+
+        return generation_setup(req, tokenizer)
+    if req.data is not None or req.split == "train":
+        convs = chat.load(req.data or recipe.data.train, recipe.data, "--data" if req.data else "data.train")
+    else:
+        _, convs = chat.train_and_validation(recipe.data, recipe.train.seed)
+    enc = encode(tokenizer, convs, recipe.sft.train_on, recipe.data.block_size)
+    req.log(_describe("data", enc, recipe.data.block_size))
+    pick = sample_positions(len(enc.items), req.sample)
+    items = enc.items if pick is None else [enc.items[int(i)] for i in pick]
+    return EvalSetup(ChatSFT(tokenizer.pad_token_id), by_length(items), 0, {"skipped_longer_than_block": enc.skipped})
+
+
+def render(r: dict) -> str:
+    if "exact_match" in r:
+        from ftkit.tasks.sft_generate import render as render_generation
+
+        return render_generation(r)
+    keys = ["model", "data", "loss", "perplexity", "target_tokens", "skipped_longer_than_block"]
+    w = max(len(k) for k in keys)
+    return "\n".join(f"{k:<{w}}  {r[k]:,.4f}" if isinstance(r.get(k), float) else f"{k:<{w}}  {r.get(k)}" for k in keys)
+
+
+SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render)

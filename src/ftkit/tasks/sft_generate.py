@@ -1,0 +1,145 @@
+"""Generation evaluation of a chat model (`ftkit eval --generate`): greedy replies, answers extracted, exact match.
+
+A Task like any other, so the engine's evaluator batches it: each batch is a set of prompts rendered as
+inference renders them (chat template + generation prompt), left-padded so that every row's reply starts at
+the same column; eval_step generates and compares. The replies are kept on the Task and written to a JSONL
+file for reading (one process: `ftkit eval` runs in one).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ftkit.engine.task_api import TaskBase
+from ftkit.tasks.spec import EvalRequest, EvalSetup
+
+
+def extract(text: str, pattern: Optional[str], remove: str = "") -> str:
+    """The answer in a reply: the pattern's first group (or whole match), else the first non-empty line."""
+    if pattern:
+        m = re.search(pattern, text)
+        found = "" if m is None else (m.group(1) if m.re.groups else m.group(0))
+    else:
+        found = next((line for line in text.splitlines() if line.strip()), "")
+    return found.translate(str.maketrans("", "", remove)).strip()
+
+
+class GenerationEval(TaskBase):
+    name = "sft-generate"
+    metrics = {"exact_match": True}
+
+    def __init__(self, tokenizer, references: list[str], prompts: list[list[dict]], max_new_tokens: int,
+                 pattern: Optional[str], remove: str):
+        self.tokenizer = tokenizer
+        self.references = references
+        self.prompts = prompts
+        self.max_new_tokens = max_new_tokens
+        self.pattern, self.remove = pattern, remove
+        self.records: dict[int, dict] = {}
+        eos = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")]
+        self.stop = sorted({i for i in eos if isinstance(i, int) and i != tokenizer.unk_token_id})
+
+    def collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        width = max(len(e["input_ids"]) for e in examples)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(examples), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(examples), width), dtype=torch.long)
+        for r, e in enumerate(examples):  # left padding: the replies start together
+            n = len(e["input_ids"])
+            ids[r, width - n:] = torch.as_tensor(e["input_ids"])
+            mask[r, width - n:] = 1
+        return {"input_ids": ids, "attention_mask": mask, "index": torch.tensor([e["index"] for e in examples])}
+
+    def count_targets(self, batch) -> int:
+        return int(batch["index"].numel())
+
+    def loss(self, model, batch):
+        raise NotImplementedError("generation evaluation does not train")
+
+    def eval_step(self, model, batch) -> dict:
+        width = batch["input_ids"].shape[1]
+        out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], do_sample=False,
+                             max_new_tokens=self.max_new_tokens, eos_token_id=self.stop,
+                             pad_token_id=self.tokenizer.pad_token_id)
+        correct = []
+        for row, index in zip(out[:, width:], batch["index"].tolist()):
+            reply = self.tokenizer.decode(row, skip_special_tokens=True)
+            ref = self.references[index]
+            want = extract(ref, self.pattern, self.remove) if self.pattern and re.search(self.pattern, ref) else \
+                ref.translate(str.maketrans("", "", self.remove)).strip()
+            got = extract(reply, self.pattern, self.remove)
+            hit = bool(got) and got == want
+            stopped = bool((row == torch.tensor(self.stop, device=row.device)[:, None]).any())
+            self.records[index] = {"index": index, "prompt": self.prompts[index][-1]["content"], "reference": want,
+                                   "answer": got, "correct": hit, "reply": reply, "stopped": stopped}
+            correct.append(hit)
+        return {"correct": int(sum(correct)), "count": len(correct),
+                "stopped": sum(r["stopped"] for r in (self.records[i] for i in batch["index"].tolist()))}
+
+    def compute_metrics(self, totals) -> dict:
+        n = max(int(totals.get("count", 0)), 1)
+        return {"exact_match": float(totals.get("correct", 0)) / n, "examples": int(totals.get("count", 0)),
+                "stopped_by_eos": float(totals.get("stopped", 0)) / n}
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for i in sorted(self.records):
+                f.write(json.dumps(self.records[i], ensure_ascii=False) + "\n")
+        tmp.replace(path)
+
+
+def generation_setup(req: EvalRequest, tokenizer) -> EvalSetup:
+    """Prompts (every turn but the last assistant one) and references (that turn) of --data, sft.eval_data or the
+    validation data; the first sft.eval_rows rows."""
+    from ftkit.data import chat
+    from ftkit.data.chat_tokens import prompt_ids
+    from ftkit.errors import UserError
+
+    recipe = req.recipe
+    sft = recipe.sft
+    if req.data is not None:
+        spec, key = req.data, "--data"
+    elif sft.eval_data is not None:
+        spec, key = sft.eval_data, "sft.eval_data"
+    elif recipe.data.validation is not None:
+        spec, key = recipe.data.validation, "data.validation"
+    else:
+        raise UserError(f"--data: {req.model_dir} names no evaluation set (sft.eval_data or data.validation); pass --data FILE")
+    convs = chat.load(spec, recipe.data, key, rows=sft.eval_rows)
+    items, refs, prompts = [], [], []
+    for i, (msgs, where) in enumerate(zip(convs.messages, convs.where)):
+        if msgs[-1]["role"] != "assistant":
+            raise UserError(f"{where}: the last turn is {msgs[-1]['role']}; expected the reference reply (assistant) last")
+        prompts.append(msgs[:-1])
+        refs.append(msgs[-1]["content"])
+        items.append({"input_ids": np.asarray(prompt_ids(tokenizer, msgs[:-1], where), dtype=np.int32), "index": i})
+    req.log(f"generation eval: {len(items):,} prompts from {convs.source}"
+            + (f" (first {sft.eval_rows:,} rows)" if sft.eval_rows else "") + f", greedy, up to {sft.max_new_tokens} new tokens"
+            + (f", answers by /{sft.answer_pattern}/" if sft.answer_pattern else ", answer = first line of the reply"))
+    task = GenerationEval(tokenizer, refs, prompts, sft.max_new_tokens, sft.answer_pattern, sft.answer_remove)
+    stem = Path(convs.source.split(",")[0]).stem if req.data or sft.eval_data else "validation"
+    out = Path(req.generations or Path(req.path) / f"generations-{stem}.jsonl")
+
+    def finish(result: dict) -> None:
+        task.write(out)
+        result["generations"] = str(out)
+        req.log(f"generations written to {out}")
+
+    items = sorted(items, key=lambda it: len(it["input_ids"]))  # little padding; metrics do not depend on order
+    return EvalSetup(task, items, 0, {"data_rows": len(items)}, finish)
+
+
+def render(r: dict) -> str:
+    keys = [("model", r["model"]), ("data", r["data"]), ("examples", f"{r['examples']:,}"),
+            ("exact_match", f"{r['exact_match']:.4f}"), ("stopped by eos", f"{r['stopped_by_eos']:.3f}"),
+            ("generations", r.get("generations", ""))]
+    w = max(len(k) for k, _ in keys)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in keys)
