@@ -94,7 +94,13 @@ def to_messages(row: dict, layout: str, data: DataSection, where: str) -> list[d
         values = dict(row)
         if data.label_column in values and data.label_map:
             raw = values[data.label_column]
-            values[data.label_column] = data.label_map.get(raw, data.label_map.get(str(raw), raw))
+            keys = [raw, str(raw)] + ([int(raw)] if isinstance(raw, str) and raw.strip().lstrip("-").isdigit() else [])
+            values[data.label_column] = next((data.label_map[k] for k in keys if k in data.label_map), raw)
+        used = template_fields(data.prompt_template, "data.prompt_template") + \
+            template_fields(data.response_template, "data.response_template")
+        empty = [f for f in used if values.get(f) is None]
+        if empty:
+            raise UserError(f"{where}: column {empty[0]} is empty; the templates need a value")
         msgs = system + [{"role": "user", "content": data.prompt_template.format_map(values)},
                          {"role": "assistant", "content": data.response_template.format_map(values)}]
     if not any(m["role"] == "assistant" for m in msgs):

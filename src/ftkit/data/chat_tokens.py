@@ -83,21 +83,43 @@ class Encoded:
     max_length: int
 
 
+def _token_masks(tokenizer, all_pieces: list) -> list[tuple[list[int], list[bool]]]:
+    """Each rendered conversation tokenized whole (as apply_chat_template(tokenize=True) does, so tokenizers that
+    mark word starts, e.g. SentencePiece's leading "▁", see the text as inference does), with a token trained
+    when it starts inside a trained piece (character offsets). Slow tokenizers (no offsets): piece by piece."""
+    texts = ["".join(t for t, _ in p) for p in all_pieces]
+    if not texts:
+        return []
+    if not getattr(tokenizer, "is_fast", False):
+        out = []
+        for p in all_pieces:
+            ids, mask = [], []
+            for text, trained in p:
+                piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+                ids += piece
+                mask += [trained] * len(piece)
+            out.append((ids, mask))
+        return out
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for p, ids, offsets in zip(all_pieces, enc["input_ids"], enc["offset_mapping"]):
+        spans, at = [], 0
+        for text, trained in p:
+            if trained:
+                spans.append((at, at + len(text)))
+            at += len(text)
+        mask = [any(a <= start < b for a, b in spans) for start, _ in offsets]
+        out.append((list(ids), mask))
+    return out
+
+
 def encode(tokenizer, convs, train_on: str, block_size: int) -> Encoded:
     """Token ids and training masks of every conversation; examples longer than block_size are skipped and counted
     (cutting them would train on replies whose question was cut away)."""
     all_pieces = [pieces(tokenizer, msgs, train_on, w) for msgs, w in zip(convs.messages, convs.where)]
-    flat = [t for p in all_pieces for t, _ in p]
-    ids = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
-    items, where, skipped, k = [], [], 0, 0
+    items, where, skipped, longest = [], [], 0, 0
     bos = tokenizer.bos_token_id
-    longest = 0
-    for p, w in zip(all_pieces, convs.where):
-        toks, mask = [], []
-        for _text, trained in p:
-            toks += ids[k]
-            mask += [trained] * len(ids[k])
-            k += 1
+    for (toks, mask), w in zip(_token_masks(tokenizer, all_pieces), convs.where):
         if bos is not None and len(toks) > 1 and toks[0] == bos and toks[1] == bos:
             raise UserError(f"{w}: the rendered example starts with two BOS tokens")
         train = np.asarray(mask, dtype=bool)
@@ -112,6 +134,17 @@ def encode(tokenizer, convs, train_on: str, block_size: int) -> Encoded:
         items.append({"input_ids": np.asarray(toks, dtype=np.int32), "train": train})
         where.append(w)
     return Encoded(items, where, skipped, longest)
+
+
+def stop_ids(tokenizer, generation_config=None) -> list[int]:
+    """Tokens that end a reply: the tokenizer's eos, the model's generation config's (e.g. Gemma's <end_of_turn>),
+    and ChatML's <|im_end|> where the vocabulary has it."""
+    ids = {tokenizer.eos_token_id}
+    gen = getattr(generation_config, "eos_token_id", None)
+    ids |= set(gen) if isinstance(gen, (list, tuple)) else {gen}
+    if "<|im_end|>" in tokenizer.get_vocab():
+        ids.add(tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    return sorted(i for i in ids if isinstance(i, int))
 
 
 def prompt_ids(tokenizer, messages: list[dict], where: str) -> list[int]:

@@ -144,6 +144,16 @@ def _load_model(path: str, task: str, key: str = "--model"):
         raise UserError(f"{key}: could not load the adapter in {path}: {str(e).strip().splitlines()[0][:200]}") from None
 
 
+def for_generation(model):
+    """A LoRA adapter folded into its base for generating (peft's per-layer adapter calls dominate a decode step
+    of a small model); other models as they are. The adapter on disk is untouched."""
+    from ftkit.models.strategy import is_peft
+
+    if is_peft(model) and str(getattr(model.active_peft_config, "peft_type", "")).endswith("LORA"):
+        return model.merge_and_unload()
+    return model
+
+
 def virtual_tokens(model) -> int:
     """Positions a prompt / prefix adapter takes up in front of the input (0 for other models)."""
     conf = getattr(model, "active_peft_config", None)

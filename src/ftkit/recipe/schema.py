@@ -160,7 +160,7 @@ class SftSection(Section):
     eval_rows: Optional[int] = Field(None, gt=0, description="Generation evaluation: the first N rows of it only.")
     answer_pattern: Optional[str] = Field(
         None, description="Generation evaluation: a regular expression whose first group (or whole match) is the answer, "
-        "in the reply and in the reference (GSM8K: '#### (-?[\\d,.]+)'); default: the first non-empty line.")
+        "in the reply and in the reference (GSM8K: '#### (-?[\\d,]+)'); default: the first non-empty line.")
     answer_remove: str = Field("", description="Characters removed from both answers before comparing (GSM8K: ',').")
     max_new_tokens: int = Field(64, gt=0, description="Generation evaluation: tokens generated per prompt at most (greedy).")
 

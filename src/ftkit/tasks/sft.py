@@ -68,7 +68,10 @@ class ChatSFT(TaskBase):
         targets = labels[:, 1:] != -100
         keep = targets.any(0).nonzero().flatten()
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
-        logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
+        if _takes_logits_to_keep(model):
+            logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
+        else:  # an architecture without it: all positions, then the same selection
+            logits = model(**inputs, use_cache=False).logits[:, keep]
         wanted = labels[:, 1:][:, keep]
         chosen = wanted != -100
         return logits[chosen].float(), wanted[chosen]
@@ -81,8 +84,17 @@ class ChatSFT(TaskBase):
         return {"loss_sum": self.loss(model, batch).item(), "count": self.count_targets(batch)}
 
     def compute_metrics(self, totals) -> dict[str, float]:
-        m = token_loss(totals["loss_sum"], int(totals["count"]))
+        m = token_loss(totals.get("loss_sum", 0.0), int(totals.get("count", 0)))
         return {"loss": m["loss"], "perplexity": m["perplexity"], "target_tokens": int(totals["count"])}
+
+
+def _takes_logits_to_keep(model) -> bool:
+    import inspect
+
+    inner = getattr(model, "module", model)  # under DDP
+    if hasattr(inner, "get_base_model"):  # a peft adapter
+        inner = inner.get_base_model()
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
 def _tokenizer(recipe, tokenizer):
@@ -105,11 +117,21 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     from ftkit.engine.loop import check_metric
     from ftkit.errors import UserError
     from ftkit.models.build import build_model
+    from ftkit.models.classifier import length_cap
 
+    vocab = len(tokenizer)
     tokenizer = _tokenizer(recipe, tokenizer)
-    cap, seed = recipe.data.block_size, recipe.train.seed
+    if len(tokenizer) > vocab and recipe.finetune.strategy != "full":
+        raise UserError(f"sft.chat_template {recipe.sft.chat_template}: it adds {len(tokenizer) - vocab} tokens the model "
+                        f"does not have, whose embeddings would stay untrained under finetune.strategy "
+                        f"{recipe.finetune.strategy}; use finetune.strategy full, or a template of tokens the tokenizer has")
+    seed = recipe.train.seed
     task = ChatSFT(tokenizer.pad_token_id, packed=recipe.data.packing)
     check_metric(recipe.train, task)
+    model = build_model(recipe, tokenizer)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    cap = length_cap(recipe.data.block_size, model.config, log)
     train_c, val_c = chat.train_and_validation(recipe.data, seed)
     train = encode(tokenizer, train_c, recipe.sft.train_on, cap)
     if not train.items:
@@ -119,11 +141,11 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     val_items = None
     if val_c is not None:
         val = encode(tokenizer, val_c, recipe.sft.train_on, cap)
+        if not val.items:
+            raise UserError(f"data.block_size: all {val.skipped:,} validation examples are longer than {cap} tokens "
+                            f"(longest {val.max_length:,}); raise data.block_size")
         log(_describe("validation", val, cap))
         val_items = by_length(val.items)
-    model = build_model(recipe, tokenizer)
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tokenizer))
     items, order, unit = train.items, None, "conversations, length-grouped"
     if recipe.data.packing:  # packed once, in a seeded random order: blocks mix lengths as a packed corpus does
         items = pack(train.items, cap, np.random.default_rng(seed).permutation(len(train.items)))
@@ -155,8 +177,17 @@ def evaluation(req: EvalRequest) -> EvalSetup:
         convs = chat.load(req.data or recipe.data.train, recipe.data, "--data" if req.data else "data.train")
     else:
         _, convs = chat.train_and_validation(recipe.data, recipe.train.seed)
-    enc = encode(tokenizer, convs, recipe.sft.train_on, recipe.data.block_size)
-    req.log(_describe("data", enc, recipe.data.block_size))
+    from ftkit.errors import UserError
+    from ftkit.models.classifier import length_cap
+
+    if len(tokenizer) > req.model.get_input_embeddings().weight.shape[0]:
+        raise UserError(f"sft.chat_template {recipe.sft.chat_template}: adds tokens {req.model_dir} does not have; "
+                        f"evaluate with the template the model was trained with")
+    cap = length_cap(recipe.data.block_size, req.model.config)
+    enc = encode(tokenizer, convs, recipe.sft.train_on, cap)
+    if not enc.items:
+        raise UserError(f"--block-size: all {enc.skipped:,} examples are longer than {cap} tokens (longest {enc.max_length:,})")
+    req.log(_describe("data", enc, cap))
     pick = sample_positions(len(enc.items), req.sample)
     items = enc.items if pick is None else [enc.items[int(i)] for i in pick]
     return EvalSetup(ChatSFT(tokenizer.pad_token_id), by_length(items), 0, {"skipped_longer_than_block": enc.skipped})
@@ -172,4 +203,15 @@ def render(r: dict) -> str:
     return "\n".join(f"{k:<{w}}  {r[k]:,.4f}" if isinstance(r.get(k), float) else f"{k:<{w}}  {r.get(k)}" for k in keys)
 
 
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render)
+def corpus(recipe):
+    """What a new tokenizer trains on: the contents of every turn of the training conversations."""
+    import datasets
+
+    from ftkit.data import chat
+
+    convs = chat.load(recipe.data.train, recipe.data, "data.train")
+    return datasets.Dataset.from_dict({recipe.data.text_column: ["\n".join(m["content"] for m in msgs)
+                                                                 for msgs in convs.messages]})
+
+
+SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render, corpus=corpus)

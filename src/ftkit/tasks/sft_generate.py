@@ -35,15 +35,16 @@ class GenerationEval(TaskBase):
     metrics = {"exact_match": True}
 
     def __init__(self, tokenizer, references: list[str], prompts: list[list[dict]], max_new_tokens: int,
-                 pattern: Optional[str], remove: str):
+                 pattern: Optional[str], remove: str, generation_config=None):
+        from ftkit.data.chat_tokens import stop_ids
+
         self.tokenizer = tokenizer
         self.references = references
         self.prompts = prompts
         self.max_new_tokens = max_new_tokens
         self.pattern, self.remove = pattern, remove
         self.records: dict[int, dict] = {}
-        eos = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")]
-        self.stop = sorted({i for i in eos if isinstance(i, int) and i != tokenizer.unk_token_id})
+        self.stop = stop_ids(tokenizer, generation_config)
 
     def collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         width = max(len(e["input_ids"]) for e in examples)
@@ -71,8 +72,8 @@ class GenerationEval(TaskBase):
         for row, index in zip(out[:, width:], batch["index"].tolist()):
             reply = self.tokenizer.decode(row, skip_special_tokens=True)
             ref = self.references[index]
-            want = extract(ref, self.pattern, self.remove) if self.pattern and re.search(self.pattern, ref) else \
-                ref.translate(str.maketrans("", "", self.remove)).strip()
+            # the reference's answer is found as the reply's is (a reference the pattern misses counts whole)
+            want = extract(ref, self.pattern if not self.pattern or re.search(self.pattern, ref) else None, self.remove)
             got = extract(reply, self.pattern, self.remove)
             hit = bool(got) and got == want
             stopped = bool((row == torch.tensor(self.stop, device=row.device)[:, None]).any())
@@ -124,12 +125,20 @@ def generation_setup(req: EvalRequest, tokenizer) -> EvalSetup:
     req.log(f"generation eval: {len(items):,} prompts from {convs.source}"
             + (f" (first {sft.eval_rows:,} rows)" if sft.eval_rows else "") + f", greedy, up to {sft.max_new_tokens} new tokens"
             + (f", answers by /{sft.answer_pattern}/" if sft.answer_pattern else ", answer = first line of the reply"))
-    task = GenerationEval(tokenizer, refs, prompts, sft.max_new_tokens, sft.answer_pattern, sft.answer_remove)
+    task = GenerationEval(tokenizer, refs, prompts, sft.max_new_tokens, sft.answer_pattern, sft.answer_remove,
+                          getattr(req.model, "generation_config", None))
     stem = Path(convs.source.split(",")[0]).stem if req.data or sft.eval_data else "validation"
     out = Path(req.generations or Path(req.path) / f"generations-{stem}.jsonl")
 
+    if out.is_dir():
+        raise UserError(f"--generations: {out} is a directory; expected a file name for the replies (JSONL)")
+
     def finish(result: dict) -> None:
-        task.write(out)
+        try:
+            task.write(out)
+        except OSError as e:
+            raise UserError(f"--generations: cannot write {out}: {e.strerror}; pass --generations FILE elsewhere") from None
+        result["data"] = convs.source
         result["generations"] = str(out)
         req.log(f"generations written to {out}")
 

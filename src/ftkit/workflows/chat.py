@@ -32,7 +32,7 @@ class Session:
         self.tokenizer = load_saved(AutoTokenizer, path)
         if not self.tokenizer.chat_template:
             raise UserError(f"--model: {model_dir} has no chat template (train it with task sft, or use ftkit generate)")
-        self.model = saved.load_model(path, "sft", log=log)
+        self.model = saved.for_generation(saved.load_model(path, "sft", log=log))
         if temperature < 0:
             raise UserError("--temperature: expected a number >= 0 (0 = greedy)")
         self.system, self.max_new_tokens = system, max_new_tokens
@@ -49,7 +49,7 @@ class Session:
         """Add the user's turn, generate the assistant's (streamed to `out`), keep both in the conversation."""
         from transformers import TextStreamer
 
-        from ftkit.data.chat_tokens import prompt_ids
+        from ftkit.data.chat_tokens import prompt_ids, stop_ids
 
         self.messages.append({"role": "user", "content": text})
         ids = self.torch.tensor([prompt_ids(self.tokenizer, self.messages, "the conversation")])
@@ -57,8 +57,7 @@ class Session:
         if out is not None:
             streamer = TextStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
             streamer.on_finalized_text = lambda s, stream_end=False: (out.write(s + ("\n" if stream_end else "")), out.flush())
-        stop = sorted({i for i in (self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>"))
-                       if isinstance(i, int) and i != self.tokenizer.unk_token_id})
+        stop = stop_ids(self.tokenizer, getattr(self.model, "generation_config", None))
         with self.torch.no_grad():
             gen = self.model.generate(input_ids=ids, attention_mask=self.torch.ones_like(ids), max_new_tokens=self.max_new_tokens,
                                       eos_token_id=stop, pad_token_id=self.tokenizer.pad_token_id, streamer=streamer,

@@ -57,7 +57,9 @@ def setup(recipe: Recipe, accelerator, resume: bool = False, overwrite: bool = F
     prep.model = apply_strategy(prep.model, recipe.finetune, recipe.task, log)
     # LoRA on a decoder under bf16: frozen weights in bf16 (measured on SmolLM2: 1.16x faster, half the weight
     # memory, same loss); encoders keep fp32 until measured.
-    if recipe.finetune.strategy == "lora" and accelerator.mixed_precision == "bf16" and registry.entry(recipe.task).causal:
+    # (not under FSDP: it wants one dtype per flattened unit)
+    if recipe.finetune.strategy == "lora" and accelerator.mixed_precision == "bf16" and registry.entry(recipe.task).causal \
+            and accelerator.distributed_type.name != "FSDP":
         import torch
 
         from ftkit.models.strategy import store_frozen_in
