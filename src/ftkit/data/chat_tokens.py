@@ -154,15 +154,23 @@ def prompt_ids(tokenizer, messages: list[dict], where: str) -> list[int]:
 
 
 def pack(items: list[dict], block_size: int, order: np.ndarray) -> list[list[dict]]:
-    """Examples (in `order`) packed greedily into blocks of at most block_size tokens; none is ever split."""
-    blocks, current, used = [], [], 0
-    for i in order:
+    """Examples packed into blocks of at most block_size tokens, best-fit decreasing (longest first, each into the
+    fullest block it still fits: few, nearly full blocks); none is ever split. `order` breaks ties between equal
+    lengths (a seeded permutation), so the packing is reproducible; the engine shuffles the blocks per epoch."""
+    from collections import defaultdict
+
+    rank = {int(i): r for r, i in enumerate(order)}
+    blocks: list[list[int]] = []
+    by_room: dict[int, list[int]] = defaultdict(list)  # free tokens -> blocks with that much room
+    for i in sorted(rank, key=lambda i: (-len(items[i]["input_ids"]), rank[i])):
         n = len(items[i]["input_ids"])
-        if current and used + n > block_size:
-            blocks.append(current)
-            current, used = [], 0
-        current.append(items[i])
-        used += n
-    if current:
-        blocks.append(current)
-    return blocks
+        room = next((r for r in range(n, block_size + 1) if by_room[r]), None)
+        if room is None:
+            blocks.append([i])
+            b, left = len(blocks) - 1, block_size - n
+        else:
+            b = by_room[room].pop()
+            blocks[b].append(i)
+            left = room - n
+        by_room[left].append(b)
+    return [[items[i] for i in block] for block in blocks]
