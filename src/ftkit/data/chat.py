@@ -76,7 +76,8 @@ def check_messages(messages, where: str, key: str = "messages") -> list[dict]:
     return out
 
 
-def to_messages(row: dict, layout: str, data: DataSection, where: str) -> list[dict]:
+def to_messages(row: dict, layout: str, data: DataSection, where: str, fields: tuple = ()) -> list[dict]:
+    """One row as messages; `fields`: the columns the templates name (layout template), parsed once by the caller."""
     system = [{"role": "system", "content": data.system_prompt}] if data.system_prompt else []
     if layout == "messages":
         msgs = check_messages(row[data.messages_column], where, data.messages_column)
@@ -96,9 +97,7 @@ def to_messages(row: dict, layout: str, data: DataSection, where: str) -> list[d
             raw = values[data.label_column]
             keys = [raw, str(raw)] + ([int(raw)] if isinstance(raw, str) and raw.strip().lstrip("-").isdigit() else [])
             values[data.label_column] = next((data.label_map[k] for k in keys if k in data.label_map), raw)
-        used = template_fields(data.prompt_template, "data.prompt_template") + \
-            template_fields(data.response_template, "data.response_template")
-        empty = [f for f in used if values.get(f) is None]
+        empty = [f for f in fields if values.get(f) is None]
         if empty:
             raise UserError(f"{where}: column {empty[0]} is empty; the templates need a value")
         msgs = system + [{"role": "user", "content": data.prompt_template.format_map(values)},
@@ -128,7 +127,7 @@ def load(spec, data: DataSection, key: str, rows: Optional[int] = None) -> Conve
     out, where = [], []
     for i, row in enumerate(ds):
         w = f"{source} row {i + 1}"
-        out.append(to_messages(row, layout, data, w))
+        out.append(to_messages(row, layout, data, w, tuple(needed) if layout == "template" else ()))
         where.append(w)
     if not out:
         raise UserError(f"{key}: {source} has no rows")

@@ -152,7 +152,6 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
         unit = f"packed blocks of <= {cap} tokens ({len(train.items):,} conversations)"
         if val_items is not None:
             val_items = pack(val_items, cap, np.arange(len(val_items)))
-        task.packed = True
     else:
         order = length_grouped(items, recipe.train.batch_size)
     return Prepared(model, task, items, val_items, tokenizer, order=order, eval_seed=seed, unit=unit,
