@@ -148,7 +148,10 @@ def main() -> None:
                                       capture_output=True, text=True)
                 if proc.returncode:
                     sys.exit(f"{side} (packing {packing}) failed:\n{proc.stderr[-3000:]}")
-                results[(side, packing)] = json.loads(proc.stdout.strip().splitlines()[-1])
+                r = results[(side, packing)] = json.loads(proc.stdout.strip().splitlines()[-1])
+                # Printed as each side ends: a run stopped part-way still leaves its measured sides.
+                print(f"packing {packing:<3} {side:<5}: {r['steps']} steps, {r['tokens']:,} tokens in {r['train_s']:.1f} s "
+                      f"= {r['tokens'] / r['train_s']:,.0f} tokens/s; held-out loss {r['held_out_loss']:.4f}", flush=True)
     print(f"GSM8K as instructions, SmolLM2-135M-Instruct + LoRA r16 (all linear), {a.steps} steps of {a.batch}, "
           f"max length {MAX_LEN}, lr {LR}, {prec}; held-out: answer-token loss on {HELD_OUT} test problems")
     ratios = []
