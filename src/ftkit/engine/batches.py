@@ -155,6 +155,9 @@ def eval_subset(n_items: int, batch_size: int, limit: Optional[int], seed: int,
 
 def item_strata(items: Sequence) -> Optional[list]:
     """The class of each item, when items are labelled examples (a `labels` int); else None."""
+    strata = getattr(items, "strata", None)  # lazily decoded items (images) know their classes without decoding
+    if strata is not None:
+        return strata
     if len(items) and isinstance(items[0], dict) and np.ndim(items[0].get("labels", [])) == 0:
         return [it["labels"] for it in items]
     return None

@@ -210,7 +210,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
     world = accelerator.num_processes
     micro_iter = iter(train_batches)
     t_start = time.perf_counter() - prog.elapsed
-    t_log, tok_log, loss_acc, n_acc = time.perf_counter(), prog.tokens, 0.0, 0
+    t_log, tok_log, ex_log, loss_acc, n_acc = time.perf_counter(), prog.tokens, prog.examples, 0.0, 0
     bar = _progress_bar(accelerator, steps, prog.step)
     start_step, t_run = prog.step, time.perf_counter()  # ETA from this process's own pace (a resume starts midway)
     stopped_by: Optional[int] = None
@@ -249,19 +249,21 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
             if prog.step % cfg.log_every == 0 or prog.step == steps:
                 now = time.perf_counter()
                 tps = (prog.tokens - tok_log) / max(now - t_log, 1e-9)
+                # inputs that are not tokens (images): the pace in examples
+                pace = f"{tps:,.0f} tok/s" if prog.tokens else f"{(prog.examples - ex_log) / max(now - t_log, 1e-9):,.1f} ex/s"
                 loss_sum_all = accelerator.reduce(torch.tensor(loss_acc, device=accelerator.device), "sum").item()
                 loss_val = loss_sum_all / max(n_acc, 1)
                 lr = scheduler.get_last_lr()[0]
                 prog.elapsed = now - t_start
                 mlog.train(prog, loss_val, lr, tps)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}")
+                    bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", pace=pace)
                     bar.update(prog.step - bar.n)
                 else:
                     done = prog.step - start_step
-                    log(f"step {prog.step}/{steps}  loss {loss_val:.4f}  lr {lr:.2e}  {tps:,.0f} tok/s  "
+                    log(f"step {prog.step}/{steps}  loss {loss_val:.4f}  lr {lr:.2e}  {pace}  "
                         f"{eta_text(done, steps - start_step, time.perf_counter() - t_run)}")
-                t_log, tok_log, loss_acc, n_acc = now, prog.tokens, 0.0, 0
+                t_log, tok_log, ex_log, loss_acc, n_acc = now, prog.tokens, prog.examples, 0.0, 0
 
             prog.elapsed = time.perf_counter() - t_start
             if on_step is not None:

@@ -120,7 +120,7 @@ def _load_model(path: str, task: str, key: str = "--model"):
     if k == "int8":
         return load_quantized(path, task, key).eval()
     if k == "plain":
-        return load_saved(auto_class(task), path, key).eval()
+        return load_saved(auto_class(task, load_config(path, key)), path, key).eval()
     from peft import PeftModel
 
     from ftkit.models.classifier import _quiet_transformers
@@ -142,6 +142,17 @@ def _load_model(path: str, task: str, key: str = "--model"):
         return PeftModel.from_pretrained(model, path).eval()
     except Exception as e:  # peft and safetensors raise their own types
         raise UserError(f"{key}: could not load the adapter in {path}: {str(e).strip().splitlines()[0][:200]}") from None
+
+
+def load_preprocessor(path: str, task: str, key: str = "--model"):
+    """What the model reads its inputs with, saved next to it: the tokenizer, or the image processor of an
+    image task (the registry says which)."""
+    import transformers
+
+    cls = {"tokenizer": "AutoTokenizer", "image_processor": "AutoImageProcessor"}.get(registry.entry(task).preprocessor)
+    if cls is None:
+        return None
+    return load_saved(getattr(transformers, cls), path, key)
 
 
 def for_generation(model):

@@ -25,8 +25,11 @@ class SequenceClassification(TaskBase):
     def __init__(self, tokenizer, labels: list[str]):
         from transformers import DataCollatorWithPadding
 
-        self.labels = list(labels)
         self._pad = DataCollatorWithPadding(tokenizer, padding="longest", return_tensors="pt")
+        self.set_labels(labels)
+
+    def set_labels(self, labels: list[str]) -> None:
+        self.labels = list(labels)
         # metric -> greater is better; the first picks the best model by default
         self.metrics = {"accuracy": True, "f1": True, "mcc": True, "loss": False}
         if len(self.labels) == 2:
@@ -103,13 +106,11 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
 
 
 def evaluation(req: EvalRequest) -> EvalSetup:
-    from pathlib import Path
-
     from ftkit.data import labeled
     from ftkit.engine.batches import by_length
     from ftkit.errors import UserError
     from ftkit.models.classifier import checkpoint_labels, length_cap
-    from ftkit.tasks.cls_report import write_confusion_png
+    from ftkit.tasks.cls_report import confusion_png
 
     labels = checkpoint_labels(req.model.config, "cls")
     if labels is None:
@@ -124,23 +125,10 @@ def evaluation(req: EvalRequest) -> EvalSetup:
     labeled.check_known(rows, labels, "the model")
     pick = sample_positions(len(rows), req.sample)
     rows = rows if pick is None else rows.subset(pick)
-    items = encode_rows(rows, req.tokenizer, req.model, labels, length_cap(data.block_size, req.model.config))
+    items = encode_rows(rows, req.preprocessor, req.model, labels, length_cap(data.block_size, req.model.config))
     items = by_length(items) if req.sample is None else items  # a sample keeps its drawn order
-    where = req.data or "validation"
-
-    def finish(result: dict) -> None:
-        png = Path(req.plot) if req.plot else Path(req.model_dir) / f"confusion_matrix_{Path(where).stem}.png"
-        title = f"{Path(req.model_dir).name} on {Path(where).name}: accuracy {result['accuracy']:.4f}"
-        try:
-            write_confusion_png(result["confusion_matrix"], labels, png, title)
-            result["confusion_matrix_png"] = str(png)
-        except ImportError:
-            req.log("the confusion matrix image needs matplotlib: pip install 'ftkit[plots]'")
-        except OSError as e:
-            req.log(f"could not write the confusion matrix image {png}: {e.strerror or e}")
-
-    return EvalSetup(SequenceClassification(req.tokenizer, labels), items, 0,
-                     {"labels": labels, "skipped_empty": len(rows.skipped)}, finish)
+    return EvalSetup(SequenceClassification(req.preprocessor, labels), items, 0,
+                     {"labels": labels, "skipped_empty": len(rows.skipped)}, confusion_png(req, labels, req.data or "validation"))
 
 
 def _render(result: dict) -> str:

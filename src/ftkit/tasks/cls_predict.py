@@ -30,7 +30,7 @@ def predict(req: PredictRequest) -> Iterator:
 
     from ftkit.recipe.schema import DataSection
 
-    model, tokenizer, recipe, source, batch_size = req.model, req.tokenizer, req.recipe, req.source, req.batch_size
+    model, tokenizer, recipe, source, batch_size = req.model, req.preprocessor, req.recipe, req.source, req.batch_size
     labels = checkpoint_labels(model.config, "cls")
     if labels is None:
         raise UserError(f"--model: {req.model_dir} is not a sequence classifier; fine-tune one with `ftkit finetune --task cls`")

@@ -36,6 +36,22 @@ def write_confusion_png(matrix: list[list[int]], labels: list[str], path: Path, 
         plt.close(fig)
 
 
+def confusion_png(req, labels: list[str], where: str):
+    """EvalSetup.finish of a classifier: draw the confusion matrix next to the model (or at --plot); the result
+    says where. Without matplotlib, or where it cannot be written, the log says so and the evaluation stands."""
+    def finish(result: dict) -> None:
+        png = Path(req.plot) if req.plot else Path(req.model_dir) / f"confusion_matrix_{Path(where).stem}.png"
+        title = f"{Path(req.model_dir).name} on {Path(where).name}: accuracy {result['accuracy']:.4f}"
+        try:
+            write_confusion_png(result["confusion_matrix"], labels, png, title)
+            result["confusion_matrix_png"] = str(png)
+        except ImportError:
+            req.log("the confusion matrix image needs matplotlib: pip install 'ftkit[plots]'")
+        except OSError as e:
+            req.log(f"could not write the confusion matrix image {png}: {e.strerror or e}")
+    return finish
+
+
 def render_table(r: dict) -> str:
     """The eval result as text: headline metrics, a per-class table, the confusion matrix."""
     heads = [("model", r["model"]), ("data", r["data"]),

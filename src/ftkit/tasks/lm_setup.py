@@ -33,7 +33,7 @@ def evaluation(req: EvalRequest, task, items: Items) -> EvalSetup:
     pairings are fixed by masking.eval_seed, so two evaluations of one model agree."""
     task.check_model(req.model)
     from_file = req.data is not None or req.split == "train"
-    train, val = items(req.recipe, req.tokenizer, req.log, from_file)
+    train, val = items(req.recipe, req.preprocessor, req.log, from_file)
     chosen = train if from_file else val
     pick = sample_positions(len(chosen), req.sample)
     return EvalSetup(task, chosen if pick is None else [chosen[int(i)] for i in pick], req.recipe.masking.eval_seed)

@@ -154,4 +154,4 @@ def _prepare(recipe, tokenizer, acc, log):
 
 
 SPEC = TaskSpec(prepare=_prepare,
-                evaluation=lambda req: lm_setup.evaluation(req, MaskedLM(req.tokenizer, req.recipe.masking, "--model"), blocks))
+                evaluation=lambda req: lm_setup.evaluation(req, MaskedLM(req.preprocessor, req.recipe.masking, "--model"), blocks))

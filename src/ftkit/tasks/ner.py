@@ -131,7 +131,7 @@ def evaluation(req: EvalRequest) -> EvalSetup:
     labels = checkpoint_labels(req.model.config, "ner")
     if labels is None:
         raise UserError(f"--model: {req.model_dir} is not a token classifier; fine-tune one with `ftkit finetune --task ner`")
-    tokenizer = check_tokenizer(req.tokenizer, "--model")
+    tokenizer = check_tokenizer(req.preprocessor, "--model")
     data = req.recipe.data
     if req.data is not None or req.split == "train":
         source, key = (req.data, "--data") if req.data is not None else (data.train, "data.train")

@@ -100,7 +100,7 @@ def predict(req):
 
     model, source, fmt, batch_size, recipe = req.model, req.source, req.fmt, req.batch_size, req.recipe
     labels = checkpoint_labels(model.config, "ner")
-    tokenizer = check_tokenizer(req.tokenizer, "--model")
+    tokenizer = check_tokenizer(req.preprocessor, "--model")
     cap = length_cap(recipe.data.block_size if recipe is not None else 512, model.config)
     encoding = req.encoding or (recipe.data.encoding if recipe is not None else "utf-8")
     if source not in (None, "-") and not Path(source).is_file():

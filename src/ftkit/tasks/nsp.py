@@ -121,4 +121,4 @@ def _prepare(recipe, tokenizer, acc, log):
 
 
 SPEC = TaskSpec(prepare=_prepare,
-                evaluation=lambda req: lm_setup.evaluation(req, MaskedLMWithNSP(req.tokenizer, req.recipe.masking, "--model"), pairs))
+                evaluation=lambda req: lm_setup.evaluation(req, MaskedLMWithNSP(req.preprocessor, req.recipe.masking, "--model"), pairs))

@@ -167,7 +167,7 @@ def evaluation(req: EvalRequest) -> EvalSetup:
     from ftkit.tasks.spec import sample_positions
 
     recipe = req.recipe
-    tokenizer = _tokenizer(recipe, req.tokenizer)
+    tokenizer = _tokenizer(recipe, req.preprocessor)
     if req.generate:
         from ftkit.tasks.sft_generate import generation_setup
 

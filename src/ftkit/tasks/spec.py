@@ -7,6 +7,7 @@ evaluate workflow (and compress) calls `SPEC.evaluation`, and `ftkit eval` print
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -24,10 +25,13 @@ class Prepared:
     preprocessor: Any = None  # saved with the model (tokenizer / image processor); None: nothing
     order: Optional[Callable[[np.random.Generator], np.ndarray]] = None  # epoch order (default: shuffled)
     block_tokens: Optional[int] = None  # tokens per item when fixed (packed LM blocks): train.max_tokens budgets, FLOPs
+    seq_len: Optional[int] = None  # positions the model sees per item, for the memory estimate (default data.block_size)
     eval_seed: int = 0  # the collate seed of validation batches (masked LMs: masking.eval_seed, as `ftkit eval`)
     stream: bool = False
     unit: str = "examples"  # what an item is, for the log ("blocks of 256 tokens", ...)
     summary: dict = field(default_factory=dict)  # extra keys of metrics.json (labels, skipped rows, ...)
+    # after training, on the main process: (final model, run dir) -> more keys of metrics.json (mim: its pictures)
+    report: Optional[Callable[[Any, Path], dict]] = None
 
 
 @dataclass
@@ -38,7 +42,7 @@ class EvalRequest:
     recipe: Any  # the model's recipe with the data settings of the evaluation data
     data: Optional[str]  # a file (`--data`), or None: the recipe's validation data
     model: Any
-    tokenizer: Any
+    preprocessor: Any  # the model's tokenizer, or image processor for image tasks (registry: preprocessor)
     log: Log = print
     split: str = "validation"  # with data None: "validation" or "train" (compress' importance batches)
     plot: Optional[str] = None  # where a report image goes (cls: confusion matrix)
@@ -69,7 +73,7 @@ class PredictRequest:
     model_dir: str
     path: str
     model: Any
-    tokenizer: Any
+    preprocessor: Any  # tokenizer or image processor
     recipe: Any  # the model's recipe, or None
     source: Optional[str]  # a file, "-" or None (stdin)
     stdin: Any = None
@@ -80,11 +84,12 @@ class PredictRequest:
     text_column: Optional[str] = None
     pair_column: Optional[str] = None
     column_names: Optional[list] = None
+    sources: list = field(default_factory=list)  # every FILE argument (image models take several files and folders)
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    prepare: Callable[..., Prepared]  # (recipe, tokenizer, accelerator, log) -> Prepared
+    prepare: Callable[..., Prepared]  # (recipe, tokenizer or None (image tasks), accelerator, log) -> Prepared
     evaluation: Callable[[EvalRequest], EvalSetup]
     render: Optional[Callable[[dict], str]] = None  # `ftkit eval`'s table (default: one metric per line)
     predict: Optional[Callable[[PredictRequest], Any]] = None  # `ftkit predict`: yields one result per input

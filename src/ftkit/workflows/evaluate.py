@@ -17,7 +17,6 @@ from ftkit.engine.batches import eval_batches, log_sample
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
 from ftkit.models import saved
-from ftkit.models.build import load_saved
 from ftkit.recipe import load_recipe
 from ftkit.recipe.schema import Recipe
 from ftkit.tasks.spec import EvalRequest, EvalSetup
@@ -73,17 +72,15 @@ def model_task(path: str, model_dir: str, task: Optional[str], recipe: Optional[
     return task
 
 
-def setup(model_dir: str, path: str, task: str, recipe: Recipe, data: Optional[str], model, tokenizer=None, log=print,
+def setup(model_dir: str, path: str, task: str, recipe: Recipe, data: Optional[str], model, preprocessor=None, log=print,
           split: str = "validation", plot: Optional[str] = None, sample: Optional[int] = None, generate: bool = False,
           generations: Optional[str] = None) -> EvalSetup:
     """The task's evaluation Task and items for a loaded model (also what compress measures on); the
-    tokenizer is the model's own unless given."""
-    from transformers import AutoTokenizer
-
-    tokenizer = tokenizer or load_saved(AutoTokenizer, path)
+    preprocessor (tokenizer, image processor) is the model's own unless given."""
+    preprocessor = preprocessor or saved.load_preprocessor(path, task)
     if generate and not registry.entry(task).causal:
         raise UserError(f"--generate: {model_dir} is a {task} model; generation evaluation is for chat models (task sft)")
-    return registry.spec(task).evaluation(EvalRequest(model_dir, path, recipe, data, model, tokenizer, log, split, plot,
+    return registry.spec(task).evaluation(EvalRequest(model_dir, path, recipe, data, model, preprocessor, log, split, plot,
                                                       sample, generate, generations))
 
 

@@ -117,7 +117,7 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     task.check_model(model)
     trainable, total = count_parameters(model)
     main_log(f"{recipe.task} | {type(model).__name__} {total / 1e6:.2f}M parameters | "
-             f"~{16 * trainable / 2**20:,.0f} MiB weights+grads+AdamW, ~{activation_bytes(model.config, recipe.data.block_size, cfg.batch_size, acc.mixed_precision != 'no') / 2**20:,.0f} "
+             f"~{16 * trainable / 2**20:,.0f} MiB weights+grads+AdamW, ~{activation_bytes(model.config, prep.seq_len or recipe.data.block_size, cfg.batch_size, acc.mixed_precision != 'no') / 2**20:,.0f} "
              f"MiB activations per process (estimate) | {acc.num_processes} process(es), {acc.device}, "
              f"precision {'fp32' if acc.mixed_precision == 'no' else acc.mixed_precision}")
     rank, world = acc.process_index, acc.num_processes
@@ -138,6 +138,8 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
                     save_final=save_final_fn(prep.preprocessor, recipe), resume=resume, tokens_per_step=tokens_per_step,
                     log=main_log, on_step=on_step)
     if acc.is_main_process:
+        if prep.report is not None:
+            summary.update(prep.report(acc.unwrap_model(model), out))
         _finish(summary, prep, total, eval_note, out, main_log)
     return summary
 
