@@ -119,3 +119,21 @@ def tiny_llama(tokenizer, seed: int = 0, **kw):
                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                       pad_token_id=tokenizer.pad_token_id, **kw)
     return LlamaForCausalLM(cfg)
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """The first 3,000 training images (28 x 28 uint8) and labels of Fashion-MNIST (tests/image_helpers.py)."""
+    from image_helpers import fashion_arrays
+
+    return fashion_arrays(3000)
+
+
+@pytest.fixture
+def fashion_idx(tmp_path: Path, fashion) -> Path:
+    """IDX files of the first 1,200 images, named as MNIST's (labels found beside the images)."""
+    from image_helpers import write_idx
+
+    x, y = fashion
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", y[:1200])
+    return write_idx(tmp_path / "train-images-idx3-ubyte.gz", x[:1200])

@@ -92,6 +92,7 @@ def test_bad_input(case, shared, tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     for name, hexdata in case.get("binary", {}).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(bytes.fromhex(hexdata))
     if "setup" in case:
         prepare_state(case["setup"], shared, tmp_path / "run")

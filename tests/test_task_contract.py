@@ -58,6 +58,23 @@ def _sft(tmp: Path) -> dict:
             "train": TRAIN}
 
 
+def _images(tmp: Path, task: str) -> dict:
+    """A tiny ViT (image-cls) or MAE (mim) on the first 40 Fashion-MNIST images, as IDX files."""
+    from image_helpers import NAMES, fashion_arrays, vit_recipe, write_idx
+
+    x, y = fashion_arrays(40)
+    write_idx(tmp / "train-labels-idx1-ubyte.gz", y)
+    recipe = vit_recipe(tmp, write_idx(tmp / "train-images-idx3-ubyte.gz", x), task=task, train=TRAIN)
+    if task == "mim":
+        recipe["model"] = {"model_type": "vit_mae", "config": {**recipe["model"]["config"], "decoder_hidden_size": 16,
+                                                               "decoder_num_hidden_layers": 1, "decoder_num_attention_heads": 2,
+                                                               "decoder_intermediate_size": 32}}
+        del recipe["data"]["label_map"]
+    else:
+        recipe["data"]["label_map"] = dict(enumerate(NAMES))
+    return recipe
+
+
 CASES = {
     "clm": lambda tmp: _lm(tmp, "clm", {"model_type": "gpt2", "config": {"n_layer": 2, "n_head": 2, "n_embd": 32}}, "char"),
     "mlm": lambda tmp: _lm(tmp, "mlm", {"model_type": "bert", "config": BERT_TINY}, "wordpiece"),
@@ -72,6 +89,8 @@ CASES = {
                                  "validation": str(_conll(WNUT / "emerging.dev.conll", tmp / "dev.conll", 24)), "block_size": 32},
                         "train": TRAIN},
     "sft": _sft,
+    "image-cls": lambda tmp: _images(tmp, "image-cls"),
+    "mim": lambda tmp: _images(tmp, "mim"),
 }
 
 
@@ -90,11 +109,12 @@ def test_train_save_reload_eval(name, tmp_path):
     entry = registry.entry(name)
     summary = train.run(recipe, log=lambda *_: None, family=entry.family)
     out = Path(recipe.output_dir)
-    assert summary["steps"] == 2 and summary["examples"] == 2 * 8
+    assert summary["steps"] == 2 and summary["examples"] == 2 * TRAIN["batch_size"]
     model = getattr(transformers, entry.auto_class).from_pretrained(str(out))  # plain transformers, no ftkit
     inferred = registry.infer(model.config.architectures)  # sft shares its architecture with clm: its recipe tells them apart
     assert inferred == name or registry.entry(inferred).auto_class == entry.auto_class
-    transformers.AutoTokenizer.from_pretrained(str(out))  # the preprocessor was saved beside it
+    preprocessor = {"tokenizer": "AutoTokenizer", "image_processor": "AutoImageProcessor"}[entry.preprocessor]
+    getattr(transformers, preprocessor).from_pretrained(str(out))  # the preprocessor was saved beside it
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
 
     code, stdout, err = run_cli("eval", "--model", str(out), "--json", "--batch-size", "8")

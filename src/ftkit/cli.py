@@ -249,8 +249,9 @@ def generate(model: str = typer.Option(..., "--model", "-m", help="A saved causa
 
 @app.command()
 def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classifier directory."),
-            source: Optional[str] = typer.Argument(None, metavar="[FILE|-]", help="Text lines (pairs: TAB-separated), "
-                                                   "or a csv/tsv/json/jsonl/parquet file; - or nothing: stdin."),
+            source: Optional[list[str]] = typer.Argument(None, metavar="[FILE...|-]", help="Text lines (pairs: TAB-separated), "
+                                                         "or a csv/tsv/json/jsonl/parquet file; image models: image files "
+                                                         "and folders; - or nothing: stdin (image models: one path per line)."),
             text_column: Optional[str] = TextColOpt, pair_column: Optional[str] = PairColOpt,
             column_names: Optional[str] = NamesOpt,
             batch_size: int = typer.Option(32, "--batch-size", min=1),
@@ -258,7 +259,7 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
             encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of FILE (default: the recipe's data.encoding, utf-8)."),
             fmt: str = typer.Option("auto", "--format", help="ner models: text (one input per line) or conll "
                                     "(append a predicted-tag column); auto: conll for .conll/.iob/.bio files.")) -> None:
-    """Classify texts: one JSON line per input, {"line" or "row": n, "label": ..., "probability": ...}.
+    """Classify texts or images: one JSON line per input, {"line" or "row" or "image": ..., "label": ..., "probability": ...}.
     Token classifiers (ner): {"line": n, "entities": [{text, type, start, end, score}]} per line, or a CoNLL file
     with a predicted-tag column."""
     _offline_defaults()

@@ -35,6 +35,13 @@ class TaskEntry:
     preprocessor: Optional[str] = "tokenizer"  # what is saved next to the model: tokenizer, image_processor or None
     compress: bool = False  # `ftkit compress` quantize / prune / distill apply (its Task gives logits_and_targets)
     example_formats: tuple[str, ...] = ()  # data.format values naming a layout of examples (files then go by extension)
+    more_auto_classes: tuple[str, ...] = ()  # other Auto classes of its models, picked by model type (mim: SimMIM)
+    peft_head: tuple[str, ...] = ()  # modules an adapter trains in full (a new head peft does not know as one)
+
+    @property
+    def images(self) -> bool:
+        """Its inputs are images (data read by data/images.py, an image processor saved with the model)."""
+        return self.preprocessor == "image_processor"
 
     @property
     def causal(self) -> bool:
@@ -47,6 +54,10 @@ TASKS: tuple[TaskEntry, ...] = (
               "causal LM (GPT): next-token prediction", "CAUSAL_LM", ("lora", "prefix", "prompt"), compress=True),
     TaskEntry("mlm", PRETRAIN, "ftkit.tasks.mlm", "AutoModelForMaskedLM", ("ForMaskedLM",), "masked_accuracy",
               "masked LM (BERT / RoBERTa)"),
+    # before mlm+nsp: ViTMAEForPreTraining also ends in ForPreTraining
+    TaskEntry("mim", PRETRAIN, "ftkit.tasks.mim", "AutoModelForPreTraining", ("MAEForPreTraining", "ForMaskedImageModeling"),
+              "loss", "masked-image modelling (MAE: model_type vit_mae; SimMIM: vit): reconstruct masked patches",
+              preprocessor="image_processor", more_auto_classes=("AutoModelForMaskedImageModeling",)),
     TaskEntry("mlm+nsp", PRETRAIN, "ftkit.tasks.nsp", "AutoModelForPreTraining", ("ForPreTraining",), "masked_accuracy",
               "BERT pre-training: masked LM + next-sentence prediction"),
     TaskEntry("cls", FINETUNE, "ftkit.tasks.cls", "AutoModelForSequenceClassification", ("ForSequenceClassification",),
@@ -56,6 +67,9 @@ TASKS: tuple[TaskEntry, ...] = (
     TaskEntry("sft", FINETUNE, "ftkit.tasks.sft", "AutoModelForCausalLM", ("ForCausalLM",), "loss",
               "instruction / chat fine-tuning of a causal LM (loss on the assistant turns)", "CAUSAL_LM", ("lora",),
               example_formats=("messages", "prompt_completion", "alpaca", "template")),
+    TaskEntry("image-cls", FINETUNE, "ftkit.tasks.image_cls", "AutoModelForImageClassification", ("ForImageClassification",),
+              "accuracy", "image classification (ViT and the other image models of transformers)", None, ("lora",),
+              preprocessor="image_processor", peft_head=("classifier",)),
 )
 NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
 EXAMPLE_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TASKS for f in t.example_formats))

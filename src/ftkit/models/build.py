@@ -40,11 +40,18 @@ def load_saved(cls, path: str, key: str = "--model", **kwargs):
         raise UserError(f"{key}: could not load {os.path.join(path, weights[0]) if weights else path}: {first}") from None
 
 
-def auto_class(task: str):
-    """The transformers Auto class of a task's models (the registry says which)."""
+def auto_class(task: str, config=None):
+    """The transformers Auto class of a task's models (the registry says which; where it names more than one,
+    e.g. mim's MAE and SimMIM models, the one that builds `config`'s model type)."""
     import transformers
 
-    return getattr(transformers, registry.entry(task).auto_class)
+    entry = registry.entry(task)
+    classes = [getattr(transformers, name) for name in (entry.auto_class, *entry.more_auto_classes)]
+    if config is not None:
+        for cls in classes:
+            if type(config) in cls._model_mapping:
+                return cls
+    return classes[0]
 
 
 def new_config(recipe: Recipe, tokenizer):
@@ -59,11 +66,12 @@ def new_config(recipe: Recipe, tokenizer):
         if not hasattr(cfg, key):
             raise UserError(f"model.config.{key}: not a setting of {type(cfg).__name__}")
         setattr(cfg, key, value)
-    cfg.vocab_size = len(tokenizer)
-    for name in ("pad", "bos", "eos"):
-        tid = getattr(tokenizer, f"{name}_token_id", None)
-        if tid is not None:
-            setattr(cfg, f"{name}_token_id", tid)
+    if tokenizer is not None:  # (image models have none)
+        cfg.vocab_size = len(tokenizer)
+        for name in ("pad", "bos", "eos"):
+            tid = getattr(tokenizer, f"{name}_token_id", None)
+            if tid is not None:
+                setattr(cfg, f"{name}_token_id", tid)
     positions = recipe.data.block_size + _POSITION_OFFSET.get(m.model_type, 0)
     for attr in ("n_positions", "max_position_embeddings"):
         if hasattr(cfg, attr) and attr not in m.config:
@@ -83,13 +91,13 @@ def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, loading_i
     """A model for `task` (default: the recipe's), on CPU, in fp32 (mixed precision comes from autocast).
     `loading_info`: filled with transformers' report of a from_pretrained load (missing_keys, ...)."""
     task = task or recipe.task
-    cls = auto_class(task)
     m = recipe.model
     if m.model_type is not None:
         cfg = new_config(recipe, tokenizer)
         for k, v in head_kwargs.items():
             setattr(cfg, k, v)
         set_dropout(cfg, recipe.train.dropout)
+        cls = auto_class(task, cfg)
         try:
             model = cls.from_config(cfg, trust_remote_code=m.trust_remote_code)
         except ValueError as e:
@@ -115,6 +123,7 @@ def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, loading_i
         for k, v in head_kwargs.items():
             setattr(cfg, k, v)
         set_dropout(cfg, recipe.train.dropout)
+        cls = auto_class(task, cfg)
         try:
             model, info = cls.from_pretrained(path, config=cfg, trust_remote_code=m.trust_remote_code, output_loading_info=True,
                                               ignore_mismatched_sizes=bool(head_kwargs))  # a head for other classes
@@ -128,6 +137,8 @@ def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, loading_i
 
 
 def check_vocab(model, tokenizer) -> None:
+    if tokenizer is None:
+        return
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > rows:
         raise UserError(f"the tokenizer has {len(tokenizer)} tokens but the model's embeddings have {rows} rows; "

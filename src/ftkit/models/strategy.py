@@ -63,7 +63,8 @@ def peft_config(cfg: FinetuneSection, task: str, model):
         check_targets(model, cfg.target_modules)
         conv = any(isinstance(m, Conv1D) for m in model.modules())  # GPT-2 stores Linear weights transposed
         try:
-            return peft.LoraConfig(task_type=task_type, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+            head = list(registry.entry(task).peft_head) or None
+            return peft.LoraConfig(task_type=task_type, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, modules_to_save=head,
                                    lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules, fan_in_fan_out=conv)
         except ValueError as e:
             raise UserError(f"finetune.strategy lora: {str(e).splitlines()[0]}") from None

@@ -11,7 +11,7 @@ from ftkit.recipe.schema import Recipe
 
 def _type_name(annotation) -> str:
     text = repr(annotation) if not isinstance(annotation, type) else annotation.__name__
-    for junk in ("typing.", "ftkit.recipe.schema.", "<class '", "'>"):
+    for junk in ("typing.", "ftkit.recipe.schema.", "ftkit.recipe.task_sections.", "ftkit.recipe.fields.", "<class '", "'>"):
         text = text.replace(junk, "")
     return text.replace("NoneType", "None")
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from ftkit import registry
+from ftkit.recipe.fields import DataFile, DataFiles, Section  # noqa: F401 (re-exported)
+from ftkit.recipe.task_sections import DistillSection, ImageSection, MaskingSection, SftSection  # noqa: F401
 
 Task = Literal[registry.NAMES]  # type: ignore[valid-type]  (the registry's names: one place lists tasks)
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class TokenizerSection(Section):
@@ -53,19 +51,6 @@ class ModelSection(Section):
         return self
 
 
-class DataFile(Section):
-    """One entry of a data.train / data.validation list that needs settings of its own (mixed sources)."""
-    path: str = Field(description="A file, a glob or a directory.")
-    format: Optional[Literal["text", "csv", "tsv", "json", "parquet", "label_text"]] = Field(
-        None, description="File format of this entry (default: data.format).")
-    text_column: Optional[str] = Field(
-        None, description="Column holding the text in this entry; renamed to data.text_column when loaded.")
-    column_names: Optional[list[str]] = Field(None, description="Column names for csv/tsv files without a header row.")
-
-
-DataFiles = Union[str, list[Union[str, DataFile]]]
-
-
 class DataSection(Section):
     train: DataFiles = Field(
         description="Training data: a file, a glob, a list of files, or a hub dataset id. List entries may be "
@@ -87,6 +72,9 @@ class DataSection(Section):
         "columns, blank or whitespace-only lines between sentences, -DOCSTART- lines skipped. "
         "label_text: one example per line, the label then a space then the text (SST-2's stsa.binary.*, TREC, "
         "fastText files); columns label and text, or the two data.column_names.")
+    train_examples: Optional[int] = Field(
+        None, gt=0, description="Train on a seeded sample of N training examples, classes in proportion (few-label "
+        "experiments; image-cls, mim); the validation data stays whole.")
     sample_by: Literal["line", "paragraph", "document"] = Field(
         "line", description="For text files: one example per line, per blank-line-separated paragraph, or per file.")
     text_column: str = Field("text", description="Column holding the text.")
@@ -133,36 +121,6 @@ class DataSection(Section):
                                     "Default: yes where an example is a document (table rows, hub rows, text by paragraph or document), "
                                     "no for plain-text files read line by line (a line break is not the end of a text).")
     cache_dir: str = Field(".ftkit_cache", description="Where tokenized, packed corpora are cached (keyed by tokenizer, data and settings).")
-
-
-class MaskingSection(Section):
-    probability: float = Field(0.15, gt=0.0, lt=1.0, description="Share of tokens selected for masked-LM prediction.")
-    eval_probability: Optional[float] = Field(
-        None, gt=0.0, lt=1.0, description="Share selected when evaluating (default: probability); e.g. train at 0.3 "
-        "(more predictions per step, Wettig et al. 2022) and report accuracy at the usual 0.15.")
-    whole_word: bool = Field(False, description="Select whole words: all pieces of a word are masked together.")
-    eval_seed: int = Field(1234, description="Masking seed for evaluation, so two evaluations of one model agree.")
-    nsp_weight: float = Field(1.0, gt=0.0, description="mlm+nsp: weight of the next-sentence loss next to the mean "
-                              "masked-LM loss (BERT: 1). Reported losses are unweighted.")
-
-
-class SftSection(Section):
-    """Instruction / chat fine-tuning of a causal LM (task sft)."""
-    train_on: Literal["assistant", "all"] = Field(
-        "assistant", description="Which tokens train: the assistant turns (each with the end-of-turn token that ends "
-        "it), or every token.")
-    chat_template: Optional[str] = Field(
-        None, description="The chat template when the tokenizer has none (base models): chatml, or a Jinja template "
-        "string. Default: the tokenizer's own (what inference uses).")
-    eval_data: Optional[DataFiles] = Field(
-        None, description="Generation evaluation (`ftkit eval --generate` without --data): a file read with the data "
-        "settings (entries may give their own column_names). Default: the validation data.")
-    eval_rows: Optional[int] = Field(None, gt=0, description="Generation evaluation: the first N rows of it only.")
-    answer_pattern: Optional[str] = Field(
-        None, description="Generation evaluation: a regular expression whose first group (or whole match) is the answer, "
-        "in the reply and in the reference (GSM8K: '#### (-?[\\d,]+)'); default: the first non-empty line.")
-    answer_remove: str = Field("", description="Characters removed from both answers before comparing (GSM8K: ',').")
-    max_new_tokens: int = Field(64, gt=0, description="Generation evaluation: tokens generated per prompt at most (greedy).")
 
 
 class TrainSection(Section):
@@ -226,18 +184,6 @@ class FinetuneSection(Section):
     num_virtual_tokens: int = Field(20, gt=0, description="prefix, prompt: learned virtual tokens (per layer for prefix).")
 
 
-class DistillSection(Section):
-    """`ftkit compress distill`: model.from_pretrained is the teacher; a smaller student learns its soft targets."""
-    student_layers: Optional[Union[PositiveInt, list[NonNegativeInt]]] = Field(
-        None, description="Student = a copy of the teacher keeping N of its transformer layers: N keeps the bottom N; "
-        "a list keeps those layers (0-based, in order), e.g. [0, 3] or DistilBERT's every other layer.")
-    student_config: dict[str, Any] = Field(
-        default_factory=dict, description="Or: a new, randomly initialised student from the teacher's config with these "
-        "overrides, e.g. {num_hidden_layers: 2, hidden_size: 128, intermediate_size: 512}.")
-    temperature: float = Field(2.0, gt=0, description="Softmax temperature of teacher and student in the KL term.")
-    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the soft (KL * T^2) loss; 1 - alpha weighs the hard-label loss.")
-
-
 _TEXT_EXTENSIONS = (".txt", ".raw", ".text")
 _TABLE_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 
@@ -272,6 +218,7 @@ class Recipe(Section):
     finetune: FinetuneSection = Field(default_factory=FinetuneSection, description="Fine-tuning strategy: full, freeze, lora, prefix, prompt (cls, clm).")
     distill: DistillSection = Field(default_factory=DistillSection, description="Knowledge distillation settings (`ftkit compress distill`).")
     sft: SftSection = Field(default_factory=SftSection, description="Instruction / chat fine-tuning settings (task sft).")
+    image: ImageSection = Field(default_factory=ImageSection, description="Image settings (tasks image-cls, mim).")
 
     @model_validator(mode="after")
     def _family_defaults(self) -> "Recipe":
@@ -279,6 +226,8 @@ class Recipe(Section):
         recipe sets are kept). Filled in here, so --print-config and the saved recipe.yaml show them."""
         if self.data.add_eos is None:
             object.__setattr__(self.data, "add_eos", not _line_text(self.data))
+        if self.task == "mim" and "probability" not in self.masking.model_fields_set:
+            object.__setattr__(self.masking, "probability", 0.75)  # MAE's mask ratio
         if registry.entry(self.task).family == registry.FINETUNE:
             given = self.train.model_fields_set
             defaults = {"lr": 5e-5, "weight_decay": 0.01, "betas": (0.9, 0.999)}
@@ -308,6 +257,9 @@ class Recipe(Section):
             raise ValueError("data.streaming needs a budget: set train.max_steps or train.max_tokens")
         _check_sft(self)
         task = registry.entry(self.task)
+        if self.data.train_examples is not None and not task.images:
+            images = ", ".join(t.name for t in registry.TASKS if t.images)
+            raise ValueError(f"data.train_examples is for the image tasks ({images}), not {self.task}")
         if self.tokenizer is None and self.model.from_pretrained is None and task.preprocessor == "tokenizer":
             raise ValueError("a new model (model.model_type) needs a tokenizer section")
         if self.finetune.strategy in ("lora", "prefix", "prompt"):

@@ -15,10 +15,9 @@ from ftkit.models import saved
 from ftkit.tasks.spec import PredictRequest
 
 
-def run(model_dir: str, source: Optional[str] = None, text_column: Optional[str] = None,
+def run(model_dir: str, source=None, text_column: Optional[str] = None,
         pair_column: Optional[str] = None, column_names: Optional[list[str]] = None, batch_size: int = 32,
         all_scores: bool = False, stdin=None, fmt: str = "auto", encoding: Optional[str] = None) -> Iterator:
-    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from ftkit.workflows.evaluate import saved_recipe
@@ -32,6 +31,10 @@ def run(model_dir: str, source: Optional[str] = None, text_column: Optional[str]
         raise UserError(f"--model: {model_dir} is not a model ftkit predicts with (its task: {task or 'unknown'}; "
                         f"predict works on {', '.join(able)} models); fine-tune one with `ftkit finetune`")
     model = saved.load_model(path, task)  # plain, PEFT adapter or int8
-    req = PredictRequest(model_dir, path, model, AutoTokenizer.from_pretrained(path), saved_recipe(model_dir), source,
-                         stdin, batch_size, all_scores, fmt, encoding, text_column, pair_column, column_names)
+    sources = [source] if isinstance(source, str) else list(source or [])  # image models take several FILEs
+    if len(sources) > 1 and not registry.entry(task).images:
+        raise UserError(f"FILE: {len(sources)} files given; a {task} model reads one file (or stdin)")
+    req = PredictRequest(model_dir, path, model, saved.load_preprocessor(path, task), saved_recipe(model_dir),
+                         sources[0] if sources else None, stdin, batch_size, all_scores, fmt, encoding, text_column,
+                         pair_column, column_names, sources)
     yield from predict(req)

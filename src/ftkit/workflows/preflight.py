@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ftkit.data import sources
+from ftkit import registry
+from ftkit.data import image_sources, sources
 from ftkit.engine import rundir
 from ftkit.errors import UserError
 from ftkit.models.build import check_model_path
@@ -24,8 +25,12 @@ def preflight(recipe: Recipe, resume: bool = False, overwrite: bool = False, log
     rundir.check(recipe.output_dir, resume, overwrite)
     if resume:
         check_resume(recipe)
+    images = registry.entry(recipe.task).images
     for key, spec in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation)):
         if spec is None:
+            continue
+        if images:  # image folders, IDX files, tables of paths: read (and checked) by data/image_sources.py
+            image_sources.check_paths(spec, key)
             continue
         for f in sources.resolve_files(spec, key) or []:
             if Path(f).stat().st_size == 0:

@@ -1,0 +1,130 @@
+"""A recipe's images, ready to train on: sources read and checked, split, converted, labelled, normalised.
+
+`load` is what image-cls and mim prepare with; `load_eval` reads an evaluation file with a saved model's
+settings (its size, channels, statistics and classes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ftkit.data import image_sources
+from ftkit.data.images import Images, ImageSet, class_names, inspect, pixel_stats
+from ftkit.errors import UserError
+
+
+@dataclass
+class ImageData:
+    train: Images
+    validation: Optional[Images]
+    channels: int  # of the data (the model always takes 3)
+    size: int
+    mean: list[float]
+    std: list[float]
+    labels: Optional[list[str]] = None  # class names, in id order
+    notes: list[str] = field(default_factory=list)
+
+
+def _split(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    n = len(images)
+    n_val = max(1, int(round(n * fraction)))
+    if n_val >= n:
+        raise UserError(f"data.validation_split={fraction} leaves no training images ({n} images)")
+    perm = np.random.default_rng(seed).permutation(n)
+    return images.subset(np.sort(perm[n_val:])), images.subset(np.sort(perm[:n_val]))
+
+
+def _size(key: str, shape, image, model_size: Optional[int]) -> int:
+    size = image.size or model_size
+    if size is None:
+        if shape.height != shape.width:
+            raise UserError(f"{key}: the images are {shape.width}x{shape.height}, not square; set image.size "
+                            f"(they are resized to image.size x image.size)")
+        size = shape.height
+    return size
+
+
+def load(recipe, labelled: bool, model_size: Optional[int] = None, model_stats: Optional[tuple] = None,
+         log=print) -> ImageData:
+    """Training (and validation) images of the recipe. A pre-trained model gives the defaults: `model_size`, its
+    image size, and `model_stats`, the (mean, std) of its image processor (what its weights were trained on)."""
+    data, image = recipe.data, recipe.image
+    train_set = image_sources.load(data.train, data, image, "data.train", labelled)
+    if labelled and train_set.labels is None:
+        raise UserError("data.train: these images have no labels")
+    if data.validation is not None:
+        val_set = image_sources.load(data.validation, data, image, "data.validation", labelled)
+    elif data.validation_split > 0:
+        train_set, val_set = _split(train_set, data.validation_split, recipe.train.seed)
+    else:
+        val_set = None
+    shape = inspect(train_set, "data.train", image.channels, image.size or model_size, log)
+    channels = image.channels or shape.channels
+    size = _size("data.train", shape, image, model_size)
+    if val_set is not None:
+        vshape = inspect(val_set, "data.validation", image.channels, image.size or model_size, log)
+        if image.channels is None and vshape.channels != channels:
+            raise UserError(f"data.validation: {vshape.channels}-channel images, data.train has {channels}; "
+                            f"set image.channels")
+    labels = label_ids = val_ids = None
+    if labelled:
+        names, labels = class_names(train_set.labels, data.label_map)
+        if len(labels) < 2:
+            raise UserError(f"data.train ({train_set.source}): only one class ({labels[0]}); classification needs at least two")
+        index = {n: i for i, n in enumerate(labels)}
+        label_ids = np.array([index[n] for n in names], dtype=np.int64)
+        if val_set is not None:
+            val_ids = ids_for(val_set, labels, data.label_map, "data.validation")
+    notes = []
+    if data.train_examples is not None and data.train_examples < len(train_set):
+        from ftkit.engine.batches import eval_subset
+
+        pick = eval_subset(len(train_set), 1, data.train_examples, recipe.train.seed, label_ids)
+        notes.append(f"data.train_examples: a seeded sample of {len(pick):,} of {len(train_set):,} training images"
+                     + (" (classes in proportion)" if labelled else ""))
+        train_set = train_set.subset(pick)
+        label_ids = None if label_ids is None else label_ids[pick]
+    train = Images(train_set, channels, size, label_ids)
+    validation = Images(val_set, channels, size, val_ids) if val_set is not None else None
+    mean, std = image.mean, image.std
+    if (mean is None or std is None) and model_stats is not None:
+        mean, std = mean or model_stats[0], std or model_stats[1]
+        notes.append(f"normalisation of the pre-trained model's image processor: mean {mean}, std {std}")
+    if mean is None or std is None:
+        m, s = pixel_stats(train, image.stats_images, recipe.train.seed)
+        mean, std = mean or m, std or s
+        notes.append(f"normalisation from {min(len(train), image.stats_images):,} training images: mean {mean}, std {std}")
+    for key, v in (("image.mean", mean), ("image.std", std)):
+        if len(v) not in (1, channels):
+            raise UserError(f"{key}: {len(v)} values for {channels}-channel images")
+    return ImageData(train, validation, channels, size, list(mean), list(std), labels, notes)
+
+
+def ids_for(images: ImageSet, labels: list[str], label_map: dict, key: str) -> np.ndarray:
+    """Class ids of labelled images against known class names; an unknown class is an error naming it."""
+    names, _ = class_names(images.labels, label_map)
+    index = {n: i for i, n in enumerate(labels)}
+    unknown = sorted(set(names) - set(index))
+    if unknown:
+        raise UserError(f"{key} ({images.source}): classes {', '.join(unknown[:5])} are not among the model's classes "
+                        f"({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''})")
+    return np.array([index[n] for n in names], dtype=np.int64)
+
+
+def load_eval(source: str, recipe, labels: Optional[list[str]], size: int, channels: int, key: str = "--data") -> Images:
+    """An evaluation file read with a saved model's settings: converted to its size and channels, its classes."""
+    images = image_sources.load(source, recipe.data, recipe.image, key, labels is not None)
+    inspect(images, key, channels, size)
+    return Images(images, channels, size, None if labels is None else ids_for(images, labels, recipe.data.label_map, key))
+
+
+def describe(name: str, images: Images, labels: Optional[list[str]]) -> str:
+    text = f"{name}: {len(images):,} images ({images.base.source}), {images.size}x{images.size}, " \
+           f"{'grayscale' if images.channels == 1 else 'RGB'}"
+    if labels is not None and images.label_ids is not None:
+        counts = np.bincount(images.label_ids, minlength=len(labels))
+        text += f", {len(labels)} classes ({int(counts.min()):,}-{int(counts.max()):,} per class)"
+    return text

@@ -1,0 +1,177 @@
+"""Image sources round-trip exactly; augmentation is a function of the batch position; bad files are named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ftkit.data import image_sources
+from ftkit.data.images import Images, inspect
+from ftkit.data.pixels import augment, image_processor, to_pixels
+from ftkit.errors import UserError
+from ftkit.recipe.schema import DataSection, ImageSection
+
+from image_helpers import image_folder, write_idx
+
+
+def _load(spec, labelled=True, **data):
+    return image_sources.load(str(spec), DataSection(train=str(spec), **data), ImageSection(), "data.train", labelled)
+
+
+def _same(images, x, y=None):
+    items = Images(images, 1, 28)
+    for i in range(len(x)):
+        assert np.array_equal(items.image(i)[..., 0], x[i])
+    if y is not None:
+        assert [str(v) for v in images.labels] == [str(int(v)) for v in y]
+
+
+def test_idx_round_trip(fashion_idx, fashion):
+    x, y = fashion
+    images = _load(fashion_idx)
+    assert len(images) == 1200
+    _same(images, x[:1200], y[:1200])
+
+
+def test_folder_round_trip(tmp_path, fashion):
+    x, y = fashion
+    images = _load(image_folder(tmp_path / "folder", x[:50], y[:50], names=[str(i) for i in range(10)]))
+    # ImageFolder order: class folders sorted, files sorted within
+    order = sorted(range(50), key=lambda i: (str(int(y[i])), i))
+    _same(images, x[order], y[order])
+
+
+def test_table_of_paths_round_trip(tmp_path, fashion):
+    from PIL import Image
+
+    x, y = fashion
+    (tmp_path / "img").mkdir()
+    rows = []
+    for i in range(20):
+        Image.fromarray(x[i]).save(tmp_path / "img" / f"{i}.png")
+        rows.append({"image": f"img/{i}.png", "label": int(y[i])})
+    table = tmp_path / "data.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _same(_load(table), x[:20], y[:20])
+    csv = tmp_path / "data.csv"
+    csv.write_text("path,label\n" + "".join(f"img/{i}.png,{int(y[i])}\n" for i in range(20)))
+    images = image_sources.load(str(csv), DataSection(train=str(csv)), ImageSection(image_column="path"), "data.train", True)
+    _same(images, x[:20], y[:20])
+
+
+def test_parquet_image_feature_round_trip(tmp_path, fashion):
+    import datasets
+    from PIL import Image
+
+    x, y = fashion
+    ds = datasets.Dataset.from_dict({"image": [Image.fromarray(a) for a in x[:20]], "label": [int(v) for v in y[:20]]})
+    ds = ds.cast_column("image", datasets.Image())
+    ds.to_parquet(str(tmp_path / "data.parquet"))
+    _same(_load(tmp_path / "data.parquet"), x[:20], y[:20])
+
+
+def test_pixels_match_the_saved_image_processor(fashion):
+    """What training feeds the model == what the saved image processor makes of the PIL image a user passes
+    (grayscale converted to RGB, as the pipeline does)."""
+    from PIL import Image
+
+    x, _ = fashion
+    mean, std = [0.286], [0.353]
+    ours = to_pixels(x[:4, :, :, None], mean, std)
+    proc = image_processor(28, mean, std)
+    theirs = proc([Image.fromarray(a).convert("RGB") for a in x[:4]], return_tensors="pt")["pixel_values"]
+    assert ours.shape == theirs.shape == (4, 3, 28, 28)
+    assert np.allclose(ours.numpy(), theirs.numpy(), atol=1e-5)
+
+
+def test_augmentation_is_a_function_of_the_batch_position(fashion):
+    x = fashion[0][:16, :, :, None]
+    a = augment(x, ["crop", "flip"], 4, np.random.default_rng([42, 0, 3, 0, 7]))
+    b = augment(x, ["crop", "flip"], 4, np.random.default_rng([42, 0, 3, 0, 7]))
+    c = augment(x, ["crop", "flip"], 4, np.random.default_rng([42, 0, 4, 0, 7]))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert a.shape == x.shape and not np.array_equal(a, x)
+    flipped = augment(x, ["flip"], 4, np.random.default_rng(0))
+    for i in range(16):  # each image is itself or its mirror
+        assert np.array_equal(flipped[i], x[i]) or np.array_equal(flipped[i], x[i, :, ::-1])
+
+
+def test_idx_errors_name_the_file(tmp_path, fashion):
+    x, y = fashion
+    bad = tmp_path / "train-images-idx3-ubyte.gz"
+    write_idx(bad, y[:10])  # a labels file under an images name: 1 dimension
+    with pytest.raises(UserError, match="magic number 00000801 is not an IDX file"):
+        _load(bad, labelled=False)
+    import gzip
+
+    good = write_idx(tmp_path / "a-images-idx3-ubyte.gz", x[:10])
+    raw = gzip.open(good).read()
+    with gzip.open(good, "wb") as f:
+        f.write(raw[:-100])  # counts say 10 images, 100 bytes are missing
+    with pytest.raises(UserError, match=r"a-images-idx3-ubyte.gz: the IDX header says 10 x 28 x 28 = 7,840 bytes.*holds 7,740"):
+        _load(good, labelled=False)
+    write_idx(tmp_path / "b-images-idx3-ubyte.gz", x[:10])
+    write_idx(tmp_path / "b-labels-idx1-ubyte.gz", y[:9])
+    with pytest.raises(UserError, match="9 labels for 10 images"):
+        _load(tmp_path / "b-images-idx3-ubyte.gz")
+
+
+def test_bad_images_are_named(tmp_path, fashion):
+    from PIL import Image
+
+    x, y = fashion
+    folder = image_folder(tmp_path / "f", x[:6], np.array([0, 0, 0, 1, 1, 1]), names=["a", "b"])
+    png = folder / "b" / "00004.png"
+    png.write_bytes(png.read_bytes()[:60])  # truncated
+    with pytest.raises(UserError, match=r"b/00004.png: cannot read this image"):
+        inspect(_load(folder), "data.train", None, None)
+    png.unlink()
+    Image.fromarray(np.stack([x[4]] * 3, -1)).save(folder / "b" / "00004.png")  # an RGB image among grayscale ones
+    with pytest.raises(UserError, match=r"mixed channel counts: .*00000.png has 1, .*00004.png has 3; set image.channels"):
+        inspect(_load(folder), "data.train", None, None)
+    assert inspect(_load(folder), "data.train", 1, None).channels == 1  # image.channels fixes it
+    Image.fromarray(x[5][:20]).save(folder / "b" / "00005.png")
+    with pytest.raises(UserError, match=r"mixed image sizes: .*28x28, .*00005.png is 28x20; set image.size"):
+        inspect(_load(folder), "data.train", 1, None)
+
+
+def test_one_class_folder_is_refused(tmp_path, fashion):
+    from ftkit.data import image_data
+    from ftkit.recipe import validate
+
+    x, _ = fashion
+    folder = image_folder(tmp_path / "f", x[:6], np.zeros(6, int), names=["shoes"])
+    recipe = validate({"task": "image-cls", "output_dir": str(tmp_path / "r"), "model": {"model_type": "vit"},
+                       "data": {"train": str(folder)}})
+    with pytest.raises(UserError, match=r"only one class \(shoes\); classification needs at least two"):
+        image_data.load(recipe, True)
+
+
+def test_geometry_errors(tmp_path):
+    from transformers import ViTConfig
+
+    from ftkit.models.vision import check_geometry
+    from ftkit.tasks.mim import simmim_block
+
+    with pytest.raises(UserError, match="patch_size 5 does not divide the image size 28"):
+        check_geometry(ViTConfig(image_size=28, patch_size=5, num_channels=3), "model.config")
+    with pytest.raises(UserError, match="mask_patch_size 6 is not a multiple of the model's patch size 4"):
+        simmim_block(4, 28, 6)
+    with pytest.raises(UserError, match="mask_patch_size 8 does not divide the image size 28"):
+        simmim_block(4, 28, 8)
+    assert simmim_block(4, 32, 8) == 2
+
+
+def test_train_examples_sample_is_stratified(tmp_path, fashion_idx):
+    from ftkit.data import image_data
+    from ftkit.recipe import validate
+
+    recipe = validate({"task": "image-cls", "output_dir": str(tmp_path / "r"), "model": {"model_type": "vit"},
+                       "data": {"train": str(fashion_idx), "validation_split": 0.1, "train_examples": 100}})
+    data = image_data.load(recipe, True, log=lambda *_: None)
+    assert len(data.train) == 100 and len(data.validation) == 120
+    counts = np.bincount(data.train.label_ids, minlength=10)
+    assert counts.min() >= 8 and counts.max() <= 12  # classes in proportion (about 10 each)
+    assert data.channels == 1 and data.size == 28 and abs(data.mean[0] - 0.286) < 0.02
