@@ -143,3 +143,14 @@ def test_bad_messages_name_the_row(messages, expected):
 
     with pytest.raises(UserError, match=expected):
         to_messages({"messages": messages}, "messages", DataSection(train="x"), "f.jsonl row 3")
+
+
+def test_flexible_answer_is_the_last_number():
+    """GSM8K's "flexible" extraction, for replies that do not write the answer pattern (zero-shot models)."""
+    from ftkit.tasks.sft_generate import extract, last_number
+
+    assert last_number("Janet has 16 - 3 - 4 = 9 eggs, so she makes 9 * 2 = 18.0 dollars.", ",") == "18"
+    assert last_number("That is 1,234 apples", ",") == "1234"
+    assert last_number("no digits here") == ""
+    assert extract("so... #### 1,234", r"#### (-?[\d,]+)", ",") == "1234"
+    assert extract("The answer is 7", r"#### (-?[\d,]+)") == ""  # strict: no pattern, no answer

@@ -30,6 +30,19 @@ def extract(text: str, pattern: Optional[str], remove: str = "") -> str:
     return found.translate(str.maketrans("", "", remove)).strip()
 
 
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def last_number(text: str, remove: str = "") -> str:
+    """The last number of a reply (lm-evaluation-harness's "flexible" GSM8K extraction), "" if none; a trailing
+    ".0" is dropped so 18.0 == 18."""
+    found = _NUMBER.findall(text)
+    if not found:
+        return ""
+    value = found[-1].translate(str.maketrans("", "", remove)).strip()
+    return value[:-2] if value.endswith(".0") else value
+
+
 class GenerationEval(TaskBase):
     name = "sft-generate"
     metrics = {"exact_match": True}
@@ -68,7 +81,7 @@ class GenerationEval(TaskBase):
         out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], do_sample=False,
                              max_new_tokens=self.max_new_tokens, eos_token_id=self.stop,
                              pad_token_id=self.tokenizer.pad_token_id)
-        correct = []
+        correct, flexible = [], []
         for row, index in zip(out[:, width:], batch["index"].tolist()):
             reply = self.tokenizer.decode(row, skip_special_tokens=True)
             ref = self.references[index]
@@ -76,16 +89,24 @@ class GenerationEval(TaskBase):
             want = extract(ref, self.pattern if not self.pattern or re.search(self.pattern, ref) else None, self.remove)
             got = extract(reply, self.pattern, self.remove)
             hit = bool(got) and got == want
+            # flexible: a model that does not write the pattern (a zero-shot "before" model) is scored on its last number
+            loose = got if got or not self.pattern else last_number(reply, self.remove)
+            loose_hit = bool(loose) and loose == want
             stopped = bool((row == torch.tensor(self.stop, device=row.device)[:, None]).any())
             self.records[index] = {"index": index, "prompt": self.prompts[index][-1]["content"], "reference": want,
-                                   "answer": got, "correct": hit, "reply": reply, "stopped": stopped}
+                                   "answer": got, "correct": hit, "flexible_answer": loose, "flexible_correct": loose_hit,
+                                   "reply": reply, "stopped": stopped}
             correct.append(hit)
-        return {"correct": int(sum(correct)), "count": len(correct),
+            flexible.append(loose_hit)
+        return {"correct": int(sum(correct)), "flexible": int(sum(flexible)), "count": len(correct),
                 "stopped": sum(r["stopped"] for r in (self.records[i] for i in batch["index"].tolist()))}
 
     def compute_metrics(self, totals) -> dict:
         n = max(int(totals.get("count", 0)), 1)
-        return {"exact_match": float(totals.get("correct", 0)) / n, "examples": int(totals.get("count", 0)),
+        out = {"exact_match": float(totals.get("correct", 0)) / n}
+        if self.pattern:  # the answer by the pattern, else the reply's last number
+            out["flexible_match"] = float(totals.get("flexible", 0)) / n
+        return {**out, "examples": int(totals.get("count", 0)),
                 "stopped_by_eos": float(totals.get("stopped", 0)) / n}
 
     def write(self, path: Path) -> None:
@@ -148,7 +169,9 @@ def generation_setup(req: EvalRequest, tokenizer) -> EvalSetup:
 
 def render(r: dict) -> str:
     keys = [("model", r["model"]), ("data", r["data"]), ("examples", f"{r['examples']:,}"),
-            ("exact_match", f"{r['exact_match']:.4f}"), ("stopped by eos", f"{r['stopped_by_eos']:.3f}"),
-            ("generations", r.get("generations", ""))]
+            ("exact_match", f"{r['exact_match']:.4f}"),
+            *([("flexible_match", f"{r['flexible_match']:.4f} (pattern, else the reply's last number)")]
+              if "flexible_match" in r else []),
+            ("stopped by eos", f"{r['stopped_by_eos']:.3f}"), ("generations", r.get("generations", ""))]
     w = max(len(k) for k, _ in keys)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in keys)
