@@ -44,6 +44,15 @@ def to_pixels(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -
     return x.expand(-1, MODEL_CHANNELS, -1, -1).contiguous() if c == 1 else x
 
 
+def pixel_batch(examples: list[dict], mean, std, ops: Sequence[str], padding: int, rng: np.random.Generator,
+                train: bool) -> torch.Tensor:
+    """pixel_values of a batch of items ({"image": H x W x C uint8}): augmented when training, normalised."""
+    images = np.stack([e["image"] for e in examples])
+    if train and ops:
+        images = augment(images, ops, padding, rng)
+    return to_pixels(images, mean, std)
+
+
 def _per_channel(values: Sequence[float], channels: int) -> list[float]:
     values = list(values)
     return values * channels if len(values) == 1 else values

@@ -54,10 +54,10 @@ def auto_class(task: str, config=None):
     return classes[0]
 
 
-def new_config(recipe: Recipe, tokenizer):
+def config_of(m):
+    """A new config of model.model_type with the model.config overrides (each must be a setting of it)."""
     from transformers import AutoConfig
 
-    m = recipe.model
     try:
         cfg = AutoConfig.for_model(m.model_type)
     except ValueError as e:
@@ -66,6 +66,12 @@ def new_config(recipe: Recipe, tokenizer):
         if not hasattr(cfg, key):
             raise UserError(f"model.config.{key}: not a setting of {type(cfg).__name__}")
         setattr(cfg, key, value)
+    return cfg
+
+
+def new_config(recipe: Recipe, tokenizer):
+    m = recipe.model
+    cfg = config_of(m)
     if tokenizer is not None:  # (image models have none)
         cfg.vocab_size = len(tokenizer)
         for name in ("pad", "bos", "eos"):

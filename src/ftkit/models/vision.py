@@ -13,7 +13,7 @@ import os
 from typing import Optional
 
 from ftkit.errors import UserError
-from ftkit.models.build import check_model_path, count_parameters, set_dropout
+from ftkit.models.build import check_model_path, config_of, count_parameters, set_dropout
 from ftkit.models.classifier import _quiet_transformers, build_classifier
 from ftkit.recipe.schema import Recipe
 
@@ -60,17 +60,8 @@ def pretrained_info(recipe: Recipe) -> tuple[Optional[int], Optional[tuple], Opt
 
 
 def _new_config(recipe: Recipe, size: int, **extra):
-    from transformers import AutoConfig
-
     m = recipe.model
-    try:
-        cfg = AutoConfig.for_model(m.model_type)
-    except ValueError as e:
-        raise UserError(f"model.model_type: {e}".splitlines()[0]) from None
-    for key, value in m.config.items():
-        if not hasattr(cfg, key):
-            raise UserError(f"model.config.{key}: not a setting of {type(cfg).__name__}")
-        setattr(cfg, key, value)
+    cfg = config_of(m)
     if "image_size" in m.config and _side(m.config["image_size"]) != size:
         raise UserError(f"model.config.image_size {m.config['image_size']} differs from the images' size {size}; "
                         f"set image.size instead (the images are resized to it)")
@@ -87,7 +78,6 @@ def image_classifier(recipe: Recipe, labels: list[str], size: int, log=print):
     m = recipe.model
     if m.model_type is not None:
         cfg = _new_config(recipe, size)
-        check_geometry(cfg, "model.config")
         return build_classifier(recipe, None, labels, log, image_size=size, num_channels=cfg.num_channels)
     _, _, model_type = pretrained_info(recipe)
     if model_type == "vit_mae":

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ftkit.data.pixels import augment, to_pixels
+from ftkit.data.pixels import pixel_batch
 from ftkit.tasks.cls import SequenceClassification
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
 
@@ -27,10 +27,7 @@ class ImageClassification(SequenceClassification):
         self.mean, self.std, self.ops, self.padding = list(mean), list(std), list(ops), padding
 
     def _batch(self, examples: list[dict], rng: np.random.Generator, train: bool) -> dict[str, torch.Tensor]:
-        images = np.stack([e["image"] for e in examples])
-        if train and self.ops:
-            images = augment(images, self.ops, self.padding, rng)
-        batch = {"pixel_values": to_pixels(images, self.mean, self.std)}
+        batch = {"pixel_values": pixel_batch(examples, self.mean, self.std, self.ops, self.padding, rng, train)}
         if "labels" in examples[0]:
             batch["labels"] = torch.tensor([e["labels"] for e in examples], dtype=torch.long)
         return batch

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ftkit.data.pixels import augment, to_pixels
+from ftkit.data.pixels import pixel_batch
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
@@ -51,10 +51,7 @@ class MaskedImageModeling(TaskBase):
             math.ceil((self.side // self.block) ** 2 * ratio) * self.block * self.block
 
     def _batch(self, examples: list[dict], rng: np.random.Generator, train: bool) -> dict[str, torch.Tensor]:
-        images = np.stack([e["image"] for e in examples])
-        if train and self.ops:
-            images = augment(images, self.ops, self.padding, rng)
-        batch = {"pixel_values": to_pixels(images, self.mean, self.std)}
+        batch = {"pixel_values": pixel_batch(examples, self.mean, self.std, self.ops, self.padding, rng, train)}
         b = len(examples)
         if self.mae:
             batch["noise"] = torch.from_numpy(rng.random((b, self.patches))).float()
