@@ -60,8 +60,8 @@ def _per_channel(values: Sequence[float], channels: int) -> list[float]:
 
 def to_uint8(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """The inverse of to_pixels for pictures: B x 3 x H x W -> B x H x W x 3 uint8 (clipped)."""
-    m = torch.tensor(_per_channel(mean, 3) if len(mean) == 1 else list(mean))[:, None, None]
-    s = torch.tensor(_per_channel(std, 3) if len(std) == 1 else list(std))[:, None, None]
+    m = torch.tensor(_per_channel(mean, 3))[:, None, None]
+    s = torch.tensor(_per_channel(std, 3))[:, None, None]
     x = (pixels.float().cpu() * s + m).clamp(0, 1).mul(255).round().byte()
     return x.permute(0, 2, 3, 1).numpy()
 
@@ -72,5 +72,5 @@ def image_processor(size: int, mean: Sequence[float], std: Sequence[float]):
     from transformers import ViTImageProcessorPil
 
     return ViTImageProcessorPil(do_resize=True, size={"height": size, "width": size}, resample=2, do_rescale=True,
-                                rescale_factor=1 / 255, do_normalize=True, image_mean=_per_channel(mean, 3) if len(mean) == 1
-                                else list(mean), image_std=_per_channel(std, 3) if len(std) == 1 else list(std))
+                                rescale_factor=1 / 255, do_normalize=True, image_mean=_per_channel(mean, 3),
+                                image_std=_per_channel(std, 3))
