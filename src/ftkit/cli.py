@@ -378,6 +378,30 @@ def runs(folder: Path = typer.Argument(Path("runs"), help="Folder of runs (searc
     typer.echo(json.dumps(rows) if as_json else wf.table(rows))
 
 
+@app.command()
+def report(runs: List[Path] = typer.Argument(..., help="Run directories (output_dir of pretrain / finetune); runs still "
+                                             "going are reported as far as they got."),
+           output: Path = typer.Option(Path("report.html"), "--output", "-o", help="The HTML file to write."),
+           overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file.")) -> None:
+    """One self-contained HTML page comparing runs: overlaid curves, best / final metrics, time, pace, status and
+    the recipe keys that differ. Reads the runs; changes nothing in them."""
+    from ftkit.workflows import report as wf
+
+    path = wf.write([str(r) for r in runs], str(output), overwrite, log=log)
+    log(f"report: {path} ({path.stat().st_size / 1024:,.0f} KiB; open it in a browser)")
+
+
+@app.command()
+def push(model: str = typer.Option(..., "--model", "-m", help="A saved model directory (a run's output_dir, an export)."),
+         repo_id: str = typer.Option(..., "--repo-id", help="USER/NAME (or ORG/NAME) on the Hugging Face hub."),
+         private: bool = typer.Option(False, "--private", help="Create the repository private.")) -> None:
+    """Publish a saved model to the Hugging Face hub: weights, tokenizer or image processor, adapters, recipe,
+    metrics and the model card (checkpoints and tracker logs stay here). Needs a token (`hf auth login`)."""
+    from ftkit.workflows import push as wf
+
+    wf.run(model, repo_id, private, log=log)
+
+
 @recipes_app.command("list")
 def recipes_list(folder: Optional[Path] = typer.Argument(None, help="Folder of recipes (default: ./recipes if it "
                                                          "exists, else the recipes shipped with ftkit).")) -> None:

@@ -37,6 +37,7 @@ class TaskEntry:
     example_formats: tuple[str, ...] = ()  # data.format values naming a layout of examples (files then go by extension)
     more_auto_classes: tuple[str, ...] = ()  # other Auto classes of its models, picked by model type (mim: SimMIM)
     peft_head: tuple[str, ...] = ()  # modules an adapter trains in full (a new head peft does not know as one)
+    pipeline_tag: Optional[str] = None  # transformers pipeline of its models (model card metadata, the usage snippet)
 
     @property
     def images(self) -> bool:
@@ -51,25 +52,25 @@ class TaskEntry:
 
 TASKS: tuple[TaskEntry, ...] = (
     TaskEntry("clm", PRETRAIN, "ftkit.tasks.clm", "AutoModelForCausalLM", ("ForCausalLM", "LMHeadModel"), "perplexity",
-              "causal LM (GPT): next-token prediction", "CAUSAL_LM", ("lora", "prefix", "prompt"), compress=True),
+              "causal LM (GPT): next-token prediction", "CAUSAL_LM", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-generation"),
     TaskEntry("mlm", PRETRAIN, "ftkit.tasks.mlm", "AutoModelForMaskedLM", ("ForMaskedLM",), "masked_accuracy",
-              "masked LM (BERT / RoBERTa)"),
+              "masked LM (BERT / RoBERTa)", pipeline_tag="fill-mask"),
     # before mlm+nsp: ViTMAEForPreTraining also ends in ForPreTraining
     TaskEntry("mim", PRETRAIN, "ftkit.tasks.mim", "AutoModelForPreTraining", ("MAEForPreTraining", "ForMaskedImageModeling"),
               "loss", "masked-image modelling (MAE: model_type vit_mae; SimMIM: vit): reconstruct masked patches",
               preprocessor="image_processor", more_auto_classes=("AutoModelForMaskedImageModeling",)),
     TaskEntry("mlm+nsp", PRETRAIN, "ftkit.tasks.nsp", "AutoModelForPreTraining", ("ForPreTraining",), "masked_accuracy",
-              "BERT pre-training: masked LM + next-sentence prediction"),
+              "BERT pre-training: masked LM + next-sentence prediction", pipeline_tag="fill-mask"),
     TaskEntry("cls", FINETUNE, "ftkit.tasks.cls", "AutoModelForSequenceClassification", ("ForSequenceClassification",),
-              "accuracy", "text / text-pair classification", "SEQ_CLS", ("lora", "prefix", "prompt"), compress=True),
+              "accuracy", "text / text-pair classification", "SEQ_CLS", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-classification"),
     TaskEntry("ner", FINETUNE, "ftkit.tasks.ner", "AutoModelForTokenClassification", ("ForTokenClassification",), "f1",
-              "token classification (named entities)", "TOKEN_CLS", ("lora",)),
+              "token classification (named entities)", "TOKEN_CLS", ("lora",), pipeline_tag="token-classification"),
     TaskEntry("sft", FINETUNE, "ftkit.tasks.sft", "AutoModelForCausalLM", ("ForCausalLM",), "loss",
               "instruction / chat fine-tuning of a causal LM (loss on the assistant turns)", "CAUSAL_LM", ("lora",),
-              example_formats=("messages", "prompt_completion", "alpaca", "template")),
+              example_formats=("messages", "prompt_completion", "alpaca", "template"), pipeline_tag="text-generation"),
     TaskEntry("image-cls", FINETUNE, "ftkit.tasks.image_cls", "AutoModelForImageClassification", ("ForImageClassification",),
               "accuracy", "image classification (ViT and the other image models of transformers)", None, ("lora",),
-              preprocessor="image_processor", peft_head=("classifier",)),
+              preprocessor="image_processor", peft_head=("classifier",), pipeline_tag="image-classification"),
 )
 NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
 EXAMPLE_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TASKS for f in t.example_formats))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -23,15 +22,21 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
-def make_accelerator(precision: str, project_dir: Optional[str] = None, seed: int = 0, threads: Optional[int] = None):
+def make_accelerator(precision: str, project_dir: Optional[str] = None, seed: int = 0, threads: Optional[int] = None,
+                     trackers: Optional[Sequence[str]] = None):
+    """trackers: what the run logs to (engine/trackers.resolve); None: TensorBoard where installed. Only with a
+    project_dir (a run directory): their local files go under project_dir/logs."""
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import ProjectConfiguration, set_seed
+
+    from ftkit.engine.trackers import LOGS, resolve
 
     if threads:
         torch.set_num_threads(threads)
     mp = resolve_precision(precision)
-    log_with = "tensorboard" if project_dir and importlib.util.find_spec("tensorboard") else None
+    log_with = (list(trackers) if trackers is not None else resolve(None)) if project_dir else []
+    project = ProjectConfiguration(project_dir=project_dir, logging_dir=f"{project_dir}/{LOGS}") if project_dir else None
     acc = Accelerator(mixed_precision={"fp32": "no"}.get(mp, mp), cpu=not torch.cuda.is_available(),
-                      log_with=log_with, project_dir=project_dir)
+                      log_with=log_with or None, project_config=project)
     set_seed(seed)
     return acc

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 import torch
 
-from ftkit.engine import rundir
+from ftkit.engine import rundir, trackers
 from ftkit.engine.metrics_log import MetricsLog
 from ftkit.engine.optim import build_optimizer, build_scheduler
 from ftkit.engine.progress import Progress as ProgressLine  # (loop.Progress is the training state)
@@ -141,8 +141,9 @@ def accumulate_gradients(accelerator, model, task: Task, micro: list[dict]) -> t
 def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Callable[[], Iterable[dict]]],
           cfg: TrainSection, out: Path, save_final: Callable[[torch.nn.Module, Path, dict], None],
           resume: bool = False, tokens_per_step: Optional[int] = None, log=print,
-          on_step: Optional[Callable[[Progress], None]] = None) -> dict:
-    """Train `model` on `train_batches`; evaluate with `eval_fn()` batches; write everything under `out`."""
+          on_step: Optional[Callable[[Progress], None]] = None, hparams: Optional[dict] = None) -> dict:
+    """Train `model` on `train_batches`; evaluate with `eval_fn()` batches; write everything under `out`.
+    `hparams`: the resolved recipe, logged once to the experiment trackers."""
     check_metric(cfg, task)
     steps = total_steps(cfg, train_batches.batches_per_epoch, tokens_per_step)
     optimizer = build_optimizer(model, cfg)
@@ -152,7 +153,8 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
     metric_name = cfg.metric_for_best or next(iter(task.metrics))
     greater = task.metrics.get(metric_name)
     prog = Progress()
-    mlog = MetricsLog(out, accelerator)
+    tracking = trackers.start(accelerator, out, hparams)  # before the loop: importing a tracker costs seconds
+    mlog = MetricsLog(out, accelerator, metric=metric_name, greater=greater, plots=cfg.plots, trackers=tracking, log=log)
 
     if resume:
         ckpt = rundir.latest_checkpoint(out)
@@ -250,12 +252,13 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
                 now = time.perf_counter()
                 tps = (prog.tokens - tok_log) / max(now - t_log, 1e-9)
                 # inputs that are not tokens (images): the pace in examples
-                pace = f"{tps:,.0f} tok/s" if prog.tokens else f"{(prog.examples - ex_log) / max(now - t_log, 1e-9):,.1f} ex/s"
+                eps = (prog.examples - ex_log) / max(now - t_log, 1e-9)
+                pace = f"{tps:,.0f} tok/s" if prog.tokens else f"{eps:,.1f} ex/s"
                 loss_sum_all = accelerator.reduce(torch.tensor(loss_acc, device=accelerator.device), "sum").item()
                 loss_val = loss_sum_all / max(n_acc, 1)
                 lr = scheduler.get_last_lr()[0]
                 prog.elapsed = now - t_start
-                mlog.train(prog, loss_val, lr, tps)
+                mlog.train(prog, loss_val, lr, tps, eps)
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", pace=pace)
                     bar.update(prog.step - bar.n)

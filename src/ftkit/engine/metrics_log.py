@@ -1,55 +1,81 @@
-"""metrics.jsonl (one line per evaluation), metrics.json (the summary) and TensorBoard events.
+"""What a run writes as it goes: train_log.jsonl (one line per log step), metrics.jsonl (one line per
+evaluation), metrics.json (the summary), training_curves.png (redrawn at each evaluation and at the end) and
+the experiment trackers' records.
 
-Only the main process writes. TensorBoard goes through accelerate's tracker when the
-tensorboard package is installed (it is optional).
+Only the main process writes. Trackers go through accelerate's tracker API (engine/trackers.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Optional
 
+from ftkit.engine import curves
 from ftkit.engine.rundir import write_json_atomic
 
 
 class MetricsLog:
-    def __init__(self, out: Path, accelerator):
-        self.out, self.acc = out, accelerator
+    def __init__(self, out: Path, accelerator, *, metric: Optional[str] = None, greater: Optional[bool] = None,
+                 plots: bool = True, trackers: bool = False, log=print):
+        self.out, self.acc, self.log = out, accelerator, log
         self.main = accelerator.is_main_process
+        self.metric, self.greater = metric, greater
         self.last_eval: Optional[dict] = None
         self.last_train: dict = {}
-        self.tb = self.main and importlib.util.find_spec("tensorboard") is not None
-        if self.tb:  # set up before the loop starts: the import costs seconds
-            self.acc.init_trackers("tensorboard")
+        self.trackers = self.main and trackers  # accelerator.init_trackers was called (engine/trackers.py)
+        self.plots = self.main and plots
+        if self.plots and not curves.available():
+            self.plots = False
+            log(f"{curves.CURVES_FILE} not drawn: {curves.PLOTS_HINT}")
 
-    def _tb(self, values: dict, step: int) -> None:
-        if self.tb:
+    def _track(self, values: dict, step: int) -> None:
+        if self.trackers:
             self.acc.log({k: v for k, v in values.items() if isinstance(v, (int, float))}, step=step)
 
     def truncate(self, step: int) -> None:
-        """On resume: forget evaluations logged after the checkpoint (they will be redone)."""
-        path = self.out / "metrics.jsonl"
-        if self.main and path.is_file():
-            keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
-            path.write_text("".join(l + "\n" for l in keep))
+        """On resume: forget what was logged after the checkpoint (it will be redone)."""
+        for name in (curves.EVAL_LOG, curves.TRAIN_LOG):
+            path = self.out / name
+            if self.main and path.is_file():
+                keep = [json.dumps(r) for r in curves.read_jsonl(path) if r.get("step", 0) <= step]
+                path.write_text("".join(l + "\n" for l in keep))
 
-    def train(self, prog, loss: float, lr: float, tokens_per_s: float) -> None:
+    def train(self, prog, loss: float, lr: float, tokens_per_s: float, examples_per_s: float) -> None:
         self.last_train = {"train_loss": loss, "lr": lr, "tokens_per_s": tokens_per_s}
-        if self.main:
-            self._tb({"train/loss": loss, "train/lr": lr, "train/tokens_per_s": tokens_per_s}, prog.step)
+        if not self.main:
+            return
+        row = {"step": prog.step, "tokens": prog.tokens, "examples": prog.examples, "elapsed_s": round(prog.elapsed, 2),
+               "loss": loss, "lr": lr, "tokens_per_s": round(tokens_per_s, 1), "examples_per_s": round(examples_per_s, 2)}
+        with open(self.out / curves.TRAIN_LOG, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self._track({"train/loss": loss, "train/lr": lr, "train/tokens_per_s": tokens_per_s,
+                     "train/examples_per_s": examples_per_s}, prog.step)
 
     def eval(self, prog, metrics: dict, lr: float) -> None:
         self.last_eval = metrics
         if not self.main:
             return
         row = {"step": prog.step, "tokens": prog.tokens, "elapsed_s": round(prog.elapsed, 2), "lr": lr,
-               "train_loss": self.last_train.get("train_loss"), **{f"eval_{k}": v for k, v in metrics.items()}}
-        with open(self.out / "metrics.jsonl", "a") as f:
+               "train_loss": self.last_train.get("train_loss"), **{f"eval_{k}": v for k, v in metrics.items()},
+               "metric_for_best": self.metric, "best_step": prog.best_step}
+        with open(self.out / curves.EVAL_LOG, "a") as f:
             f.write(json.dumps(row) + "\n")
-        self._tb({f"eval/{k}": v for k, v in metrics.items()}, prog.step)
+        self._track({f"eval/{k}": v for k, v in metrics.items()}, prog.step)
+        self.draw()
+
+    def draw(self) -> None:
+        """Redraw training_curves.png. A picture that fails (a full disk, a matplotlib error) is said once and
+        never stops training."""
+        if not self.plots:
+            return
+        try:
+            curves.draw_run(self.out, metric=self.metric, greater=self.greater)
+        except Exception as e:  # noqa: BLE001 (drawing is a side product of the run)
+            self.plots = False
+            self.log(f"{curves.CURVES_FILE} not drawn: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
 
     def summary(self, summary: dict) -> None:
         if self.main:
             write_json_atomic(self.out / "metrics.json", summary)
+            self.draw()

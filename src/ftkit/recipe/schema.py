@@ -158,7 +158,15 @@ class TrainSection(Section):
     keep_checkpoints_at_end: int = Field(1, ge=0, description="Checkpoints kept once the run has finished (each holds "
                                          "model, optimizer and RNG states: ~4x the model). 1: the last, enough to continue "
                                          "the run with a larger budget (--resume); 0: only the final model.")
-    log_every: int = Field(10, gt=0, description="Log loss, learning rate and tokens/s every N steps.")
+    log_every: int = Field(10, gt=0, description="Log loss, learning rate and tokens/s every N steps (train_log.jsonl).")
+    plots: bool = Field(True, description="Draw output_dir/training_curves.png at each evaluation and at the end "
+                        "(train loss raw and smoothed, each validation metric, the best step, the learning rate; needs "
+                        "matplotlib: extra plots).")
+    report_to: Optional[list[str]] = Field(
+        None, description="Experiment trackers, through accelerate: tensorboard, wandb, mlflow, comet_ml, aim, "
+        "clearml, dvclive, swanlab, trackio ([] for none; default: tensorboard when installed). Hyper-parameters "
+        "(the recipe) logged once, metrics at each log step; local files under output_dir/logs/ (W&B: set "
+        "WANDB_MODE=offline to log without an account; MLflow: MLFLOW_TRACKING_URI). Extras: logging, wandb, mlflow.")
     metric_for_best: Optional[str] = Field(None, description="Validation metric that picks the best model (default: the task's first: loss for language models, accuracy for cls; cls also has f1 (macro), mcc, binary_f1, loss).")
     early_stopping_patience: Optional[int] = Field(None, gt=0, description="Stop after this many evaluations without improvement.")
     threads: Optional[int] = Field(None, gt=0, description="torch threads per process (default: torch's choice).")

@@ -21,7 +21,9 @@ from ftkit.engine import rundir
 from ftkit.engine.accel import make_accelerator
 from ftkit.engine.batches import EpochBatches, StreamBatches, eval_batches, log_sample
 from ftkit.engine.loop import total_steps, train
+from ftkit.engine.trackers import resolve as resolve_trackers
 from ftkit.errors import UserError
+from ftkit.models import card as model_card
 from ftkit.models.anatomy import activation_bytes, flops_per_token
 from ftkit.models.build import count_parameters
 from ftkit.models.strategy import apply_strategy, save_weights
@@ -105,7 +107,8 @@ def _batches(prep: Prepared, recipe: Recipe, rank: int, world: int):
 def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print, *, family: Optional[str] = None,
         accelerator=None, prepared: Optional[Prepared] = None, on_step=None) -> dict:
     check_family(recipe, family)
-    acc = accelerator or make_accelerator(recipe.train.precision, recipe.output_dir, recipe.train.seed, recipe.train.threads)
+    acc = accelerator or make_accelerator(recipe.train.precision, recipe.output_dir, recipe.train.seed, recipe.train.threads,
+                                          trackers=resolve_trackers(recipe.train.report_to))
     main_log = log if acc.is_main_process else quiet
     prep = prepared or setup(recipe, acc, resume, overwrite, main_log)
     model, task, cfg = prep.model, prep.task, recipe.train
@@ -136,7 +139,7 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     start_run(acc, recipe, resume, overwrite, log, steps=total_steps(cfg, batches.batches_per_epoch, tokens_per_step))
     summary = train(accelerator=acc, model=model, task=task, train_batches=batches, eval_fn=eval_fn, cfg=cfg, out=out,
                     save_final=save_final_fn(prep.preprocessor, recipe), resume=resume, tokens_per_step=tokens_per_step,
-                    log=main_log, on_step=on_step)
+                    log=main_log, on_step=on_step, hparams=portable(recipe).model_dump(mode="json"))
     if acc.is_main_process:
         if prep.report is not None:
             summary.update(prep.report(acc.unwrap_model(model), out))
@@ -158,6 +161,7 @@ def _finish(summary: dict, prep: Prepared, parameters: int, eval_note, out: Path
     else:
         pace = f" ({summary['examples']:,} examples, {summary['examples_per_s']:,.0f} examples/s)"
     rundir.write_json_atomic(out / "metrics.json", summary)
+    model_card.write(out, log=log)  # from the files just written: recipe.yaml, metrics.json, the model's config
     rundir.write_status(out, "finished", step=summary["steps"])
     best = summary.get("best")
     log(f"done in {summary['train_runtime_s']:.1f}s{pace}"

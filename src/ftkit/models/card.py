@@ -1,0 +1,182 @@
+"""The model card: README.md in the Hugging Face format, written into every saved model directory.
+
+Everything comes from the directory itself (recipe.yaml, metrics.json, config.json or adapter_config.json), so
+the card of a run, of an export and the copy `ftkit push` uploads (with the repo id in its snippets) are drawn
+the same way, offline. The metadata goes through huggingface_hub's ModelCardData / EvalResult, which also
+writes `model-index`; the text is ours, because the hub's default template is mostly empty sections.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from ftkit import registry
+from ftkit.paths import PACKAGE_SCHEME, is_local
+
+CARD = "README.md"
+MARK = "<!-- written by ftkit -->"  # a README.md without it is the user's: never replaced
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _recipe(model_dir: Path) -> dict:
+    try:
+        return yaml.safe_load((model_dir / "recipe.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _hub_ids(spec) -> list[str]:
+    """The hub dataset ids among a recipe's data files (local files are not datasets the hub knows)."""
+    items = spec if isinstance(spec, list) else [spec] if spec else []
+    paths = [x if isinstance(x, str) else (x or {}).get("path") for x in items]
+    return [p for p in paths if isinstance(p, str) and not p.startswith(PACKAGE_SCHEME) and not is_local(p)]
+
+
+def _base_license(base: Optional[str]) -> Optional[str]:
+    """The license the base model declares: its local card's metadata, or a GGUF file's general.license."""
+    if not base:
+        return None
+    from ftkit.paths import resolve_package_path
+
+    try:
+        path = Path(resolve_package_path(base))
+    except Exception:  # noqa: BLE001 (a base that cannot be resolved declares nothing)
+        return None
+    if path.suffix == ".gguf" and path.is_file():
+        try:
+            from gguf import GGUFReader
+
+            field = GGUFReader(str(path)).fields.get("general.license")
+            return bytes(field.parts[field.data[0]]).decode() if field else None
+        except Exception:  # noqa: BLE001 (gguf missing or a file it cannot read: no license known)
+            return None
+    card = path / CARD
+    if card.is_file():
+        text = card.read_text(errors="replace")
+        if text.startswith("---"):
+            try:
+                meta = yaml.safe_load(text.split("---", 2)[1]) or {}
+                return meta.get("license") if isinstance(meta.get("license"), str) else None
+            except yaml.YAMLError:
+                return None
+    return None
+
+
+def _scalars(metrics: Optional[dict]) -> dict:
+    """The scores among a run's metrics (not what the evaluation counted: engine/curves.COUNTS)."""
+    from ftkit.engine.curves import COUNTS
+
+    return {k: v for k, v in (metrics or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in COUNTS}
+
+
+def _usage(task: Optional[registry.TaskEntry], where: str, adapter: Optional[dict]) -> str:
+    if adapter is not None:
+        cls = {"CAUSAL_LM": "AutoPeftModelForCausalLM", "SEQ_CLS": "AutoPeftModelForSequenceClassification",
+               "TOKEN_CLS": "AutoPeftModelForTokenClassification"}.get(adapter.get("task_type"), "AutoPeftModel")
+        return (f"A PEFT adapter ({adapter.get('peft_type', '?').lower()}) on `{adapter.get('base_model_name_or_path')}`:\n\n"
+                f"```python\nfrom peft import {cls}\n\nmodel = {cls}.from_pretrained(\"{where}\")\n```\n\n"
+                f"or merged into a plain model: `ftkit export --model {where} --output merged/`.")
+    if task is None:
+        return f"```python\nfrom transformers import AutoModel\n\nmodel = AutoModel.from_pretrained(\"{where}\")\n```"
+    if task.pipeline_tag is None:
+        return (f"```python\nfrom transformers import {task.auto_class}\n\nmodel = {task.auto_class}.from_pretrained(\"{where}\")\n```\n\n"
+                f"Its encoder starts a classifier: `model.from_pretrained: {where}` in an `ftkit finetune` recipe "
+                f"(the decoder is dropped, a new head is added).")
+    example = {"text-generation": '"Once upon a time"', "fill-mask": 'f"Paris is the {pipe.tokenizer.mask_token} of France."',
+               "image-classification": 'Image.open("picture.png")'}.get(task.pipeline_tag, '"This is great!"')
+    pil = "from PIL import Image\n" if task.images else ""
+    return (f"```python\n{pil}from transformers import pipeline\n\npipe = pipeline(\"{task.pipeline_tag}\", model=\"{where}\")\n"
+            f"print(pipe({example}))\n```")
+
+
+def render(model_dir: Path, where: Optional[str] = None) -> str:
+    """The card text of the model saved in `model_dir`; `where`: how users reach it (a repo id; default: the path)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    model_dir = Path(model_dir)
+    where = where or str(model_dir)
+    recipe, summary = _recipe(model_dir), _read_json(model_dir / "metrics.json")
+    config, adapter = _read_json(model_dir / "config.json"), None
+    if (model_dir / "adapter_config.json").is_file():
+        adapter = _read_json(model_dir / "adapter_config.json")
+    name = recipe.get("task") or summary.get("task")
+    task = registry.entry(name) if name in registry.NAMES else None
+    base = (recipe.get("model") or {}).get("from_pretrained") or (adapter or {}).get("base_model_name_or_path")
+    data = recipe.get("data") or {}
+    best, final = _scalars(summary.get("best_metrics")), _scalars(summary.get("final_metrics"))
+    dataset = data.get("validation") or data.get("train")
+    dataset_name = Path(dataset if isinstance(dataset, str) else "data").name
+    evals = [EvalResult(task_type=task.pipeline_tag or task.name if task else "other", dataset_type=dataset_name,
+                        dataset_name=f"{dataset_name} (validation)", dataset_split="validation", metric_type=k,
+                        metric_value=round(float(v), 6))
+             for k, v in best.items()]
+    meta = ModelCardData(
+        library_name="peft" if adapter is not None else "transformers",
+        pipeline_tag=task.pipeline_tag if task else None,
+        base_model=base if base and not base.startswith(PACKAGE_SCHEME) and not is_local(base) else None,
+        datasets=_hub_ids(data.get("train")) + _hub_ids(data.get("validation")) or None,
+        license=_base_license(base), tags=["ftkit"] + ([task.name] if task else []),
+        model_name=model_dir.name if evals else None, eval_results=evals or None)
+    arch = (config.get("architectures") or ["a model"])[0] if not adapter else f"{adapter.get('peft_type', 'PEFT')} adapter"
+    origin = f"fine-tuned from `{base}`" if base else "trained from random weights"
+    what = task.help if task else "a transformers model"
+    params = f", {summary['parameters'] / 1e6:.2f}M parameters" if summary.get("parameters") else ""
+    lines = [MARK, f"# {model_dir.name}", "",
+             f"{arch}{params}, {origin}: {what}. Trained with [ftkit](https://github.com/ftkit/ftkit) "
+             f"(`{_command(task)}`).", ""]
+    if best or final:
+        lines += ["## Evaluation", "", f"On the validation data ({_data_text(dataset)}); "
+                  f"{summary.get('saved', 'the saved model')} is the one in this directory.", "",
+                  "| metric | best (step " + str(summary.get("best_step")) + ") | final |", "|---|---|---|"]
+        for k in dict.fromkeys([*best, *final]):
+            lines.append(f"| {k} | {_fmt(best.get(k))} | {_fmt(final.get(k))} |")
+        lines.append("")
+    if summary:
+        pace = (f"{summary.get('tokens', 0):,} tokens ({summary.get('tokens_per_s', 0):,.0f}/s)" if summary.get("tokens")
+                else f"{summary.get('examples', 0):,} examples ({summary.get('examples_per_s', 0):,.1f}/s)")
+        lines += ["## Training", "", f"- data: {_data_text(data.get('train'))}",
+                  f"- {summary.get('steps')} steps, {pace}, {summary.get('train_runtime_s', 0):,.0f} s on "
+                  f"{summary.get('world_size', 1)} process(es), precision {(recipe.get('train') or {}).get('precision', '?')}", ""]
+    if recipe:
+        lines += ["<details><summary>The recipe (resolved: every default)</summary>", "", "```yaml",
+                  yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", "", "</details>", ""]
+    lines += ["## How to use", "", _usage(task, where, adapter), ""]
+    return f"---\n{meta.to_yaml()}\n---\n" + "\n".join(lines)
+
+
+def _command(task) -> str:
+    if task is None:
+        return "ftkit"
+    return f"ftkit {'pretrain' if task.family == registry.PRETRAIN else 'finetune'} --task {task.name}"
+
+
+def _data_text(spec) -> str:
+    items = spec if isinstance(spec, list) else [spec] if spec else []
+    names = [Path(x if isinstance(x, str) else (x or {}).get("path", "?")).name for x in items]
+    return ", ".join(f"`{n}`" for n in names) or "a split of the training data"
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def write(model_dir: Path, where: Optional[str] = None, log=None) -> Optional[Path]:
+    """Write (or refresh) README.md; a README.md that ftkit did not write is left alone (said once)."""
+    path = Path(model_dir) / CARD
+    if path.is_file() and MARK not in path.read_text(errors="replace"):
+        if log:
+            log(f"{path}: not ftkit's model card; left as it is")
+        return None
+    path.write_text(render(model_dir, where))
+    return path

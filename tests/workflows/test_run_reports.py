@@ -1,0 +1,171 @@
+"""Looking at runs: train_log.jsonl and training_curves.png in every run, the model card, `ftkit report`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import fails, run_cli, write_recipe
+from tiny_models import cls_recipe, tiny_bert_dir
+
+
+def _train(tmp: Path, recipe: dict, name: str, **train) -> Path:
+    recipe = json.loads(json.dumps(recipe))
+    recipe["output_dir"] = str(tmp / name)
+    recipe["train"].update(train)
+    code, _, err = run_cli("pretrain", "-r", str(write_recipe(tmp / f"{name}.yaml", recipe)))
+    assert code == 0, err
+    return tmp / name
+
+
+@pytest.fixture
+def two_runs(tmp_path, tiny_gpt_recipe):
+    return _train(tmp_path, tiny_gpt_recipe, "a"), _train(tmp_path, tiny_gpt_recipe, "b", lr=1e-3, max_steps=30)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_run_logs_every_log_step_and_draws_its_curves(two_runs):
+    a, b = two_runs
+    rows = [json.loads(l) for l in (a / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [5, 10, 15, 20]
+    assert all(r["tokens"] == r["step"] * 8 * 32 for r in rows) and all(r["lr"] > 0 and r["loss"] > 0 for r in rows)
+    evals = [json.loads(l) for l in (a / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [10, 20] and evals[-1]["metric_for_best"] == "loss"
+    assert evals[-1]["best_step"] == json.loads((a / "metrics.json").read_text())["best_step"]
+    with Image.open(a / "training_curves.png") as im:
+        assert im.format == "PNG" and im.width >= 800 and im.height >= 500
+        # drawn, not blank: the curves take many colours
+        assert len(im.convert("RGB").getcolors(1 << 20)) > 50
+
+
+def test_curves_can_be_switched_off_and_a_missing_matplotlib_is_said_once(tmp_path, tiny_gpt_recipe, monkeypatch):
+    off = _train(tmp_path, tiny_gpt_recipe, "off", plots=False)
+    assert (off / "train_log.jsonl").is_file() and not (off / "training_curves.png").exists()
+    from ftkit.engine import curves
+
+    monkeypatch.setattr(curves, "available", lambda: False)
+    recipe = dict(tiny_gpt_recipe, output_dir=str(tmp_path / "nomp"))
+    code, _, err = run_cli("pretrain", "-r", str(write_recipe(tmp_path / "nomp.yaml", recipe)))
+    assert code == 0, err
+    assert err.count("training_curves.png not drawn: matplotlib is missing: pip install 'ftkit[plots]'") == 1
+    assert not (tmp_path / "nomp" / "training_curves.png").exists()
+
+
+def test_report_compares_runs_and_changes_none_of_them(two_runs, tmp_path):
+    a, b = two_runs
+    before = _snapshot(a), _snapshot(b)
+    code, _, err = run_cli("report", str(a), str(b), "-o", str(tmp_path / "r.html"))
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text()
+    assert (_snapshot(a), _snapshot(b)) == before
+    # self-contained: every picture inline, nothing fetched
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 3  # train loss, validation loss, perplexity
+    assert not re.search(r'(src|href)="https?:', page)
+    # the recipe keys that differ, and only those
+    diff = page.split("Recipe differences")[1]
+    for key in ("train.lr", "train.max_steps", "output_dir"):
+        assert f"<code>{key}</code>" in diff
+    assert "<code>train.batch_size</code>" not in diff
+    table = page.split("<h2>Results</h2>")[1].split("</table>")[0]
+    assert table.count(">finished<") == 2 and "20 / 20" in table and "30 / 30" in table and "tok/s" in table
+    line = fails("report", str(a), "-o", str(tmp_path / "r.html"))
+    assert "r.html exists; pass --overwrite" in line
+    code, _, _ = run_cli("report", str(a), "-o", str(tmp_path / "r.html"), "--overwrite")
+    assert code == 0
+
+
+def test_report_of_a_live_run_of_another_task_and_of_no_run(two_runs, tmp_path):
+    a, _ = two_runs
+    live, fresh = tmp_path / "live", tmp_path / "fresh"
+    for d, task in ((live, "cls"), (fresh, "clm")):
+        d.mkdir()
+        (d / "run.json").write_text(json.dumps({"status": "running"}))
+        (d / "recipe.yaml").write_text(f"task: {task}\ntrain: {{lr: 0.001}}\n")
+    (live / "train_log.jsonl").write_text(json.dumps({"step": 5, "tokens": 0, "examples": 40, "loss": 0.69, "lr": 1e-3,
+                                                      "examples_per_s": 3.5}) + "\n" + '{"step": 10, "lo')  # half written
+    (live / "metrics.jsonl").write_text(json.dumps({"step": 5, "eval_loss": 0.68, "eval_accuracy": 0.61}) + "\n")
+    code, _, err = run_cli("report", str(a), str(live), str(fresh), "-o", str(tmp_path / "mixed.html"))
+    assert code == 0, err
+    assert ("warning: runs of different tasks (clm, cls): compared what they share (validation loss); "
+            "left out: accuracy, perplexity") in err
+    assert "warning: fresh: no evaluation yet (train loss only)" in err
+    page = (tmp_path / "mixed.html").read_text()
+    assert page.count(">running<") == 2 and "3.5 ex/s" in page and "accuracy 0.61 (step 5)" in page
+    assert len(re.findall(r"<img ", page)) == 2  # train loss, validation loss
+    assert "is not a run" in fails("report", str(tmp_path), "-o", str(tmp_path / "x.html"))
+    assert "is not a directory" in fails("report", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.html"))
+    assert not (tmp_path / "x.html").exists()
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    d = tmp_path_factory.mktemp("card")
+    recipe = cls_recipe(d, tiny_bert_dir(d / "tiny-bert"))
+    code, _, err = run_cli("finetune", "-r", str(write_recipe(d / "r.yaml", recipe)))
+    assert code == 0, err
+    return Path(recipe["output_dir"])
+
+
+def test_the_model_card_parses_and_shows_the_results(classifier):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(classifier / "README.md")
+    data = card.data.to_dict()
+    assert data["library_name"] == "transformers" and data["pipeline_tag"] == "text-classification"
+    assert "base_model" not in data  # a local base is no hub id
+    summary = json.loads((classifier / "metrics.json").read_text())
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert results["accuracy"] == pytest.approx(summary["best_metrics"]["accuracy"], abs=1e-6)
+    assert "examples" not in results  # counted, not scored
+    assert f"| accuracy | {summary['best_metrics']['accuracy']:.4f} |" in card.text
+    assert "```yaml\nname: r\ntask: cls" in card.text  # the resolved recipe
+    assert f'pipeline("text-classification", model="{classifier}")' in card.text
+
+
+def test_a_user_readme_is_never_replaced(classifier, tmp_path):
+    from ftkit.models import card
+
+    (tmp_path / "README.md").write_text("my own notes\n")
+    logged = []
+    assert card.write(tmp_path, log=logged.append) is None
+    assert (tmp_path / "README.md").read_text() == "my own notes\n" and "not ftkit's model card" in logged[0]
+    again = card.render(classifier, where="someone/tiny-sst2")
+    assert 'model="someone/tiny-sst2"' in again and str(classifier) not in again.split("## How to use")[1]
+
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome") if shutil.which(n)), None)
+PROBE = """<script>window.addEventListener("load", () => { const all = [...document.images];
+document.title = "images " + all.filter(i => i.complete && i.naturalWidth > 0).length + "/" + all.length; });</script>"""
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+                           "--enable-logging=stderr", "--v=0", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (Debian: apt install chromium); the report's browser test needs one")
+def test_the_report_renders_in_a_headless_browser(two_runs, tmp_path):
+    a, b = two_runs
+    code, _, err = run_cli("report", str(a), str(b), "-o", str(tmp_path / "r.html"))
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text()
+    shot = tmp_path / "shot.png"
+    p = _chromium(f"--screenshot={shot}", "--window-size=1280,1800", (tmp_path / "r.html").as_uri())
+    assert shot.is_file(), p.stderr[-2000:]
+    assert not [l for l in p.stderr.splitlines() if ":CONSOLE" in l], p.stderr  # no console message at all
+    with Image.open(shot) as im:
+        assert im.size == (1280, 1800) and len(im.convert("RGB").getcolors(1 << 20)) > 50  # tables and curves, not blank
+    # every image decodes: a copy of the page with a probe that counts the loaded images into the title
+    (tmp_path / "probe.html").write_text(page.replace("</body>", PROBE + "</body>"))
+    p = _chromium("--virtual-time-budget=5000", "--dump-dom", (tmp_path / "probe.html").as_uri())
+    assert "<title>images 3/3</title>" in p.stdout, p.stdout[:500] + p.stderr[-1000:]
