@@ -130,7 +130,8 @@ def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
              main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
              accelerate_config: Optional[str] = AccCfgOpt, keep_at_end: Optional[int] = KeepEndOpt) -> None:
     """Fine-tune (or train from scratch) a model for a downstream task: cls = text / text-pair classification,
-    ner = token classification (named entities), sft = instruction / chat fine-tuning of a causal LM."""
+    ner = token classification (named entities), sft = instruction / chat fine-tuning of a causal LM, image-cls = image
+    classification (ViT)."""
     from ftkit.recipe import load_recipe, packaged
 
     extra = []
