@@ -38,6 +38,18 @@ def test_lora_run_saves_an_adapter(lora_run):
     assert all("lora" in k or "classifier" in k for k in weights)
 
 
+def test_the_adapter_has_a_model_card_with_its_results(lora_run):
+    from huggingface_hub import ModelCard
+
+    _, out, _ = lora_run
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "peft" and card.data.pipeline_tag == "text-classification"
+    best = json.loads((out / "metrics.json").read_text())["best_metrics"]
+    assert {r.metric_type: r.metric_value for r in card.data.eval_results}["accuracy"] == pytest.approx(best["accuracy"])
+    assert f"| accuracy | {best['accuracy']:.4f} |" in card.text
+    assert f'AutoPeftModelForSequenceClassification.from_pretrained("{out}")' in card.text
+
+
 def test_eval_and_predict_load_the_adapter(lora_run):
     d, out, _ = lora_run
     code, stdout, err = run_cli("eval", "--model", str(out), "--data", str(d / "dev.tsv"), "--json")
@@ -67,6 +79,8 @@ def test_export_merge_gives_a_plain_model_with_the_same_logits(lora_run):
     want = saved.load_model(str(out), "cls")(**batch).logits
     assert torch.allclose(plain(**batch).logits, want, atol=1e-5)
     assert plain.config.id2label == {0: "negative", 1: "positive"}
+    card = (merged / "README.md").read_text()
+    assert "merged into its base model" in card and "library_name: transformers" in card
     code, _, err = run_cli("export", "--merge", "--model", str(out), "--output", str(merged))
     assert code == 2 and "holds files" in err  # never overwritten
 

@@ -100,8 +100,9 @@ def _usage(task: Optional[registry.TaskEntry], where: str, adapter: Optional[dic
             f"print(pipe({example}))\n```")
 
 
-def render(model_dir: Path, where: Optional[str] = None) -> str:
-    """The card text of the model saved in `model_dir`; `where`: how users reach it (a repo id; default: the path)."""
+def render(model_dir: Path, where: Optional[str] = None, origin: Optional[str] = None, base: Optional[str] = None) -> str:
+    """The card text of the model saved in `model_dir`; `where`: how users reach it (a repo id; default: the path);
+    `origin`: how it was made when no training recipe says (an export, a compression); `base`: what it came from."""
     from huggingface_hub import EvalResult, ModelCardData
 
     model_dir = Path(model_dir)
@@ -112,7 +113,7 @@ def render(model_dir: Path, where: Optional[str] = None) -> str:
         adapter = _read_json(model_dir / "adapter_config.json")
     name = recipe.get("task") or summary.get("task")
     task = registry.entry(name) if name in registry.NAMES else None
-    base = (recipe.get("model") or {}).get("from_pretrained") or (adapter or {}).get("base_model_name_or_path")
+    base = base or (recipe.get("model") or {}).get("from_pretrained") or (adapter or {}).get("base_model_name_or_path")
     data = recipe.get("data") or {}
     best, final = _scalars(summary.get("best_metrics")), _scalars(summary.get("final_metrics"))
     dataset = data.get("validation") or data.get("train")
@@ -129,7 +130,7 @@ def render(model_dir: Path, where: Optional[str] = None) -> str:
         license=_base_license(base), tags=["ftkit"] + ([task.name] if task else []),
         model_name=model_dir.name if evals else None, eval_results=evals or None)
     arch = (config.get("architectures") or ["a model"])[0] if not adapter else f"{adapter.get('peft_type', 'PEFT')} adapter"
-    origin = f"fine-tuned from `{base}`" if base else "trained from random weights"
+    origin = origin or (f"fine-tuned from `{base}`" if base else "trained from random weights" if recipe else "saved")
     what = task.help if task else "a transformers model"
     params = f", {summary['parameters'] / 1e6:.2f}M parameters" if summary.get("parameters") else ""
     lines = [MARK, f"# {model_dir.name}", "",
@@ -171,12 +172,13 @@ def _fmt(v) -> str:
     return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def write(model_dir: Path, where: Optional[str] = None, log=None) -> Optional[Path]:
+def write(model_dir: Path, where: Optional[str] = None, log=None, origin: Optional[str] = None,
+          base: Optional[str] = None) -> Optional[Path]:
     """Write (or refresh) README.md; a README.md that ftkit did not write is left alone (said once)."""
     path = Path(model_dir) / CARD
     if path.is_file() and MARK not in path.read_text(errors="replace"):
         if log:
             log(f"{path}: not ftkit's model card; left as it is")
         return None
-    path.write_text(render(model_dir, where))
+    path.write_text(render(model_dir, where, origin, base))
     return path

@@ -183,7 +183,10 @@ def save_weights(model, path: Path, state_dict: Optional[dict] = None) -> None:
         model.save_pretrained(str(path), state_dict=state_dict)
         return
     # peft filters the full state dict (gathered by the engine, e.g. under FSDP) down to the adapter's weights
+    had_card = (path / "README.md").exists()
     model.save_pretrained(str(path), state_dict=state_dict, safe_serialization=True)
+    if not had_card:  # peft's template card ("More Information Needed" sections): ftkit writes a real one (models/card.py)
+        (path / "README.md").unlink(missing_ok=True)
     _absolute_base(path / "adapter_config.json")
     base = model.get_base_model()
     config = base.config.to_dict()

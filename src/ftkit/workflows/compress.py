@@ -22,7 +22,7 @@ from ftkit.engine.accel import make_accelerator
 from ftkit.engine.batches import eval_batches, log_sample
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
-from ftkit.models import saved
+from ftkit.models import card, saved
 from ftkit.models.build import auto_class, load_saved
 from ftkit.workflows import evaluate as evaluation
 
@@ -127,6 +127,8 @@ def quantize(model_dir: str, output: str, data: Optional[str] = None, batch_size
     report["linear_weight_ratio"] = round(linear_before / max(report["linear_weight_bytes"]["after"], 1), 2)
     report["speedup"] = round(before["latency_ms_per_batch"] / max(after["latency_ms_per_batch"], 1e-9), 2)
     rundir.write_json_atomic(out / REPORT, report)
+    card.write(out, origin=f"`{model_dir}` with every Linear layer quantized to dynamic int8 (`ftkit compress quantize`; "
+                           f"measurements in {REPORT})", log=log)
     return report
 
 
@@ -187,6 +189,9 @@ def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "glob
               "size_on_disk_bytes": {"before": saved.weights_bytes(path), "after": saved.weights_bytes(str(out))},
               "finetune": {k: summary[k] for k in ("steps", "train_runtime_s", "best") if k in summary} if summary else None}
     rundir.write_json_atomic(out / REPORT, report)
+    how = ", ".join([f"sparsity {sparsity:.0%}"] * bool(sparsity) + [f"heads {heads}"] * bool(heads)
+                    + [f"then fine-tuned {finetune_steps} steps"] * bool(finetune_steps))
+    card.write(out, origin=f"`{model_dir}` pruned (`ftkit compress prune`: {how}; measurements in {REPORT})", log=log)
     return report
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from ftkit.engine import rundir
 from ftkit.errors import UserError
-from ftkit.models import saved
+from ftkit.models import card, saved
 from ftkit.models.build import load_saved
 
 
@@ -47,6 +47,7 @@ def run(model_dir: str, output: str, merge: bool, log=print) -> Path:
         raw = yaml.safe_load(recipe.read_text()) or {}
         raw.setdefault("finetune", {})["strategy"] = "full"
         (out / "recipe.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    card.write(out, origin=f"the LoRA adapter `{model_dir}` merged into its base model (`ftkit export --merge`)", log=log)
     log(f"merged the LoRA adapter of {model_dir} into {type(merged).__name__}; saved to {out}")
     return out
 
@@ -65,6 +66,8 @@ def from_gguf(path: str, output: str, log=print) -> Path:
     model.config._name_or_path = ""
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
+    card.write(out, origin=f"the GGUF file `{path}` dequantized to fp32 (`ftkit export --from-gguf`)", base=path,
+               log=log)
     log(f"exported {path}: {type(model).__name__}, {model.num_parameters() / 1e6:.1f}M parameters (dequantized to fp32), "
         f"tokenizer{' with its chat template' if tokenizer.chat_template else ''}; saved to {out}")
     return out
