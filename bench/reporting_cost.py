@@ -6,9 +6,14 @@ The time is the run's own train_runtime_s (the loop: steps, evaluations, drawing
 so the figure is what a user waits. Evaluations more often than the recipe (every 100 steps instead of 500) make
 the cost of drawing 5x as visible as in the shipped recipe.
 
-    .venv/bin/python bench/reporting_cost.py [--steps 600] [--rounds 2]
+    .venv/bin/python bench/reporting_cost.py [--steps 600] [--rounds 4]
 
-Last line: `ratio on/off: X.XXX` (tokens/s with curves and trackers over without; target >= 0.98).
+On a shared 2-core host tokens/s drift by 10-30 % between minutes, more than the effect measured, so each round
+runs both sides back to back (in alternating order) and the ratio is the median of the rounds' ratios. The
+drawing itself is also timed directly (redrawing the finished run's picture, as the loop does at each evaluation):
+its share of the training time is the cost without the host's noise.
+
+Last line: `ratio on/off: X.XXX` (median over rounds of tokens/s with curves and trackers over without; target >= 0.98).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def run(tmp: Path, name: str, a, on: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=4)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -57,10 +62,28 @@ def main() -> None:
                 assert r["curves"] == r["tensorboard"] == (side == "on"), r
                 sides[side].append(r)
                 print(f"round {i} {side:>3}: {r['tokens_per_s']:,.0f} tokens/s, {r['train_s']:.1f} s", flush=True)
-    mean = {k: sum(r["tokens_per_s"] for r in v) / len(v) for k, v in sides.items()}
-    print(f"curves + tensorboard on: {mean['on']:,.0f} tokens/s; off: {mean['off']:,.0f} tokens/s "
-          f"({a.steps} steps, an evaluation and a redraw every 100, {a.rounds} rounds)")
-    print(f"ratio on/off: {mean['on'] / mean['off']:.3f}")
+        draw_s = time_drawing(tmp / "on-0")
+    ratios = sorted(on["tokens_per_s"] / off["tokens_per_s"] for on, off in zip(sides["on"], sides["off"]))
+    median = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
+    draws = a.steps // 100 + 1  # one per evaluation and one at the end
+    train_s = sum(r["train_s"] for r in sides["off"]) / len(sides["off"])
+    print(f"drawing training_curves.png: {draw_s * 1000:.0f} ms each, {draws} per run = {100 * draws * draw_s / train_s:.2f} % "
+          f"of a {train_s:.0f} s run without them")
+    print(f"round ratios on/off: {', '.join(f'{x:.3f}' for x in ratios)} ({a.steps} steps, an evaluation and a redraw every 100)")
+    print(f"ratio on/off: {median:.3f}")
+
+
+def time_drawing(run_dir: Path, repeats: int = 5) -> float:
+    """Seconds per redraw of a finished run's curves (the first draw, which imports matplotlib, left out)."""
+    import time
+
+    from ftkit.engine import curves
+
+    curves.draw_run(run_dir)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        curves.draw_run(run_dir)
+    return (time.perf_counter() - t) / repeats
 
 
 if __name__ == "__main__":

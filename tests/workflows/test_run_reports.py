@@ -48,6 +48,19 @@ def test_a_run_logs_every_log_step_and_draws_its_curves(two_runs):
         assert len(im.convert("RGB").getcolors(1 << 20)) > 50
 
 
+def test_smoothing_follows_the_trend_without_lag():
+    import random
+
+    from ftkit.engine.curves import smooth
+
+    ramp = [10.0 - 0.01 * i for i in range(400)]
+    assert smooth(ramp)[10:-10] == pytest.approx(ramp[10:-10])  # a falling loss is not drawn above itself
+    rng = random.Random(0)
+    noisy = [r + rng.gauss(0, 0.5) for r in ramp]
+    assert sum((a - b) ** 2 for a, b in zip(smooth(noisy), ramp)) < 0.2 * sum((a - b) ** 2 for a, b in zip(noisy, ramp))
+    assert smooth([3.0, 1.0]) == [3.0, 1.0]
+
+
 def test_curves_can_be_switched_off_and_a_missing_matplotlib_is_said_once(tmp_path, tiny_gpt_recipe, monkeypatch):
     off = _train(tmp_path, tiny_gpt_recipe, "off", plots=False)
     assert (off / "train_log.jsonl").is_file() and not (off / "training_curves.png").exists()
@@ -69,7 +82,7 @@ def test_report_compares_runs_and_changes_none_of_them(two_runs, tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert (_snapshot(a), _snapshot(b)) == before
     # self-contained: every picture inline, nothing fetched
-    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 3  # train loss, validation loss, perplexity
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 4  # train loss, lr, validation loss, perplexity
     assert not re.search(r'(src|href)="https?:', page)
     # the recipe keys that differ, and only those
     diff = page.split("Recipe differences")[1]
@@ -101,7 +114,7 @@ def test_report_of_a_live_run_of_another_task_and_of_no_run(two_runs, tmp_path):
     assert "warning: fresh: no evaluation yet (train loss only)" in err
     page = (tmp_path / "mixed.html").read_text()
     assert page.count(">running<") == 2 and "3.5 ex/s" in page and "accuracy 0.61 (step 5)" in page
-    assert len(re.findall(r"<img ", page)) == 2  # train loss, validation loss
+    assert len(re.findall(r"<img ", page)) == 3  # train loss, learning rate, validation loss
     assert "is not a run" in fails("report", str(tmp_path), "-o", str(tmp_path / "x.html"))
     assert "is not a directory" in fails("report", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.html"))
     assert not (tmp_path / "x.html").exists()
@@ -168,4 +181,4 @@ def test_the_report_renders_in_a_headless_browser(two_runs, tmp_path):
     # every image decodes: a copy of the page with a probe that counts the loaded images into the title
     (tmp_path / "probe.html").write_text(page.replace("</body>", PROBE + "</body>"))
     p = _chromium("--virtual-time-budget=5000", "--dump-dom", (tmp_path / "probe.html").as_uri())
-    assert "<title>images 3/3</title>" in p.stdout, p.stdout[:500] + p.stderr[-1000:]
+    assert "<title>images 4/4</title>" in p.stdout, p.stdout[:500] + p.stderr[-1000:]

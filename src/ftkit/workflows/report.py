@@ -165,10 +165,12 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 def curve_images(runs: list[Run], shared: list[str]) -> list[str]:
     shown = []
     if any(r.train for r in runs):
-        series = [(r.label, [(t["step"], t["loss"]) for t in r.train if curves._number(t.get("loss"))]) for r in runs]
+        series = [(r.label, [(t["step"], t["loss"]) for t in r.train if curves.is_number(t.get("loss"))]) for r in runs]
         shown.append(_png(curves.overlay(series, "train loss", smoothed=True), "train loss"))
+        series = [(r.label, [(t["step"], t["lr"]) for t in r.train if curves.is_number(t.get("lr"))]) for r in runs]
+        shown.append(_png(curves.overlay(series, "learning rate"), "learning rate"))
     for m in shared:
-        series = [(r.label, [(e["step"], e[f"eval_{m}"]) for e in r.evals if curves._number(e.get(f"eval_{m}"))])
+        series = [(r.label, [(e["step"], e[f"eval_{m}"]) for e in r.evals if curves.is_number(e.get(f"eval_{m}"))])
                   for r in runs]
         shown.append(_png(curves.overlay(series, f"validation {m}"), f"validation {m}"))
     return shown
