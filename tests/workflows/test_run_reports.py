@@ -102,7 +102,7 @@ def test_report_of_a_live_run_of_another_task_and_of_no_run(two_runs, tmp_path):
     live, fresh = tmp_path / "live", tmp_path / "fresh"
     for d, task in ((live, "cls"), (fresh, "clm")):
         d.mkdir()
-        (d / "run.json").write_text(json.dumps({"status": "running"}))
+        (d / "run.json").write_text(json.dumps({"status": "running", "total_steps": 40, "updated": "2026-12-02T10:00:00"}))
         (d / "recipe.yaml").write_text(f"task: {task}\ntrain: {{lr: 0.001}}\n")
     (live / "train_log.jsonl").write_text(json.dumps({"step": 5, "tokens": 0, "examples": 40, "loss": 0.69, "lr": 1e-3,
                                                       "examples_per_s": 3.5}) + "\n" + '{"step": 10, "lo')  # half written
@@ -113,7 +113,9 @@ def test_report_of_a_live_run_of_another_task_and_of_no_run(two_runs, tmp_path):
             "left out: accuracy, perplexity") in err
     assert "warning: fresh: no evaluation yet (train loss only)" in err
     page = (tmp_path / "mixed.html").read_text()
-    assert page.count(">running<") == 2 and "3.5 ex/s" in page and "accuracy 0.61 (step 5)" in page
+    assert page.count(">running<") == 2 and "3.5 ex/s" in page and "accuracy 0.61 (step 5)" in page and "5 / 40" in page
+    code, out, _ = run_cli("runs", str(tmp_path))
+    assert code == 0 and [l.split()[:4] for l in out.splitlines() if l.startswith("live")] == [["live", "cls", "running", "5/40"]]
     assert len(re.findall(r"<img ", page)) == 3  # train loss, learning rate, validation loss
     assert "is not a run" in fails("report", str(tmp_path), "-o", str(tmp_path / "x.html"))
     assert "is not a directory" in fails("report", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.html"))

@@ -53,7 +53,7 @@ def start_run(accelerator, recipe: Recipe, resume: bool, overwrite: bool, log=pr
         rundir.check_unfinished(Path(recipe.output_dir), steps)
     if accelerator.is_main_process:
         out = rundir.prepare(recipe.output_dir, resume, overwrite, log)
-        rundir.write_status(out, "running", recipe=recipe.name, world_size=accelerator.num_processes)
+        rundir.write_status(out, "running", recipe=recipe.name, world_size=accelerator.num_processes, total_steps=steps)
         (out / "recipe.yaml").write_text(dump_recipe(portable(recipe)))
     accelerator.wait_for_everyone()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -34,7 +34,7 @@ class Run:
     train: list[dict]
     evals: list[dict]
     task: str = "?"
-    notes: list[str] = field(default_factory=list)
+    total_steps: Optional[int] = None  # the budget, from run.json while a run is going
 
     @property
     def metrics(self) -> list[str]:
@@ -62,11 +62,13 @@ def load_run(arg: str) -> Run:
     except (OSError, yaml.YAMLError):
         recipe = {}
     summary = _json(path / "metrics.json")
-    status = _json(path / "run.json").get("status") or ("finished" if summary else "?")
+    state = _json(path / "run.json")
+    status = state.get("status") or ("finished" if summary else "?")
     run = Run(label=path.name, path=path, status=status, recipe=recipe if isinstance(recipe, dict) else {},
               summary=summary, train=curves.read_jsonl(path / curves.TRAIN_LOG),
               evals=curves.read_jsonl(path / curves.EVAL_LOG))
     run.task = summary.get("task") or run.recipe.get("task") or "?"
+    run.total_steps = state.get("total_steps")
     return run
 
 
@@ -144,7 +146,7 @@ def summary_table(runs: list[Run], shared: list[str]) -> str:
         metric, value, step = _best(r)
         last = r.evals[-1] if r.evals else {}
         steps = r.summary.get("steps") or (r.train[-1]["step"] if r.train else last.get("step"))
-        total = r.summary.get("total_steps")
+        total = r.summary.get("total_steps") or r.total_steps
         elapsed = r.summary.get("train_runtime_s") or (r.train[-1].get("elapsed_s") if r.train else last.get("elapsed_s"))
         params = r.summary.get("parameters")
         rows.append([html.escape(r.label), html.escape(r.task), f'<span class="st-{html.escape(r.status)}">{html.escape(r.status)}</span>',

@@ -50,8 +50,9 @@ def collect(folder: str) -> list[dict]:
         if best is None and metric and f"eval_{metric}" in last:
             best = last[f"eval_{metric}"]
         rows.append({"run": str(run_dir.relative_to(root)), "task": summary.get("task") or recipe.get("task") or "?",
-                     "status": status.get("status", "?"), "step": summary.get("steps", status.get("step", last.get("step"))),
-                     "total_steps": summary.get("total_steps"), "metric": metric, "best": best,
+                     "status": status.get("status", "?"),
+                     "step": summary.get("steps", (_last_line(run_dir / "train_log.jsonl") or {}).get("step", status.get("step", last.get("step")))),
+                     "total_steps": summary.get("total_steps", status.get("total_steps")), "metric": metric, "best": best,
                      "time_s": summary.get("train_runtime_s", last.get("elapsed_s")), "updated": status.get("updated", ""),
                      "path": str(run_dir)})
     return sorted(rows, key=lambda r: r["updated"], reverse=True)
