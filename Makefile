@@ -12,7 +12,7 @@ DEMO_RECIPE ?= recipes/gpt-shakespeare-char.yaml
 UPGRADE_VENV ?= .venv-upgrade
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: venv demo test test-fast bench docs clean lock upgrade
+.PHONY: venv demo test test-fast bench bench-quick docs clean lock upgrade
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m venv $(VENV)
@@ -60,9 +60,15 @@ upgrade:
 	$(UPGRADE_VENV)/bin/python tools/lock.py write $(UPGRADE_VENV)/bin/python "make upgrade"
 	git diff --stat -- $(LOCK) || true
 
+# Every bench under bench/ (each ftkit against its peer in one run): bench/results.json + results.png; then
+# `python bench/suite.py --readme` rewrites README's performance table from them.
 bench: venv
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e '.[bench]'
-	$(BIN)/python bench/pretrain_throughput.py
+	$(OFFLINE) $(BIN)/python bench/suite.py
+
+bench-quick: venv
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e '.[bench]'
+	$(OFFLINE) $(BIN)/python bench/suite.py --quick
 
 docs: venv
 	$(BIN)/ftkit recipes docs > docs/recipes.md
