@@ -116,7 +116,7 @@ def run_bench(b: Bench, quick: bool, peaks: dict) -> dict:
     share = round(gflops / peaks[precision], 3) if gflops and precision in peaks else None
     return {"name": b.name, "peer": b.peer, "what": b.what, "target": b.target, "command": " ".join(command),
             "seconds": round(seconds, 1), "exit_code": p.returncode, "label": found[0] if found else None,
-            "ratio": found[1] if found else None, "peak_share": share, "precision": precision,
+            "ratio": found[1] if found and p.returncode == 0 else None, "peak_share": share, "precision": precision,
             "output_tail": (p.stdout + ("\n" + p.stderr[-1500:] if p.returncode else ""))[-2500:]}
 
 

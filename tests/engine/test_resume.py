@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from conftest import run_cli, write_recipe
@@ -40,6 +41,13 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_gpt_recipe):
     assert ma["final_metrics"] == mb["final_metrics"] and ma["tokens"] == mb["tokens"]
     steps = [json.loads(l)["step"] for l in (cut / "metrics.jsonl").read_text().splitlines()]
     assert steps == [8, 16]  # evaluations after the checkpoint were dropped, then redone once
+    # the train log likewise: each log step once; the losses those of the uninterrupted run, except the one whose
+    # averaging window the cut split (it averages only the steps after the checkpoint)
+    logged = dict((json.loads(l)["step"], json.loads(l)["loss"]) for l in (cut / "train_log.jsonl").read_text().splitlines())
+    want = dict((json.loads(l)["step"], json.loads(l)["loss"]) for l in (full / "train_log.jsonl").read_text().splitlines())
+    assert list(logged) == list(want)
+    split = min(s for s in want if s > 8)
+    assert {s: x for s, x in logged.items() if s != split} == pytest.approx({s: x for s, x in want.items() if s != split})
 
 
 def test_a_finished_run_continues_only_with_a_larger_budget(tmp_path, tiny_gpt_recipe):

@@ -31,6 +31,8 @@ def test_quantize_report_and_the_int8_model_loads(trained, tmp_path):
     assert {p.name for p in out.iterdir()} >= {"model.int8.safetensors", "quantization.json", "config.json", "recipe.yaml",
                                                "tokenizer.json", "compression.json"}
     assert not list(out.glob("*.bin")) and not (out / "model.safetensors").exists()
+    card = (out / "README.md").read_text()  # transformers cannot read this format: the card says how to load it
+    assert "library_name: ftkit" in card and "ftkit's int8 format" in card and "pipeline(" not in card
     # the same batches as the report (dynamic quantization scales activations per batch)
     code, stdout, err = run_cli("eval", "--model", str(out), "--json", "--batch-size", "32")
     assert code == 0, err

@@ -19,29 +19,31 @@ def gpt_run(tmp_path, tiny_gpt_recipe):
 
 
 class FakeApi:
-    """HfApi as the hub would answer; records what would be uploaded."""
+    """HfApi as the hub would answer; records what would be uploaded. `token`: good (write), read, bad;
+    `public`: repos that exist and are public; `refuse`: commits answered with a 403."""
     calls: list = []
+    public: set = set()
+    refuse = False
 
     def __init__(self, token=None):
         self.token = token
 
     def whoami(self):
-        if self.token != "good":
+        if self.token not in ("good", "read"):
             raise RuntimeError("401 Client Error: Unauthorized for url: https://huggingface.co/api/whoami-v2")
-        return {"name": "someone"}
+        return {"name": "someone", "auth": {"accessToken": {"role": "write" if self.token == "good" else "read"}}}
 
     def create_repo(self, repo_id, **kw):
         FakeApi.calls.append(("create_repo", repo_id, kw))
         return f"https://huggingface.co/{repo_id}"
 
-    def upload_folder(self, folder_path, ignore_patterns, **kw):
-        from huggingface_hub.utils import filter_repo_objects
+    def repo_info(self, repo_id, **kw):
+        return type("Info", (), {"private": repo_id not in FakeApi.public})()
 
-        files = [str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()]
-        FakeApi.calls.append(("upload_folder", sorted(filter_repo_objects(files, ignore_patterns=ignore_patterns)), kw))
-
-    def upload_file(self, path_or_fileobj, path_in_repo, **kw):
-        FakeApi.calls.append(("upload_file", path_in_repo, path_or_fileobj.decode()))
+    def create_commit(self, repo_id, operations, **kw):
+        if FakeApi.refuse:
+            raise RuntimeError("403 Forbidden: You don't have the rights to create a model under the namespace")
+        FakeApi.calls.append(("create_commit", {op.path_in_repo: op.path_or_fileobj for op in operations}, kw))
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def hub(monkeypatch):
     import huggingface_hub
     from huggingface_hub import constants
 
-    FakeApi.calls = []
+    FakeApi.calls, FakeApi.public, FakeApi.refuse = [], set(), False
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: "good")
@@ -61,27 +63,48 @@ def test_push_refuses_before_uploading_anything(gpt_run, tmp_path, hub):
     from huggingface_hub import constants
 
     assert "holds no saved model" in fails("push", "--model", str(tmp_path), "--repo-id", "someone/x")
-    assert "is not a hub repository id" in fails("push", "--model", str(gpt_run), "--repo-id", "not an id")
+    for bad in ("not an id", "a/b/c", "someone/x..y"):
+        assert "is not a hub repository id" in fails("push", "--model", str(gpt_run), "--repo-id", bad)
     hub.setattr(huggingface_hub, "get_token", lambda: None)
     assert "no Hugging Face token" in fails("push", "--model", str(gpt_run), "--repo-id", "someone/x")
+    hub.setattr(huggingface_hub, "get_token", lambda: "read")
+    assert "the token is read-only" in fails("push", "--model", str(gpt_run), "--repo-id", "someone/x")
     hub.setattr(huggingface_hub, "get_token", lambda: "bad")
     line = fails("push", "--model", str(gpt_run), "--repo-id", "someone/x")
     assert "did not accept the token" in line and "nothing was uploaded" in line
     hub.setattr(constants, "HF_HUB_OFFLINE", True)
     assert "HF_HUB_OFFLINE is set" in fails("push", "--model", str(gpt_run), "--repo-id", "someone/x")
     assert FakeApi.calls == []
+    hub.setattr(constants, "HF_HUB_OFFLINE", False)
+    hub.setattr(huggingface_hub, "get_token", lambda: "good")
+    FakeApi.public = {"someone/open"}
+    assert "already exists and is public; nothing was uploaded" in fails(
+        "push", "--model", str(gpt_run), "--repo-id", "someone/open", "--private")
+    FakeApi.refuse = True
+    assert "403 Forbidden" in fails("push", "--model", str(gpt_run), "--repo-id", "someone/x")
+    assert [c[0] for c in FakeApi.calls] == ["create_repo", "create_repo"]  # no commit went through
 
 
-def test_push_uploads_the_model_and_its_card_not_the_checkpoints(gpt_run, hub):
+def test_push_uploads_the_model_and_its_card_in_one_commit_not_the_checkpoints(gpt_run, hub):
     before = (gpt_run / "README.md").read_text()
+    (gpt_run / "tensorboard").mkdir()  # a run from before train.report_to kept its events here
+    (gpt_run / "tensorboard" / "events.out.tfevents.1").write_text("x")
     code, _, err = run_cli("push", "--model", str(gpt_run), "--repo-id", "someone/tiny-gpt", "--private")
     assert code == 0, err
-    (_, repo, kw), (_, files, _), (_, name, card) = FakeApi.calls
+    (_, repo, kw), (_, files, _) = FakeApi.calls
     assert repo == "someone/tiny-gpt" and kw["private"] is True
-    assert {"config.json", "model.safetensors", "recipe.yaml", "metrics.json", "training_curves.png"} <= set(files)
-    assert not [f for f in files if f.startswith(("checkpoints/", "logs/")) or f in ("run.json", "README.md")]
-    assert name == "README.md" and 'pipeline("text-generation", model="someone/tiny-gpt")' in card
+    assert {"config.json", "model.safetensors", "recipe.yaml", "metrics.json", "training_curves.png", "README.md"} <= set(files)
+    assert not [f for f in files if f.startswith(("checkpoints/", "logs/", "tensorboard/")) or f == "run.json"]
+    assert 'pipeline("text-generation", model="someone/tiny-gpt")' in files["README.md"].decode()
     assert (gpt_run / "README.md").read_text() == before  # the local card keeps the local path
+
+
+def test_push_uploads_a_users_own_readme_as_it_is(gpt_run, hub):
+    (gpt_run / "README.md").write_text("my own card\n")
+    code, _, err = run_cli("push", "--model", str(gpt_run), "--repo-id", "someone/tiny-gpt")
+    assert code == 0, err
+    files = FakeApi.calls[-1][1]
+    assert files["README.md"] == str(gpt_run / "README.md") and (gpt_run / "README.md").read_text() == "my own card\n"
 
 
 def test_unknown_or_missing_trackers_are_refused_before_the_run(tmp_path, tiny_gpt_recipe, monkeypatch):

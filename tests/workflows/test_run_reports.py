@@ -107,7 +107,8 @@ def test_report_of_a_live_run_of_another_task_and_of_no_run(two_runs, tmp_path):
     (live / "train_log.jsonl").write_text(json.dumps({"step": 5, "tokens": 0, "examples": 40, "loss": 0.69, "lr": 1e-3,
                                                       "examples_per_s": 3.5}) + "\n" + '{"step": 10, "lo')  # half written
     (live / "metrics.jsonl").write_text(json.dumps({"step": 5, "eval_loss": 0.68, "eval_accuracy": 0.61}) + "\n")
-    code, _, err = run_cli("report", str(a), str(live), str(fresh), "-o", str(tmp_path / "mixed.html"))
+    # the first run has no evaluation yet: what the others share is still compared
+    code, _, err = run_cli("report", str(fresh), str(a), str(live), "-o", str(tmp_path / "mixed.html"))
     assert code == 0, err
     assert ("warning: runs of different tasks (clm, cls): compared what they share (validation loss); "
             "left out: accuracy, perplexity") in err
@@ -120,6 +121,20 @@ def test_report_of_a_live_run_of_another_task_and_of_no_run(two_runs, tmp_path):
     assert "is not a run" in fails("report", str(tmp_path), "-o", str(tmp_path / "x.html"))
     assert "is not a directory" in fails("report", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.html"))
     assert not (tmp_path / "x.html").exists()
+
+
+def test_report_escapes_run_names_and_recipe_values(tmp_path):
+    for name, train in (("<i>odd</i>", "<script>alert(1)</script>"), ("plain", "train.txt")):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "run.json").write_text(json.dumps({"status": "running"}))
+        (d / "recipe.yaml").write_text(json.dumps({"task": "clm", "data": {"train": train}}))
+        (d / "train_log.jsonl").write_text(json.dumps({"step": 1, "tokens": 8, "loss": 2.0, "lr": 1e-3}) + "\n")
+    code, _, err = run_cli("report", str(tmp_path / "<i>odd</i>"), str(tmp_path / "plain"), "-o", str(tmp_path / "r.html"))
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text()
+    assert "<script>" not in page and "<i>odd</i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;i&gt;odd&lt;/i&gt;" in page
 
 
 @pytest.fixture(scope="module")

@@ -86,9 +86,7 @@ def is_number(v) -> bool:
 
 
 def _figure(width: float, height: float):
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
+    # a Figure saves through the Agg canvas itself: no pyplot, no backend switch for the rest of the process
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
@@ -158,6 +156,12 @@ def draw_run(run_dir: Path, title: str = "", metric: Optional[str] = None, great
     return path
 
 
+def _legend_text(label: str) -> str:
+    """A run name as matplotlib shows it literally: a leading '_' would hide it, '$...$' would be read as math."""
+    label = label.replace("$", r"\$")
+    return f" {label}" if label.startswith("_") else label
+
+
 def overlay(series: list[tuple[str, list[tuple[float, float]]]], ylabel: str, xlabel: str = "step",
             smoothed: bool = False) -> bytes:
     """One metric of several runs on one axis (`ftkit report`): PNG bytes."""
@@ -167,6 +171,7 @@ def overlay(series: list[tuple[str, list[tuple[float, float]]]], ylabel: str, xl
         if not pts:
             continue
         xs, ys = zip(*pts)
+        label = _legend_text(label)
         if smoothed and len(ys) > 3:
             line, = ax.plot(xs, ys, alpha=0.2, lw=1)
             ax.plot(xs, smooth(ys), color=line.get_color(), lw=1.8, label=label)

@@ -65,8 +65,9 @@ def _base_license(base: Optional[str]) -> Optional[str]:
         text = card.read_text(errors="replace")
         if text.startswith("---"):
             try:
-                meta = yaml.safe_load(text.split("---", 2)[1]) or {}
-                return meta.get("license") if isinstance(meta.get("license"), str) else None
+                meta = yaml.safe_load(text.split("---", 2)[1])
+                license_ = meta.get("license") if isinstance(meta, dict) else None  # a '---' rule is not metadata
+                return license_ if isinstance(license_, str) else None
             except yaml.YAMLError:
                 return None
     return None
@@ -100,13 +101,15 @@ def _usage(task: Optional[registry.TaskEntry], where: str, adapter: Optional[dic
             f"print(pipe({example}))\n```")
 
 
-def render(model_dir: Path, where: Optional[str] = None, origin: Optional[str] = None, base: Optional[str] = None) -> str:
+def render(model_dir: Path, where: Optional[str] = None, origin: Optional[str] = None, base: Optional[str] = None,
+           usage: Optional[str] = None) -> str:
     """The card text of the model saved in `model_dir`; `where`: how users reach it (a repo id; default: the path);
-    `origin`: how it was made when no training recipe says (an export, a compression); `base`: what it came from."""
+    `origin`: how it was made when no training recipe says (an export, a compression); `base`: what it came from;
+    `usage`: how to load it, for a format transformers does not read (the int8 models of `ftkit compress quantize`)."""
     from huggingface_hub import EvalResult, ModelCardData
 
     model_dir = Path(model_dir)
-    where = where or str(model_dir)
+    where, name = where or str(model_dir), model_dir.resolve().name
     recipe, summary = _recipe(model_dir), _read_json(model_dir / "metrics.json")
     config, adapter = _read_json(model_dir / "config.json"), None
     if (model_dir / "adapter_config.json").is_file():
@@ -123,17 +126,17 @@ def render(model_dir: Path, where: Optional[str] = None, origin: Optional[str] =
                         metric_value=round(float(v), 6))
              for k, v in best.items()]
     meta = ModelCardData(
-        library_name="peft" if adapter is not None else "transformers",
+        library_name="peft" if adapter is not None else "ftkit" if usage else "transformers",
         pipeline_tag=task.pipeline_tag if task else None,
         base_model=base if base and not base.startswith(PACKAGE_SCHEME) and not is_local(base) else None,
         datasets=_hub_ids(data.get("train")) + _hub_ids(data.get("validation")) or None,
         license=_base_license(base), tags=["ftkit"] + ([task.name] if task else []),
-        model_name=model_dir.name if evals else None, eval_results=evals or None)
+        model_name=name if evals else None, eval_results=evals or None)
     arch = (config.get("architectures") or ["a model"])[0] if not adapter else f"{adapter.get('peft_type', 'PEFT')} adapter"
     origin = origin or (f"fine-tuned from `{base}`" if base else "trained from random weights" if recipe else "saved")
     what = task.help if task else "a transformers model"
     params = f", {summary['parameters'] / 1e6:.2f}M parameters" if summary.get("parameters") else ""
-    lines = [MARK, f"# {model_dir.name}", "",
+    lines = [MARK, f"# {name}", "",
              f"{arch}{params}, {origin}: {what}. Trained with [ftkit](https://github.com/ftkit/ftkit) "
              f"(`{_command(task)}`).", ""]
     if best or final:
@@ -152,7 +155,7 @@ def render(model_dir: Path, where: Optional[str] = None, origin: Optional[str] =
     if recipe:
         lines += ["<details><summary>The recipe (resolved: every default)</summary>", "", "```yaml",
                   yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", "", "</details>", ""]
-    lines += ["## How to use", "", _usage(task, where, adapter), ""]
+    lines += ["## How to use", "", usage or _usage(task, where, adapter), ""]
     return f"---\n{meta.to_yaml()}\n---\n" + "\n".join(lines)
 
 
@@ -172,13 +175,17 @@ def _fmt(v) -> str:
     return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def write(model_dir: Path, where: Optional[str] = None, log=None, origin: Optional[str] = None,
-          base: Optional[str] = None) -> Optional[Path]:
-    """Write (or refresh) README.md; a README.md that ftkit did not write is left alone (said once)."""
+def write(model_dir: Path, where: Optional[str] = None, log=print, origin: Optional[str] = None,
+          base: Optional[str] = None, usage: Optional[str] = None) -> Optional[Path]:
+    """Write (or refresh) README.md; a README.md that ftkit did not write is left alone (said once). The card is a
+    side product: a failure to write it is said in one line and never fails the run or export that made the model."""
     path = Path(model_dir) / CARD
     if path.is_file() and MARK not in path.read_text(errors="replace"):
-        if log:
-            log(f"{path}: not ftkit's model card; left as it is")
+        log(f"{path}: not ftkit's model card; left as it is")
         return None
-    path.write_text(render(model_dir, where, origin, base))
+    try:
+        path.write_text(render(model_dir, where, origin, base, usage))
+    except Exception as e:  # noqa: BLE001 (an odd base-model card, a full disk: the model itself is saved)
+        log(f"{path}: model card not written ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})")
+        return None
     return path

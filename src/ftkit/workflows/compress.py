@@ -21,6 +21,7 @@ from ftkit.engine import rundir
 from ftkit.engine.accel import make_accelerator
 from ftkit.engine.batches import eval_batches, log_sample
 from ftkit.engine.loop import evaluate
+from ftkit.engine.trackers import resolve as resolve_trackers
 from ftkit.errors import UserError
 from ftkit.models import card, saved
 from ftkit.models.build import auto_class, load_saved
@@ -128,7 +129,10 @@ def quantize(model_dir: str, output: str, data: Optional[str] = None, batch_size
     report["speedup"] = round(before["latency_ms_per_batch"] / max(after["latency_ms_per_batch"], 1e-9), 2)
     rundir.write_json_atomic(out / REPORT, report)
     card.write(out, origin=f"`{model_dir}` with every Linear layer quantized to dynamic int8 (`ftkit compress quantize`; "
-                           f"measurements in {REPORT})", log=log)
+                           f"measurements in {REPORT})", log=log,
+               usage=f"Stored in ftkit's int8 format (`model.int8.safetensors` + `quantization.json`; transformers alone "
+                     f"does not read it): `ftkit eval --model {out}`, `ftkit predict --model {out} FILE`, or in Python "
+                     f"`from ftkit.models import saved; model = saved.load_model(\"{out}\", \"{task}\")`.")
     return report
 
 
@@ -156,7 +160,8 @@ def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "glob
     recipe = _finetune_recipe(path, output, finetune_steps, lr) if finetune_steps else None
     # one accelerator for the command: measurements switch autocast off; the fine-tune runs at the recipe's precision
     acc = make_accelerator(recipe.train.precision if recipe else "fp32", output if recipe else None,
-                           recipe.train.seed if recipe else 0, recipe.train.threads if recipe else None)
+                           recipe.train.seed if recipe else 0, recipe.train.threads if recipe else None,
+                           trackers=resolve_trackers(recipe.train.report_to) if recipe else None)
     b = bench(model_dir, path, task, data, batch_size, max_batches, log, acc)
     model = b.model
     before = measure(model, b)

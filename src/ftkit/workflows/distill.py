@@ -49,13 +49,15 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     distillation loss passed in explicitly."""
     from ftkit.compress.student import make_student
     from ftkit.engine.accel import make_accelerator
+    from ftkit.engine.trackers import resolve as resolve_trackers
     from ftkit.tasks.distill import Distillation
     from ftkit.tasks.spec import quiet
     from ftkit.workflows import train
 
     check(recipe)
     config = check_teacher(recipe)  # as saved: building the model for the data could re-head it
-    acc = make_accelerator(recipe.train.precision, recipe.output_dir, recipe.train.seed, recipe.train.threads)
+    acc = make_accelerator(recipe.train.precision, recipe.output_dir, recipe.train.seed, recipe.train.threads,
+                           trackers=resolve_trackers(recipe.train.report_to))
     main_log = log if acc.is_main_process else quiet
     prep = train.setup(recipe, acc, resume, overwrite, main_log)
     teacher, labels = prep.model, getattr(prep.task, "labels", None)

@@ -9,15 +9,15 @@ hub: one line, exit 2, nothing sent.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from ftkit.errors import UserError
 from ftkit.models import card
 
-# never uploaded: resumable training state, tracker files, run bookkeeping, an earlier run moved aside
-IGNORE = ["checkpoints/*", "checkpoints/**", "logs/*", "logs/**", "best/**", "run.json", ".*", "**/.*", "*.old-*/**"]
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
+# never uploaded: resumable training state, tracker files (logs/; tensorboard/ of runs before train.report_to), run
+# bookkeeping, hidden files
+IGNORE = ["checkpoints/*", "checkpoints/**", "logs/*", "logs/**", "tensorboard/*", "tensorboard/**", "best/**", "run.json",
+          ".*", "**/.*"]
 
 
 def _model_files(model_dir: Path) -> list[str]:
@@ -29,15 +29,33 @@ def _model_files(model_dir: Path) -> list[str]:
     return sorted(names)
 
 
+def files_to_upload(model_dir: Path) -> list[str]:
+    from huggingface_hub.utils import filter_repo_objects
+
+    files = sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*") if p.is_file())
+    return list(filter_repo_objects(files, ignore_patterns=IGNORE))
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
 def check(model_dir: Path, repo_id: str):
-    """Everything that can fail before an upload; returns the HfApi to upload with."""
+    """Everything that can fail before an upload; returns (the HfApi to upload with, the user's name)."""
     if not model_dir.is_dir():
         raise UserError(f"--model: {model_dir} is not a directory")
     _model_files(model_dir)
-    if not _REPO_ID.match(repo_id):
-        raise UserError(f"--repo-id: '{repo_id}' is not a hub repository id; expected USER/NAME (or ORG/NAME)")
     from huggingface_hub import HfApi, constants, get_token
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+    try:
+        validate_repo_id(repo_id)
+        if repo_id.count("/") != 1:
+            raise HFValidationError("expected one '/'")
+    except HFValidationError as e:
+        raise UserError(f"--repo-id: '{repo_id}' is not a hub repository id ({_first_line(e)}); expected USER/NAME "
+                        f"(or ORG/NAME)") from None
     if constants.HF_HUB_OFFLINE:
         raise UserError("push: the hub is switched off here (HF_HUB_OFFLINE is set); unset it to upload")
     token = get_token()
@@ -47,24 +65,35 @@ def check(model_dir: Path, repo_id: str):
     try:
         who = api.whoami()
     except Exception as e:  # noqa: BLE001 (network errors, 401s: all mean "cannot upload from here")
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise UserError(f"push: the hub did not accept the token or cannot be reached ({first}); nothing was uploaded") from None
+        raise UserError(f"push: the hub did not accept the token or cannot be reached ({_first_line(e)}); "
+                        f"nothing was uploaded") from None
+    role = ((who.get("auth") or {}).get("accessToken") or {}).get("role")
+    if role == "read":
+        raise UserError("push: the token is read-only; create one with write access (hf auth login); nothing was uploaded")
     return api, who.get("name")
 
 
 def run(model: str, repo_id: str, private: bool = False, log=print) -> str:
+    from huggingface_hub import CommitOperationAdd
+
     model_dir = Path(model)
     api, user = check(model_dir, repo_id)
-    url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    log(f"pushing {model_dir} to {url} as {user}" + (" (private)" if private else ""))
-    readme = card.render(model_dir, where=repo_id).encode()
     own_card = (model_dir / card.CARD).is_file() and card.MARK not in (model_dir / card.CARD).read_text(errors="replace")
-    commit = api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, repo_type="model",
-                               ignore_patterns=IGNORE + ([] if own_card else [card.CARD]),
-                               commit_message=f"ftkit push of {model_dir.name}")
-    if not own_card:
-        api.upload_file(path_or_fileobj=readme, path_in_repo=card.CARD, repo_id=repo_id, repo_type="model",
-                        commit_message="model card (ftkit)")
+    files = [f for f in files_to_upload(model_dir) if own_card or f != card.CARD]
+    operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(model_dir / f)) for f in files]
+    if not own_card:  # the card again, with the repo id in its snippets; the local README.md stays as it is
+        operations.append(CommitOperationAdd(path_in_repo=card.CARD, path_or_fileobj=card.render(model_dir, where=repo_id).encode()))
+    try:
+        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        if private and not getattr(api.repo_info(repo_id, repo_type="model"), "private", True):
+            raise UserError(f"--private: {repo_id} already exists and is public; nothing was uploaded (make it "
+                            f"private on the hub first, or push without --private)")
+        log(f"pushing {model_dir} ({len(operations)} files) to {url} as {user}" + (" (private)" if private else ""))
+        commit = api.create_commit(repo_id, operations, commit_message=f"ftkit push of {model_dir.name}", repo_type="model")
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 (403 on a repo not ours, a name the hub refuses, a dropped connection)
+        raise UserError(f"push: the hub refused or the upload failed ({_first_line(e)}); one commit holds every file, so "
+                        f"nothing of this push is on the hub") from None
     log(f"pushed: {getattr(commit, 'commit_url', None) or url}")
     return str(url)
-

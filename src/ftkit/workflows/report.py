@@ -64,7 +64,7 @@ def load_run(arg: str) -> Run:
     summary = _json(path / "metrics.json")
     state = _json(path / "run.json")
     status = state.get("status") or ("finished" if summary else "?")
-    run = Run(label=path.name, path=path, status=status, recipe=recipe if isinstance(recipe, dict) else {},
+    run = Run(label=path.resolve().name, path=path, status=status, recipe=recipe if isinstance(recipe, dict) else {},
               summary=summary, train=curves.read_jsonl(path / curves.TRAIN_LOG),
               evals=curves.read_jsonl(path / curves.EVAL_LOG))
     run.task = summary.get("task") or run.recipe.get("task") or "?"
@@ -140,7 +140,7 @@ def _pace(run: Run) -> str:
 
 
 def summary_table(runs: list[Run], shared: list[str]) -> str:
-    head = ["run", "task", "status", "steps", "best", *[f"final {m}" for m in shared], "time", "pace", "parameters"]
+    head = ["run", "task", "status", "steps", "best", *[f"final {html.escape(m)}" for m in shared], "time", "pace", "parameters"]
     rows = []
     for r in runs:
         metric, value, step = _best(r)
@@ -191,7 +191,8 @@ def build(args: list[str], log=print) -> tuple[str, list[str]]:
     notes = []
     tasks = sorted({r.task for r in runs})
     metric_sets = [set(r.metrics) for r in runs if r.evals]
-    shared = [m for m in (runs[0].metrics if runs else []) if all(m in s for s in metric_sets)] if metric_sets else []
+    first = next((r.metrics for r in runs if r.evals), [])  # the order of the first run that has evaluations
+    shared = [m for m in first if all(m in s for s in metric_sets)]
     if len(tasks) > 1:
         left = sorted(set().union(*metric_sets) - set(shared)) if metric_sets else []
         notes.append(f"runs of different tasks ({', '.join(tasks)}): compared what they share"

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from ftkit.engine.curves import read_jsonl
 from ftkit.errors import UserError
 
 
@@ -38,6 +39,7 @@ def collect(folder: str) -> list[dict]:
         status = _read(run_file) or {}
         summary = _read(run_dir / "metrics.json") or {}
         last = _last_line(run_dir / "metrics.jsonl") or {}
+        logged = read_jsonl(run_dir / "train_log.jsonl")  # complete lines only: a live run's last one may be half written
         recipe = {}
         try:
             import yaml
@@ -51,7 +53,7 @@ def collect(folder: str) -> list[dict]:
             best = last[f"eval_{metric}"]
         rows.append({"run": str(run_dir.relative_to(root)), "task": summary.get("task") or recipe.get("task") or "?",
                      "status": status.get("status", "?"),
-                     "step": summary.get("steps", (_last_line(run_dir / "train_log.jsonl") or {}).get("step", status.get("step", last.get("step")))),
+                     "step": summary.get("steps", (logged[-1] if logged else {}).get("step", status.get("step", last.get("step")))),
                      "total_steps": summary.get("total_steps", status.get("total_steps")), "metric": metric, "best": best,
                      "time_s": summary.get("train_runtime_s", last.get("elapsed_s")), "updated": status.get("updated", ""),
                      "path": str(run_dir)})
