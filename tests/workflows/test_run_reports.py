@@ -61,6 +61,26 @@ def test_smoothing_follows_the_trend_without_lag():
     assert smooth([3.0, 1.0]) == [3.0, 1.0]
 
 
+def test_redraws_stay_within_their_share_of_the_run(tmp_path, monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from ftkit.engine import curves
+    from ftkit.engine.metrics_log import MetricsLog
+
+    drawn = []
+    monkeypatch.setattr(curves, "available", lambda: True)
+    monkeypatch.setattr(curves, "draw_run", lambda out, **kw: drawn.append(time.sleep(0.05)))
+    log = MetricsLog(tmp_path, SimpleNamespace(is_main_process=True), metric="loss", greater=False)
+    prog = SimpleNamespace(step=10, tokens=0, elapsed=100.0, best_step=10)
+    log.eval(prog, {"loss": 1.0}, 1e-3)  # nothing drawn yet: draws (0.05 s of 100 s)
+    prog.step, prog.elapsed = 20, 1.0  # 0.05 s would be 5 % of the run so far: skipped
+    log.eval(prog, {"loss": 0.9}, 1e-3)
+    log.summary({"steps": 20})  # the end: always drawn
+    assert len(drawn) == 2 and log.skipped_draws == 1
+    assert [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [10, 20]
+
+
 def test_curves_can_be_switched_off_and_a_missing_matplotlib_is_said_once(tmp_path, tiny_gpt_recipe, monkeypatch):
     off = _train(tmp_path, tiny_gpt_recipe, "off", plots=False)
     assert (off / "train_log.jsonl").is_file() and not (off / "training_curves.png").exists()

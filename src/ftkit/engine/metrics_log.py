@@ -8,11 +8,14 @@ Only the main process writes. Trackers go through accelerate's tracker API (engi
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Optional
 
 from ftkit.engine import curves
 from ftkit.engine.rundir import write_json_atomic
+
+DRAW_BUDGET = 0.01  # the share of the run's time that redrawing training_curves.png may take (the final draw always happens)
 
 
 class MetricsLog:
@@ -25,6 +28,7 @@ class MetricsLog:
         self.last_train: dict = {}
         self.trackers = self.main and trackers  # accelerator.init_trackers was called (engine/trackers.py)
         self.plots = self.main and plots
+        self.draw_s, self.skipped_draws = 0.0, 0  # time spent drawing so far; evaluations whose redraw was skipped
         if self.plots and not curves.available():
             self.plots = False
             log(f"{curves.CURVES_FILE} not drawn: {curves.PLOTS_HINT}")
@@ -62,18 +66,25 @@ class MetricsLog:
         with open(self.out / curves.EVAL_LOG, "a") as f:
             f.write(json.dumps(row) + "\n")
         self._track({f"eval/{k}": v for k, v in metrics.items()}, prog.step)
-        self.draw()
+        # The picture must not slow training: a redraw is skipped while drawing has taken more than DRAW_BUDGET of
+        # the run's time so far (a short run evaluating often would otherwise spend ~10 % of it in matplotlib).
+        if self.draw_s <= DRAW_BUDGET * prog.elapsed:
+            self.draw()
+        else:
+            self.skipped_draws += 1
 
     def draw(self) -> None:
         """Redraw training_curves.png. A picture that fails (a full disk, a matplotlib error) is said once and
         never stops training."""
         if not self.plots:
             return
+        t = time.perf_counter()
         try:
             curves.draw_run(self.out, metric=self.metric, greater=self.greater)
         except Exception as e:  # noqa: BLE001 (drawing is a side product of the run)
             self.plots = False
             self.log(f"{curves.CURVES_FILE} not drawn: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+        self.draw_s += time.perf_counter() - t
 
     def summary(self, summary: dict) -> None:
         if self.main:

@@ -159,7 +159,8 @@ class TrainSection(Section):
                                          "model, optimizer and RNG states: ~4x the model). 1: the last, enough to continue "
                                          "the run with a larger budget (--resume); 0: only the final model.")
     log_every: int = Field(10, gt=0, description="Log loss, learning rate and tokens/s every N steps (train_log.jsonl).")
-    plots: bool = Field(True, description="Draw output_dir/training_curves.png at each evaluation and at the end "
+    plots: bool = Field(True, description="Draw output_dir/training_curves.png at each evaluation (skipped while "
+                        "drawing has taken over 1 % of the run's time) and at the end "
                         "(train loss raw and smoothed, each validation metric, the best step, the learning rate; needs "
                         "matplotlib: extra plots).")
     report_to: Optional[list[str]] = Field(
