@@ -6,7 +6,7 @@ The time is the run's own train_runtime_s (the loop: steps, evaluations, drawing
 so the figure is what a user waits. Evaluations more often than the recipe (every 100 steps instead of 500) make
 the cost of drawing 5x as visible as in the shipped recipe.
 
-    .venv/bin/python bench/reporting_cost.py [--steps 600] [--rounds 4]
+    .venv/bin/python bench/reporting_cost.py [--steps 600] [--rounds 4] [--eval-every 100]
 
 On a shared 2-core host tokens/s drift by 10-30 % between minutes, more than the effect measured, so each round
 runs both sides back to back (in alternating order) and the ratio is the median of the rounds' ratios. The
@@ -34,7 +34,7 @@ RECIPE = ROOT / "recipes" / "gpt-shakespeare-char.yaml"
 def run(tmp: Path, name: str, a, on: bool) -> dict:
     out = tmp / name
     overrides = [f"output_dir={out}", f"tokenizer.path={tmp / 'tok'}", f"data.cache_dir={tmp / 'cache'}",
-                 f"train.max_steps={a.steps}", "train.eval_every=100", "train.log_every=10",
+                 f"train.max_steps={a.steps}", f"train.eval_every={a.eval_every}", "train.log_every=10",
                  "train.keep_checkpoints=0", "train.keep_checkpoints_at_end=0",
                  f"train.plots={'true' if on else 'false'}", f"train.report_to={'[tensorboard]' if on else '[]'}"]
     p = subprocess.run([sys.executable, "-m", "ftkit.cli", "pretrain", "-r", str(RECIPE), *overrides],
@@ -50,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--eval-every", type=int, default=100, help="evaluations (and redraws) every N steps")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -65,12 +66,12 @@ def main() -> None:
         draw_s = time_drawing(tmp / "on-0")
     ratios = sorted(on["tokens_per_s"] / off["tokens_per_s"] for on, off in zip(sides["on"], sides["off"]))
     median = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
-    draws = a.steps // 100 + 1  # one per evaluation and one at the end
+    draws = a.steps // a.eval_every + 1  # one per evaluation and one at the end
     train_s = sum(r["train_s"] for r in sides["off"]) / len(sides["off"])
     print(f"drawing training_curves.png: {draw_s * 1000:.0f} ms each; one per evaluation and one at the end would be "
           f"{draws} per run = {100 * draws * draw_s / train_s:.2f} % of a {train_s:.0f} s run without them (the loop skips "
           f"redraws past 1 % of the run's time, so fewer are drawn)")
-    print(f"round ratios on/off: {', '.join(f'{x:.3f}' for x in ratios)} ({a.steps} steps, an evaluation and a redraw every 100)")
+    print(f"round ratios on/off: {', '.join(f'{x:.3f}' for x in ratios)} ({a.steps} steps, an evaluation every {a.eval_every})")
     print(f"ratio on/off: {median:.3f}")
 
 
