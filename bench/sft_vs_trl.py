@@ -10,7 +10,7 @@ cross-entropy over the answer tokens of the same held-out GSM8K test problems --
 steps" means the same thing for both.
 
     .venv/bin/pip install 'ftkit[bench]'          # TRL: a bench-only dependency
-    .venv/bin/python bench/sft_vs_trl.py [--steps 30] [--batch 8] [--rows 1200]
+    .venv/bin/python bench/sft_vs_trl.py [--steps 30] [--batch 8] [--rows 1200] [--held-out 64]
 
 Last line: `ratio ftkit/trl: X.XX` (ftkit's tokens/s over TRL's; the lower of packing off and on).
 """
@@ -41,8 +41,8 @@ def rows(path: Path, n: int) -> list[dict]:
         return [json.loads(next(f)) for _ in range(n)]
 
 
-def held_out_loss(model, tokenizer) -> float:
-    """Mean cross-entropy over the answer tokens (and end-of-turn) of the first HELD_OUT test problems, rendered by
+def held_out_loss(model, tokenizer, n: int = HELD_OUT) -> float:
+    """Mean cross-entropy over the answer tokens (and end-of-turn) of the first `n` test problems, rendered by
     the chat template: ftkit's sft evaluation, applied to either side's trained model."""
     import numpy as np
     import torch
@@ -51,7 +51,7 @@ def held_out_loss(model, tokenizer) -> float:
     from ftkit.data.chat_tokens import encode
     from ftkit.tasks.sft import ChatSFT
 
-    test = rows(GSM8K / "test.jsonl", HELD_OUT)
+    test = rows(GSM8K / "test.jsonl", n)
     convs = Conversations([[{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]
                            for r in test], [str(i) for i in range(len(test))], "test")
     items = encode(tokenizer, convs, "assistant", MAX_LEN).items
@@ -84,7 +84,7 @@ def run_ftkit(tmp: Path, base: str, a) -> dict:
     from ftkit.models import saved
 
     model = saved.load_model(str(tmp / f"ftkit-{a.packing}"), "sft")
-    loss = held_out_loss(model, AutoTokenizer.from_pretrained(str(tmp / f"ftkit-{a.packing}")))
+    loss = held_out_loss(model, AutoTokenizer.from_pretrained(str(tmp / f"ftkit-{a.packing}")), a.held_out)
     return {"train_s": summary["train_runtime_s"], "tokens": summary["tokens"], "examples": summary["examples"],
             "steps": summary["steps"], "held_out_loss": loss}
 
@@ -111,7 +111,7 @@ def run_trl(tmp: Path, base: str, a) -> dict:
     t0 = time.perf_counter()
     out = trainer.train()
     wall = time.perf_counter() - t0
-    loss = held_out_loss(trainer.model, tok)
+    loss = held_out_loss(trainer.model, tok, a.held_out)
     return {"train_s": out.metrics.get("train_runtime", wall), "tokens": int(trainer.state.num_input_tokens_seen),
             "examples": a.steps * a.batch, "steps": out.global_step, "held_out_loss": loss}
 
@@ -122,6 +122,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--rows", type=int, default=1200, help="GSM8K training problems the runs draw from")
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--held-out", type=int, default=HELD_OUT, help="GSM8K test problems both adapters are scored on")
     ap.add_argument("--side", choices=["ftkit", "trl"], help=argparse.SUPPRESS)
     ap.add_argument("--packing", choices=["off", "on"], default="off", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
@@ -144,7 +145,8 @@ def main() -> None:
         for packing in ("off", "on"):
             for side in ("ftkit", "trl"):
                 proc = subprocess.run([sys.executable, __file__, "--side", side, "--tmp", tmp, "--base", base, "--packing",
-                                       packing, "--steps", str(a.steps), "--batch", str(a.batch), "--precision", prec],
+                                       packing, "--steps", str(a.steps), "--batch", str(a.batch), "--precision", prec,
+                                       "--held-out", str(a.held_out)],
                                       capture_output=True, text=True)
                 if proc.returncode:
                     sys.exit(f"{side} (packing {packing}) failed:\n{proc.stderr[-3000:]}")
@@ -153,7 +155,7 @@ def main() -> None:
                 print(f"packing {packing:<3} {side:<5}: {r['steps']} steps, {r['tokens']:,} tokens in {r['train_s']:.1f} s "
                       f"= {r['tokens'] / r['train_s']:,.0f} tokens/s; held-out loss {r['held_out_loss']:.4f}", flush=True)
     print(f"GSM8K as instructions, SmolLM2-135M-Instruct + LoRA r16 (all linear), {a.steps} steps of {a.batch}, "
-          f"max length {MAX_LEN}, lr {LR}, {prec}; held-out: answer-token loss on {HELD_OUT} test problems")
+          f"max length {MAX_LEN}, lr {LR}, {prec}; held-out: answer-token loss on {a.held_out} test problems")
     ratios = []
     for packing in ("off", "on"):
         f, t = results[("ftkit", packing)], results[("trl", packing)]

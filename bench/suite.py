@@ -48,7 +48,7 @@ BENCHES = (
     Bench("ner", "ner_vs_hf.py", "run_ner (Trainer)", "token classification wall clock, WNUT-17", 1.0,
           quick=("--epochs", "0.1")),
     Bench("sft", "sft_vs_trl.py", "TRL SFTTrainer", "SmolLM2 LoRA SFT tokens/s, packing off and on (the smaller ratio)",
-          1.0, quick=("--steps", "4")),
+          1.0, quick=("--steps", "3", "--batch", "4", "--held-out", "8")),
     Bench("vit", "vit_vs_hf.py", "Trainer (run_image_classification path)", "ViT images/s, Fashion-MNIST", 1.2,
           full=("--precision", "fp32"), quick=("--steps", "30", "--precision", "fp32")),
     Bench("reporting", "reporting_cost.py", "the same run without curves and trackers",
