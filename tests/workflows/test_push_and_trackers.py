@@ -62,7 +62,9 @@ def test_push_refuses_before_uploading_anything(gpt_run, tmp_path, hub):
     import huggingface_hub
     from huggingface_hub import constants
 
-    assert "holds no saved model" in fails("push", "--model", str(tmp_path), "--repo-id", "someone/x")
+    assert "has no config.json" in fails("push", "--model", str(tmp_path), "--repo-id", "someone/x")
+    ckpt = next((gpt_run / "checkpoints").iterdir())
+    assert "is a resumable training checkpoint" in fails("push", "--model", str(ckpt), "--repo-id", "someone/x")
     for bad in ("not an id", "a/b/c", "someone/x..y"):
         assert "is not a hub repository id" in fails("push", "--model", str(gpt_run), "--repo-id", bad)
     hub.setattr(huggingface_hub, "get_token", lambda: None)

@@ -88,6 +88,15 @@ def write_status(out: Path, status: str, **extra) -> None:
     write_json_atomic(out / RUN_FILE, data)
 
 
+def read_json(path: Path) -> dict:
+    """A run's JSON file (run.json, metrics.json) as a dict; {} when missing, unreadable or being replaced."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def write_json_atomic(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=2) + "\n")

@@ -12,21 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ftkit.errors import UserError
-from ftkit.models import card
+from ftkit.models import card, saved
 
 # never uploaded: resumable training state, tracker files (logs/; tensorboard/ of runs before train.report_to), run
 # bookkeeping, hidden files
 IGNORE = ["checkpoints/*", "checkpoints/**", "logs/*", "logs/**", "tensorboard/*", "tensorboard/**", "best/**", "run.json",
           ".*", "**/.*"]
-
-
-def _model_files(model_dir: Path) -> list[str]:
-    names = [p.name for p in model_dir.iterdir() if p.is_file()]
-    weights = [n for n in names if n.endswith(".safetensors")]
-    if not ({"config.json", "adapter_config.json"} & set(names)) or not weights:
-        raise UserError(f"--model: {model_dir} holds no saved model (expected config.json or adapter_config.json "
-                        f"with *.safetensors weights, as `ftkit pretrain` / `finetune` / `export` write)")
-    return sorted(names)
 
 
 def files_to_upload(model_dir: Path) -> list[str]:
@@ -45,7 +36,9 @@ def check(model_dir: Path, repo_id: str):
     """Everything that can fail before an upload; returns (the HfApi to upload with, the user's name)."""
     if not model_dir.is_dir():
         raise UserError(f"--model: {model_dir} is not a directory")
-    _model_files(model_dir)
+    saved.check_dir(str(model_dir), "--model")  # a model, an adapter or an int8 model; a checkpoint is refused
+    if not list(model_dir.glob("*.safetensors")):
+        raise UserError(f"--model: {model_dir} has no *.safetensors weights; expected a directory ftkit saved")
     from huggingface_hub import HfApi, constants, get_token
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 

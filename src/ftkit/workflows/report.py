@@ -19,6 +19,7 @@ import yaml
 
 from ftkit import registry
 from ftkit.engine import curves
+from ftkit.engine.rundir import read_json
 from ftkit.errors import UserError
 
 RUN_FILES = ("run.json", "metrics.jsonl", "metrics.json", curves.TRAIN_LOG)
@@ -41,16 +42,6 @@ class Run:
         return curves.eval_metrics(self.evals)
 
 
-def _json(path: Path) -> dict:
-    import json
-
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def load_run(arg: str) -> Run:
     path = Path(arg)
     if not path.is_dir():
@@ -61,8 +52,8 @@ def load_run(arg: str) -> Run:
         recipe = yaml.safe_load((path / "recipe.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
         recipe = {}
-    summary = _json(path / "metrics.json")
-    state = _json(path / "run.json")
+    summary = read_json(path / "metrics.json")
+    state = read_json(path / "run.json")
     status = state.get("status") or ("finished" if summary else "?")
     run = Run(label=path.resolve().name, path=path, status=status, recipe=recipe if isinstance(recipe, dict) else {},
               summary=summary, train=curves.read_jsonl(path / curves.TRAIN_LOG),

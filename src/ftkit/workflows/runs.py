@@ -6,27 +6,11 @@ it has finished, else from the last line of metrics.jsonl (a run still going, or
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Optional
 
 from ftkit.engine.curves import read_jsonl
+from ftkit.engine.rundir import read_json
 from ftkit.errors import UserError
-
-
-def _read(path: Path) -> Optional[dict]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _last_line(path: Path) -> Optional[dict]:
-    try:
-        lines = [l for l in path.read_text().splitlines() if l.strip()]
-        return json.loads(lines[-1]) if lines else None
-    except (OSError, ValueError):
-        return None
 
 
 def collect(folder: str) -> list[dict]:
@@ -36,10 +20,10 @@ def collect(folder: str) -> list[dict]:
     rows = []
     for run_file in root.rglob("run.json"):
         run_dir = run_file.parent
-        status = _read(run_file) or {}
-        summary = _read(run_dir / "metrics.json") or {}
-        last = _last_line(run_dir / "metrics.jsonl") or {}
-        logged = read_jsonl(run_dir / "train_log.jsonl")  # complete lines only: a live run's last one may be half written
+        status, summary = read_json(run_file), read_json(run_dir / "metrics.json")
+        # complete lines only: a live run's last one may be half written
+        last = (read_jsonl(run_dir / "metrics.jsonl") or [{}])[-1]
+        logged = read_jsonl(run_dir / "train_log.jsonl")
         recipe = {}
         try:
             import yaml
