@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 MODEL = {"n_layer": 4, "n_embd": 256, "n_head": 4}
 BLOCK, BATCH = 256, 8
-PEAK_GFLOPS = {"fp32": 140.0, "bf16": 350.0}  # 2048^2 matmul peak measured on this machine's CPU
 
 
 def recipe_dict(tmp: Path, steps: int, precision: str) -> dict:
@@ -130,10 +129,12 @@ def main() -> None:
             print(f"repeat {i}: ftkit {results['ftkit'][-1]:,.0f} tok/s, trainer {results['trainer'][-1]:,.0f} tok/s", flush=True)
     best_f, best_t = max(results["ftkit"]), max(results["trainer"])
     gflops = best_f * fpt / 1e9
-    peak = PEAK_GFLOPS[a.precision]
+    from suite import matmul_peak  # this machine's peak in that dtype (a 2048^2 matmul), measured now
+
+    peak = matmul_peak(a.precision)
     print(json.dumps({"steps": a.steps, "precision": a.precision, "threads": torch.get_num_threads(),
                       "ftkit_tokens_per_s": round(best_f), "trainer_tokens_per_s": round(best_t),
-                      "flops_per_token": fpt, "ftkit_gflops": round(gflops, 1),
+                      "flops_per_token": fpt, "ftkit_gflops": round(gflops, 1), "matmul_peak_gflops": round(peak, 1),
                       "fraction_of_matmul_peak": round(gflops / peak, 3), "runs": results}))
     print(f"ratio ftkit/trainer: {best_f / best_t:.2f}")
 

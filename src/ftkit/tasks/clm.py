@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from ftkit.engine.task_api import TaskBase
 from ftkit.tasks import lm_setup
+from ftkit.tasks.lm_loss import HiddenStates, linear_cross_entropy
 from ftkit.tasks.metrics import token_loss
 from ftkit.tasks.spec import TaskSpec
 
@@ -15,6 +16,10 @@ from ftkit.tasks.spec import TaskSpec
 class CausalLM(TaskBase):
     name = "clm"
     metrics = {"loss": False, "perplexity": False}
+
+    def __init__(self, fused: bool = True):
+        # fused: the output layer and the loss together (tasks/lm_loss.py) where the model type allows it
+        self.hidden = HiddenStates() if fused else None
 
     def collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         return {"input_ids": torch.from_numpy(np.stack(examples).astype(np.int64))}
@@ -30,7 +35,12 @@ class CausalLM(TaskBase):
 
     def loss(self, model, batch) -> torch.Tensor:
         # Sum, not mean: the engine divides by the targets of the whole accumulation window.
-        return F.cross_entropy(*self.logits_and_targets(model, batch), reduction="sum")
+        layer = self.hidden.attach(model) if self.hidden is not None else None
+        if layer is None:
+            return F.cross_entropy(*self.logits_and_targets(model, batch), reduction="sum")
+        ids = batch["input_ids"]
+        h = self.hidden(model, layer, input_ids=ids)[:, :-1]
+        return linear_cross_entropy(h.reshape(-1, h.size(-1)), layer.weight, ids[:, 1:].reshape(-1))
 
     def eval_step(self, model, batch) -> dict:
         return {"loss_sum": self.loss(model, batch).item(), "count": self.count_targets(batch)}

@@ -26,6 +26,7 @@ from ftkit.errors import UserError
 from ftkit.models import card as model_card
 from ftkit.models.anatomy import activation_bytes, flops_per_token
 from ftkit.models.build import count_parameters
+from ftkit.models.fast_paths import use_fast_paths
 from ftkit.models.strategy import apply_strategy, save_weights
 from ftkit.recipe import dump_recipe
 from ftkit.recipe.load import portable
@@ -118,6 +119,8 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     if resume:
         check_checkpoint_fits(recipe.output_dir, model)
     task.check_model(model)
+    if acc.device.type == "cpu":  # dropout, attention and GELU paths faster on CPU (models/fast_paths.py)
+        use_fast_paths(model)
     trainable, total = count_parameters(model)
     main_log(f"{recipe.task} | {type(model).__name__} {total / 1e6:.2f}M parameters | "
              f"~{16 * trainable / 2**20:,.0f} MiB weights+grads+AdamW, ~{activation_bytes(model.config, prep.seq_len or recipe.data.block_size, cfg.batch_size, acc.mixed_precision != 'no') / 2**20:,.0f} "

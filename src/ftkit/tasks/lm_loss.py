@@ -1,0 +1,128 @@
+"""Next-token cross-entropy fused with the output layer: the (tokens x vocabulary) logits are never held whole.
+
+Why by hand: the plain path (`model(...).logits` -> `.float()` -> `F.cross_entropy`) writes the full logits in
+the autocast dtype, copies them to fp32, and its backward fills a zero tensor of that size, scatters into it and
+runs log-softmax's backward over it: with vocabulary 8,000 and 2,048 tokens per step those passes over 64 MB took
+~30 % of a GPT step on a 2-core CPU (bench/profile_step.py), more than every matmul of the output layer. Here
+the output layer and the loss run together over chunks of rows, and the gradient (softmax - one-hot) is formed
+in the forward pass, chunk by chunk, where the logits already are: backward only scales two stored gradients.
+transformers and torch have no such function (Liger-Kernel's is CUDA/Triton only).
+
+Numerics follow the plain path under autocast: logits from a matmul in the autocast dtype, softmax in fp32, the
+gradient cast to the autocast dtype for its two matmuls, then accumulated in fp32.
+
+`HiddenStates` reaches the output layer's input through the model's own forward (DDP and autocast wrappers see
+an ordinary call): a forward pre-hook keeps the hidden states and hands the output layer zero rows, so the model
+computes no logits at all. Only for model types whose logits are exactly `lm_head(hidden)` (no soft-capping,
+scaling or bias): FUSED_TYPES, each checked against the plain loss in tests/tasks/test_lm_loss.py.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+IGNORE = -100
+FUSED_TYPES = {"gpt2", "llama", "mistral", "qwen2", "qwen3"}
+# Rows of logits alive at once: ~2M fp32 values (8 MB, cache-sized pieces). Measured on the bench GPT (vocab 8,000,
+# 2,040 rows, bf16, 2 cores), best of 20 fwd+bwd: 128 rows 232 ms, 256: 215, 512: 229, 1024: 240, 2048: 250;
+# the plain path 316.
+CHUNK_VALUES = 2 ** 21
+
+
+def chunk_rows(vocab: int) -> int:
+    return max(128, (CHUNK_VALUES // max(vocab, 1)) // 64 * 64)
+
+
+def _compute_dtype(device_type: str, dtype: torch.dtype) -> torch.dtype:
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else dtype
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, rows, dtype):
+        needs_h, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        ctx.weight_dtype = weight.dtype  # the parameter's gradient comes back in its own dtype
+        w = weight.to(dtype)
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad_h = torch.empty_like(hidden) if needs_h else None
+        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if needs_w else None
+        partial = bool((targets == IGNORE).any())  # rows without a target (padding, prompts) need a mask
+        for s in range(0, hidden.shape[0], rows):
+            h, t = hidden[s:s + rows].to(dtype), targets[s:s + rows]
+            keep = t != IGNORE
+            tt = torch.where(keep, t, 0) if partial else t
+            # log-softmax in fp32 straight from the matmul's output (one fused pass, no separate fp32 copy)
+            logp = torch.log_softmax(h @ w.t(), dim=-1, dtype=torch.float32)
+            picked = logp.gather(1, tt[:, None]).squeeze(1)
+            total -= (picked * keep).sum() if partial else picked.sum()
+            if not (needs_h or needs_w):
+                continue
+            g = logp.exp_()  # softmax, in place
+            g[torch.arange(len(tt), device=g.device), tt] -= 1.0
+            if partial:
+                g.mul_(keep[:, None])
+            g = g.to(dtype)
+            if needs_h:
+                grad_h[s:s + rows] = g @ w
+            if needs_w:
+                grad_w += (g.t() @ h).float()
+        ctx.save_for_backward(grad_h, grad_w)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        grad_h, grad_w = ctx.saved_tensors
+        gh = grad_h * grad_total.to(grad_h.dtype) if grad_h is not None else None
+        gw = (grad_w * grad_total).to(ctx.weight_dtype) if grad_w is not None else None
+        return gh, gw, None, None, None
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         rows: Optional[int] = None) -> torch.Tensor:
+    """sum over rows with target != -100 of cross_entropy(hidden @ weight.T, target); hidden (N, d), weight (V, d)."""
+    dtype = _compute_dtype(hidden.device.type, hidden.dtype)
+    with torch.autocast(hidden.device.type, enabled=False):
+        return _LinearCrossEntropy.apply(hidden, weight, targets, rows or chunk_rows(weight.shape[0]), dtype)
+
+
+class HiddenStates:
+    """Calls a causal LM so that it returns no logits, and keeps what its output layer would have read."""
+
+    def __init__(self):
+        self.kept: Optional[torch.Tensor] = None
+        self.active = False
+
+    @staticmethod
+    def output_layer(model) -> Optional[torch.nn.Linear]:
+        inner = getattr(model, "module", model)  # DDP wraps the model
+        if getattr(getattr(inner, "config", None), "model_type", None) not in FUSED_TYPES:
+            return None
+        layer = inner.get_output_embeddings()
+        # exactly nn.Linear without bias: a LoRA-wrapped or biased head takes the plain path
+        return layer if type(layer) is torch.nn.Linear and layer.bias is None else None
+
+    def attach(self, model) -> Optional[torch.nn.Linear]:
+        layer = self.output_layer(model)
+        if layer is None:
+            return None
+        hooks = layer.__dict__.setdefault("_ftkit_hidden_hooks", set())
+        if id(self) not in hooks:
+            layer.register_forward_pre_hook(self._keep)
+            hooks.add(id(self))
+        return layer
+
+    def _keep(self, _module, args):
+        if not self.active:
+            return None
+        self.kept = args[0]
+        return (args[0][..., :0, :],) + tuple(args[1:])  # zero positions: the model computes no logits
+
+    def __call__(self, model, layer: torch.nn.Linear, **inputs) -> torch.Tensor:
+        self.active = True
+        try:
+            model(**inputs)
+            return self.kept
+        finally:
+            self.active, self.kept = False, None
