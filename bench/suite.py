@@ -51,6 +51,11 @@ BENCHES = (
           1.0, quick=("--steps", "3", "--batch", "4", "--held-out", "8")),
     Bench("vit", "vit_vs_hf.py", "Trainer (run_image_classification path)", "ViT images/s, Fashion-MNIST", 1.2,
           full=("--precision", "fp32"), quick=("--steps", "30", "--precision", "fp32")),
+    Bench("tokenize", "tokenize_throughput.py", "run_clm's datasets.map path (num_proc = cores)",
+          "encoding IMDB + WikiText-2 into blocks, tokens/s, same tokenizer", 10.0, quick=("--repeats", "1")),
+    Bench("cls", "cls_vs_hf.py", "run_glue defaults (Trainer, padding to 128)",
+          "SST-2 fine-tuning examples/s, sst2-minilm-quick (also against run_glue's best flags)", 1.5,
+          quick=("--steps", "30", "--repeats", "1")),
     Bench("reporting", "reporting_cost.py", "the same run without curves and trackers",
           "tokens/s with training_curves.png + TensorBoard over without", 0.98, quick=("--steps", "300", "--rounds", "2")),
 )

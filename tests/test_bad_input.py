@@ -93,3 +93,33 @@ def test_real_process_exit_code_and_debug_traceback(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "missing required key" in p.stderr
     p = subprocess.run([sys.executable, "-m", "ftkit.cli", "--debug", "pretrain", "-r", str(bad)], capture_output=True, text=True)
     assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def test_a_vocabulary_smaller_than_the_tokenizer_is_refused_and_a_padded_one_is_kept(recipe, tiny_gpt_recipe, tmp_path):
+    import json as _json
+
+    r = json.loads(json.dumps(tiny_gpt_recipe))
+    r["model"]["config"]["vocab_size"] = 8
+    msg = fails("pretrain", "-r", str(write_recipe(tmp_path / "small.yaml", r)))
+    assert "model.config.vocab_size: 8 is smaller than the tokenizer's" in msg and "set at least" in msg
+    r["model"]["config"]["vocab_size"] = 128  # padded beyond the char tokenizer, as nanoGPT pads GPT-2's 50,257
+    r["train"]["max_steps"], r["train"]["eval_every"] = 4, 0
+    code, _, err = run_cli("pretrain", "-r", str(write_recipe(tmp_path / "padded.yaml", r)))
+    assert code == 0, err
+    assert _json.loads((Path(r["output_dir"]) / "config.json").read_text())["vocab_size"] == 128
+
+
+def test_train_compile_compiles_the_blocks_and_learns_the_same(recipe, tiny_gpt_recipe, tmp_path):
+    """Regional compilation (workflows/train._compile_blocks): same losses as eager within float noise."""
+    losses = {}
+    for compiled in (False, True):
+        r = json.loads(json.dumps(tiny_gpt_recipe))
+        r["output_dir"] = str(tmp_path / f"run-{compiled}")
+        r["train"].update(max_steps=5, eval_every=0, log_every=1, compile=compiled, plots=False)
+        code, out, err = run_cli("pretrain", "-r", str(write_recipe(tmp_path / f"c{compiled}.yaml", r)))
+        assert code == 0, err
+        if compiled:
+            assert "train.compile: 2 GPT2Block blocks compiled" in out + err
+        rows = [json.loads(line) for line in (tmp_path / f"run-{compiled}" / "train_log.jsonl").read_text().splitlines()]
+        losses[compiled] = [row["loss"] for row in rows]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)

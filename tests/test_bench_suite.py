@@ -17,7 +17,21 @@ def test_every_bench_named_in_the_suite_exists_and_ends_with_a_ratio():
     for b in suite.BENCHES:
         text = (ROOT / "bench" / b.script).read_text()
         assert 'print(f"ratio ' in text, b.script
-    assert {b.name for b in suite.BENCHES} >= {"pretrain", "ner", "sft", "vit", "reporting"}
+    assert {b.name for b in suite.BENCHES} >= {"pretrain", "ner", "sft", "vit", "reporting", "tokenize", "cls"}
+
+
+def test_the_gpu_check_refuses_cleanly_without_cuda():
+    import subprocess
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the check would run")
+    p = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "PY": sys.executable}, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.strip() == "gpu_check: no CUDA device here (torch.cuda.is_available() is False); nothing was run"
+    assert p.stdout == ""
 
 
 def test_the_last_ratio_line_and_the_summary_are_read():

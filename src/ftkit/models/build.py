@@ -73,7 +73,13 @@ def new_config(recipe: Recipe, tokenizer):
     m = recipe.model
     cfg = config_of(m)
     if tokenizer is not None:  # (image models have none)
-        cfg.vocab_size = len(tokenizer)
+        # model.config.vocab_size may pad the vocabulary beyond the tokenizer (nanoGPT's 50,304 for GPT-2's 50,257:
+        # a multiple of 64 suits GPU matmuls); the unused rows are never targets
+        wanted = m.config.get("vocab_size")
+        if wanted is not None and wanted < len(tokenizer):
+            raise UserError(f"model.config.vocab_size: {wanted} is smaller than the tokenizer's {len(tokenizer):,} tokens; "
+                            f"leave it out (it follows the tokenizer) or set at least {len(tokenizer)}")
+        cfg.vocab_size = wanted or len(tokenizer)
         for name in ("pad", "bos", "eos"):
             tid = getattr(tokenizer, f"{name}_token_id", None)
             if tid is not None:

@@ -173,6 +173,8 @@ class TrainSection(Section):
     threads: Optional[int] = Field(None, gt=0, description="torch threads per process (default: torch's choice).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass instead of "
                                          "keeping them: less memory, ~30% more time.")
+    compile: bool = Field(False, description="torch.compile each transformer block (regional compilation; the first "
+                          "steps include compiling). Pays on GPUs; slower on small CPUs (measured on 2 cores).")
     skip_nonfinite: int = Field(0, ge=0, description="Skip up to N optimizer steps whose loss is NaN/inf (counted in metrics.json) before stopping the run.")
 
 

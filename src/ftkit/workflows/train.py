@@ -71,7 +71,25 @@ def setup(recipe: Recipe, accelerator, resume: bool = False, overwrite: bool = F
         log(f"finetune.strategy lora under bf16: the {n / 1e6:.1f}M frozen weights are kept in bf16")
     if recipe.train.gradient_checkpointing:
         _checkpointing(prep.model, log)
+    if recipe.train.compile:
+        _compile_blocks(prep.model, log)
     return prep
+
+
+def _compile_blocks(model, log) -> None:
+    """torch.compile each repeated transformer block (regional compilation), not the whole model: one compiled graph
+    serves every layer (compile time of one block, not of the model) and the parts around the blocks stay eager, so
+    the fused loss's hook and chunk loop (tasks/lm_loss.py) cause no graph breaks. The blocks are the classes the
+    model names as units that must not be split (`_no_split_modules`, transformers' own list per architecture)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = set(getattr(base, "_no_split_modules", None) or [])
+    blocks = [m for m in base.modules() if type(m).__name__ in names]
+    if not blocks:
+        raise UserError(f"train.compile: {type(base).__name__} names no repeated blocks to compile (_no_split_modules)")
+    for block in blocks:
+        block.compile()
+    log(f"train.compile: {len(blocks)} {type(blocks[0]).__name__} blocks compiled with torch.compile (the first steps "
+        f"include compiling)")
 
 
 def _checkpointing(model, log) -> None:
