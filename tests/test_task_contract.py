@@ -79,6 +79,8 @@ CASES = {
     "clm": lambda tmp: _lm(tmp, "clm", {"model_type": "gpt2", "config": {"n_layer": 2, "n_head": 2, "n_embd": 32}}, "char"),
     "mlm": lambda tmp: _lm(tmp, "mlm", {"model_type": "bert", "config": BERT_TINY}, "wordpiece"),
     "mlm+nsp": lambda tmp: _lm(tmp, "mlm+nsp", {"model_type": "bert", "config": BERT_TINY}, "wordpiece"),
+    "electra": lambda tmp: _lm(tmp, "electra", {"model_type": "electra", "config": {**BERT_TINY, "embedding_size": 32}},
+                               "wordpiece"),
     "cls": lambda tmp: {"task": "cls", "output_dir": str(tmp / "run"), "model": {"from_pretrained": str(tiny_bert_dir(tmp / "base"))},
                         "data": {"train": str(sst2_slice("train.tsv", tmp / "train.tsv", 64)),
                                  "validation": str(sst2_slice("dev.tsv", tmp / "dev.tsv", 24)), "text_column": "sentence",

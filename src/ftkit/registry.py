@@ -55,7 +55,9 @@ TASKS: tuple[TaskEntry, ...] = (
               "causal LM (GPT): next-token prediction", "CAUSAL_LM", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-generation"),
     TaskEntry("mlm", PRETRAIN, "ftkit.tasks.mlm", "AutoModelForMaskedLM", ("ForMaskedLM",), "masked_accuracy",
               "masked LM (BERT / RoBERTa)", pipeline_tag="fill-mask"),
-    # before mlm+nsp: ViTMAEForPreTraining also ends in ForPreTraining
+    # before mlm+nsp: ElectraForPreTraining and ViTMAEForPreTraining also end in ForPreTraining
+    TaskEntry("electra", PRETRAIN, "ftkit.tasks.electra", "AutoModelForPreTraining", ("ElectraForPreTraining",), "replaced_f1",
+              "ELECTRA pre-training: a small generator replaces masked tokens, the discriminator finds them in every position"),
     TaskEntry("mim", PRETRAIN, "ftkit.tasks.mim", "AutoModelForPreTraining", ("MAEForPreTraining", "ForMaskedImageModeling"),
               "loss", "masked-image modelling (MAE: model_type vit_mae; SimMIM: vit): reconstruct masked patches",
               preprocessor="image_processor", more_auto_classes=("AutoModelForMaskedImageModeling",)),

@@ -37,7 +37,8 @@ def tiny(model_type: str, auto: str):
 
 @pytest.mark.parametrize("model_type, auto", [("bert", "AutoModelForMaskedLM"), ("bert", "AutoModelForPreTraining"),
                                               ("megatron-bert", "AutoModelForPreTraining"),
-                                              ("roberta", "AutoModelForMaskedLM"), ("distilbert", "AutoModelForMaskedLM")])
+                                              ("roberta", "AutoModelForMaskedLM"), ("distilbert", "AutoModelForMaskedLM"),
+                                              ("electra", "AutoModelForMaskedLM")])
 def test_sparse_head_equals_full_logits_and_loss(model_type, auto):
     model = tiny(model_type, auto)
     task = MaskedLM(FakeTokenizer(), MaskingSection())

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from ftkit import registry
 from ftkit.recipe.fields import DataFile, DataFiles, Section  # noqa: F401 (re-exported)
-from ftkit.recipe.task_sections import DistillSection, ImageSection, MaskingSection, SftSection  # noqa: F401
+from ftkit.recipe.task_sections import DistillSection, ElectraSection, ImageSection, MaskingSection, SftSection  # noqa: F401
 
 Task = Literal[registry.NAMES]  # type: ignore[valid-type]  (the registry's names: one place lists tasks)
 
@@ -224,7 +224,8 @@ class Recipe(Section):
     tokenizer: Optional[TokenizerSection] = Field(None, description="Tokenizer to train or reuse (default: the model's own).")
     model: ModelSection
     data: DataSection
-    masking: MaskingSection = Field(default_factory=MaskingSection, description="Masked-LM settings (mlm, mlm+nsp).")
+    masking: MaskingSection = Field(default_factory=MaskingSection, description="Masked-LM settings (mlm, mlm+nsp, electra).")
+    electra: ElectraSection = Field(default_factory=ElectraSection, description="ELECTRA settings (task electra).")
     train: TrainSection = Field(default_factory=TrainSection)
     finetune: FinetuneSection = Field(default_factory=FinetuneSection, description="Fine-tuning strategy: full, freeze, lora, prefix, prompt (cls, clm).")
     distill: DistillSection = Field(default_factory=DistillSection, description="Knowledge distillation settings (`ftkit compress distill`).")

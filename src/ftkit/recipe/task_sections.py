@@ -24,6 +24,16 @@ class MaskingSection(Section):
                               "masked-LM loss (BERT: 1). Reported losses are unweighted.")
 
 
+class ElectraSection(Section):
+    """ELECTRA pre-training (task electra): a small generator fills the masked positions, the discriminator finds them."""
+    generator_size: float = Field(
+        0.25, gt=0.0, le=1.0, description="Generator width as a fraction of the discriminator's (hidden size and heads; "
+        "same depth and embeddings). ELECTRA: 1/4 to 1/2 works best; a generator as strong as the discriminator makes "
+        "the task too hard.")
+    disc_weight: float = Field(50.0, gt=0.0, description="Weight of the mean discriminator loss (every token) next to "
+                               "the mean generator MLM loss (masked tokens); ELECTRA: 50.")
+
+
 class SftSection(Section):
     """Instruction / chat fine-tuning of a causal LM (task sft)."""
     train_on: Literal["assistant", "all"] = Field(

@@ -28,7 +28,7 @@ from ftkit.tasks.metrics import accuracy_vs_majority, token_loss
 from ftkit.tasks.spec import TaskSpec
 
 # Model types whose output embeddings are the head's last, per-position layer (checked in tests/tasks/test_mlm.py).
-SPARSE_HEAD_TYPES = {"bert", "megatron-bert", "roberta", "distilbert", "xlm-roberta", "camembert"}
+SPARSE_HEAD_TYPES = {"bert", "megatron-bert", "roberta", "distilbert", "xlm-roberta", "camembert", "electra"}
 
 
 class SparseHead:

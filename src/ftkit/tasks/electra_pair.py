@@ -1,0 +1,119 @@
+"""ELECTRA's two networks trained as one module: a small masked-LM generator and the discriminator.
+
+Why by hand: transformers has `ElectraForMaskedLM` (generator) and `ElectraForPreTraining` (discriminator) but
+nothing that trains them together (Clark et al. 2020: the generator fills the masked positions with samples,
+the discriminator tells every token whether it was replaced; the embeddings are shared).
+
+`ElectraPair.forward` runs the whole step, so that DDP and autocast wrappers see one ordinary call:
+  1. the generator at the masked positions only (tasks/mlm.SparseHead: its vocabulary layer skips the rest);
+  2. one sample per masked position from the generator's softmax (Gumbel-max, no gradient), drawn from a
+     torch.Generator seeded by the batch (`sample_seed`, from the collate's rng): exact resume and identical
+     evaluations, whatever the global RNG did;
+  3. the discriminator on the corrupted sequence; a position is "replaced" only where the token differs from the
+     original (a sample equal to the original counts as original, as in the paper).
+Saved as two ordinary directories: the discriminator (ElectraForPreTraining: what AutoModelForSequenceClassification
+and AutoModelForTokenClassification load) and the generator under `generator/` beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ftkit.tasks.mlm import SparseHead
+
+GENERATOR_DIR = "generator"
+IGNORE = -100
+
+
+def generator_config(disc_config, size: float):
+    """The generator: the discriminator's depth, embedding size and head width, `size` times its hidden width."""
+    cfg = disc_config.__class__.from_dict(disc_config.to_dict())
+    head_dim = disc_config.hidden_size // disc_config.num_attention_heads
+    heads = max(1, round(disc_config.num_attention_heads * size))
+    cfg.num_attention_heads = heads
+    cfg.hidden_size = heads * head_dim
+    cfg.intermediate_size = max(1, round(disc_config.intermediate_size * cfg.hidden_size / disc_config.hidden_size))
+    cfg.architectures = ["ElectraForMaskedLM"]
+    return cfg
+
+
+@dataclass
+class PairOutput:
+    gen_logits: torch.Tensor   # (masked positions, vocabulary)
+    gen_targets: torch.Tensor  # (masked positions,) original ids
+    disc_logits: torch.Tensor  # (batch, length): > 0 means "replaced"
+    replaced: torch.Tensor     # (batch, length) float: 1 where the discriminator's input differs from the original
+    counted: torch.Tensor      # (batch, length) bool: the positions the discriminator is scored on (not padding)
+    corrupted: torch.Tensor    # (batch, length) the discriminator's input ids
+
+
+class ElectraPair(nn.Module):
+    def __init__(self, generator, discriminator, tie: bool = True):
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+        if tie:  # one embedding module (tokens, positions, types) for both; the generator's output layer follows it
+            generator.electra.embeddings = discriminator.electra.embeddings
+            generator.generator_lm_head.weight = discriminator.electra.embeddings.word_embeddings.weight
+        self.head = SparseHead()  # the masked-position trick of the mlm task
+
+    @property
+    def config(self):
+        """The discriminator's: what the run reports (parameters, FLOPs, memory) describe the saved model."""
+        return self.discriminator.config
+
+    def num_parameters(self, only_trainable: bool = False) -> int:
+        """Both networks, the shared embeddings once (as transformers counts tied weights)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
+
+    def set_attn_implementation(self, name: str) -> None:
+        self.generator.set_attn_implementation(name)
+        self.discriminator.set_attn_implementation(name)
+
+    def forward(self, input_ids, labels, sample_seed, attention_mask=None, token_type_ids=None) -> PairOutput:
+        where = labels != IGNORE
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        gen_logits, targets, _ = self.head.logits(self.generator, {"labels": labels}, inputs)
+        with torch.no_grad():
+            g = torch.Generator(device=input_ids.device)
+            g.manual_seed(int(sample_seed.reshape(-1)[0]))
+            u = torch.rand(gen_logits.shape, generator=g, device=gen_logits.device).clamp_(min=1e-20)
+            sampled = (gen_logits.float() - torch.log(-torch.log(u))).argmax(-1)
+            original = torch.where(where, labels, input_ids)
+            corrupted = input_ids.clone()
+            corrupted[where] = sampled
+            replaced = (corrupted != original).float()
+        disc_logits = self.discriminator(**{**inputs, "input_ids": corrupted}).logits
+        counted = attention_mask.bool() if attention_mask is not None else torch.ones_like(where)
+        return PairOutput(gen_logits, targets, disc_logits, replaced, counted, corrupted)
+
+    def save_pretrained(self, path: str, state_dict: Optional[dict] = None, **kwargs) -> None:
+        def part(prefix: str) -> Optional[dict]:
+            if state_dict is None:
+                return None
+            return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+        self.discriminator.save_pretrained(path, state_dict=part("discriminator."), **kwargs)
+        self.generator.save_pretrained(str(Path(path) / GENERATOR_DIR), state_dict=part("generator."), **kwargs)
+
+
+def build_pair(discriminator, generator_size: float, generator=None) -> ElectraPair:
+    """A pair around `discriminator`: with the given generator (a saved run's), else a new one of that size."""
+    from transformers import ElectraForMaskedLM
+
+    if generator is None:
+        generator = ElectraForMaskedLM(generator_config(discriminator.config, generator_size))
+    return ElectraPair(generator, discriminator)
+
+
+def load_generator(model_dir: Path):
+    """The generator saved beside a discriminator, or None."""
+    from transformers import ElectraForMaskedLM
+
+    where = Path(model_dir) / GENERATOR_DIR
+    return ElectraForMaskedLM.from_pretrained(str(where)) if (where / "config.json").is_file() else None

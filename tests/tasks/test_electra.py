@@ -1,0 +1,196 @@
+"""ELECTRA (tasks/electra.py, tasks/electra_pair.py): what the discriminator is shown and told, what is saved, exact
+resume; through the CLI on slices of IMDB + SST-2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_mlm import FakeTokenizer  # (tests/tasks is on the path of its tests)
+
+from ftkit.recipe.task_sections import ElectraSection, MaskingSection
+from ftkit.tasks.electra import ElectraTask
+from ftkit.tasks.electra_pair import ElectraPair, build_pair, generator_config
+from ftkit.tasks.masking import IGNORE
+
+from conftest import run_cli, write_recipe
+from encoder_helpers import IMDB_TEST, write_imdb_slice, write_sst2_slice
+
+
+def tiny_pair(seed: int = 0) -> ElectraPair:
+    from transformers import ElectraConfig, ElectraForPreTraining
+
+    torch.manual_seed(seed)
+    cfg = ElectraConfig(vocab_size=300, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=40, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    return build_pair(ElectraForPreTraining(cfg), 0.5)
+
+
+def batch_of(task, n: int = 6, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return task.collate([rng.integers(5, 300, size=30) for _ in range(n)], rng)
+
+
+def task_of() -> ElectraTask:
+    return ElectraTask(FakeTokenizer(), MaskingSection(probability=0.3), ElectraSection())
+
+
+def test_the_generator_is_smaller_and_shares_the_embeddings():
+    pair = tiny_pair()
+    g, d = pair.generator, pair.discriminator
+    assert g.config.hidden_size == 16 and g.config.num_attention_heads == 2 and g.config.num_hidden_layers == 2
+    assert g.electra.embeddings is d.electra.embeddings
+    assert g.generator_lm_head.weight is d.electra.embeddings.word_embeddings.weight
+    assert generator_config(d.config, 0.25).hidden_size == 8  # one head of the discriminator's head width
+
+
+def test_replacements_come_only_from_masked_positions_and_labels_mark_exactly_the_changed_tokens():
+    pair, task = tiny_pair(), task_of()
+    batch = batch_of(task)
+    where = batch["labels"] != IGNORE
+    original = torch.where(where, batch["labels"], batch["input_ids"])
+    out = pair(**{k: batch[k] for k in ("input_ids", "labels", "sample_seed")})
+    assert torch.equal(out.corrupted[~where], original[~where])  # nothing outside the masked positions changes
+    assert out.replaced[~where].sum() == 0 and 0 < out.replaced.sum() <= where.sum()
+    assert torch.equal(out.replaced.bool(), out.corrupted != original)
+    # a generator that always samples the original token: every position is "original"
+    real_logits = pair.head.logits
+
+    def confident(value):
+        def logits(model, b, inputs):
+            gl, targets, o = real_logits(model, b, inputs)
+            forced = torch.full_like(gl, -1e4)
+            forced[torch.arange(len(targets)), targets if value else (targets + 1) % gl.shape[1]] = 1e4
+            return forced, targets, o
+        return logits
+
+    pair.head.logits = confident(True)
+    out = pair(**{k: batch[k] for k in ("input_ids", "labels", "sample_seed")})
+    assert out.replaced.sum() == 0
+    # one that never does: exactly the masked positions are "replaced"
+    pair.head.logits = confident(False)
+    out = pair(**{k: batch[k] for k in ("input_ids", "labels", "sample_seed")})
+    assert torch.equal(out.replaced.bool(), where)
+
+
+def test_samples_are_a_function_of_the_batch_seed():
+    pair, task = tiny_pair(), task_of()
+    batch = batch_of(task)
+    args = {k: batch[k] for k in ("input_ids", "labels", "sample_seed")}
+    torch.manual_seed(1)
+    a = pair(**args).corrupted
+    torch.manual_seed(2)  # the global RNG does not matter
+    assert torch.equal(pair(**args).corrupted, a)
+    args["sample_seed"] = args["sample_seed"] + 1
+    assert not torch.equal(pair(**args).corrupted, a)
+
+
+def test_loss_is_mean_mlm_plus_weighted_mean_discriminator_loss():
+    import torch.nn.functional as F
+
+    pair, task = tiny_pair(), task_of()
+    batch = batch_of(task)
+    total = task.loss(pair, batch) / task.count_targets(batch)
+    out = pair(**{k: batch[k] for k in ("input_ids", "labels", "sample_seed")})
+    mlm = F.cross_entropy(out.gen_logits, out.gen_targets)
+    disc = F.binary_cross_entropy_with_logits(out.disc_logits, out.replaced)
+    torch.testing.assert_close(total, mlm + 50.0 * disc, rtol=1e-5, atol=1e-5)
+    total.backward()  # both networks learn: the generator from its MLM loss, the discriminator from its own
+    assert pair.generator.electra.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+    assert pair.discriminator.discriminator_predictions.dense.weight.grad.abs().sum() > 0
+
+
+@pytest.fixture(scope="module")
+def electra_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("electra")
+    recipe = {
+        "task": "electra", "output_dir": str(tmp / "run"),
+        "tokenizer": {"kind": "wordpiece", "path": str(tmp / "tok"), "vocab_size": 1500, "lowercase": True},
+        "model": {"model_type": "electra", "config": {"embedding_size": 64, "num_hidden_layers": 2, "hidden_size": 64,
+                                                      "num_attention_heads": 2, "intermediate_size": 128}},
+        "data": {"train": [str(write_imdb_slice(tmp / "imdb.jsonl", 120, every=40)),
+                           {"path": str(write_sst2_slice(tmp / "sst.tsv", 300)), "text_column": "sentence"}],
+                 "validation": str(write_imdb_slice(tmp / "imdb_test.jsonl", 30, every=150, source=IMDB_TEST)),
+                 "block_size": 64, "cache_dir": str(tmp / "cache")},
+        "electra": {"generator_size": 0.5},
+        "train": {"max_steps": 60, "batch_size": 16, "lr": 2e-3, "warmup_steps": 5, "eval_every": 30, "eval_batches": 4,
+                  "log_every": 10, "precision": "fp32", "dropout": 0.0},
+    }
+    path = write_recipe(tmp / "electra.yaml", recipe)
+    assert run_cli("tokenize", "-r", str(path))[0] == 0
+    code, _, err = run_cli("pretrain", "-r", str(path))
+    assert code == 0, err
+    return tmp, Path(recipe["output_dir"]), err
+
+
+def test_training_runs_both_networks_and_reports_the_detection_metrics(electra_run):
+    """60 tiny steps: the generator learns (its loss falls well below log V), the discriminator learns the share of
+    replaced tokens (its loss falls from ~0.69 to that prior's entropy); spotting replacements in context takes
+    longer (the 15-minute recipe's figures are in README)."""
+    import math
+
+    _, out, err = electra_run
+    assert "electra: generator new, hidden 32 x 2 layers" in err
+    last = json.loads((out / "metrics.json").read_text())["final_metrics"]
+    share = last["replaced_share"]
+    assert 0.05 < share < 0.16  # 15 % masked, almost all of them replaced by an early generator
+    prior = -(share * math.log(share) + (1 - share) * math.log(1 - share))
+    assert last["disc_loss"] < prior + 0.02 and last["disc_loss"] < 0.6
+    assert last["generator_loss"] < math.log(1500) - 0.8
+    for key in ("replaced_f1", "disc_accuracy", "masked_accuracy", "replaced_precision", "replaced_recall"):
+        assert 0.0 <= last[key] <= 1.0
+    logged = [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert logged[-1] < logged[0] - 5
+
+
+def test_saved_discriminator_loads_into_classifiers_and_the_generator_beside_it(electra_run):
+    from transformers import (
+        AutoModelForMaskedLM,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+    )
+
+    _, out, _ = electra_run
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["ElectraForPreTraining"]
+    tok = AutoTokenizer.from_pretrained(out)
+    enc = tok(["a fine film", "dull"], padding=True, return_tensors="pt")
+    for auto in (AutoModelForSequenceClassification, AutoModelForTokenClassification):
+        model, info = auto.from_pretrained(out, num_labels=3, output_loading_info=True)
+        assert not [k for k in info["missing_keys"] if k.startswith("electra.")]  # the whole encoder came from the run
+        assert model(**enc).logits.shape[-1] == 3
+    gen = AutoModelForMaskedLM.from_pretrained(out / "generator")
+    assert gen.config.hidden_size == 32
+    code, stdout, err = run_cli("eval", "--model", str(out), "--json", "--batch-size", "8")
+    assert code == 0, err
+    again = json.loads(run_cli("eval", "--model", str(out), "--json", "--batch-size", "8")[1])
+    assert json.loads(stdout)["replaced_f1"] == again["replaced_f1"]  # seeded masks and samples: evaluations agree
+
+
+def test_resume_is_exact_for_electra(electra_run, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    tmp, _, _ = electra_run
+    base = [f"output_dir={tmp_path / 'full'}", "train.max_steps=6", "train.save_every=3", "train.eval_every=0",
+            "train.keep_checkpoints=5", "train.keep_checkpoints_at_end=5", "train.dropout=0.1"]
+    recipe = str(tmp / "electra.yaml")
+    assert run_cli("pretrain", "-r", recipe, *base)[0] == 0
+    cut = tmp_path / "cut"
+    shutil.copytree(tmp_path / "full", cut)
+    shutil.rmtree(cut / "checkpoints" / "step-6")
+    for f in (cut / "model.safetensors", cut / "generator" / "model.safetensors"):
+        f.unlink()
+    (cut / "run.json").write_text('{"status": "running"}')
+    code, _, err = run_cli("pretrain", "-r", recipe, *base, f"output_dir={cut}", "--resume")
+    assert code == 0 and "at step 3" in err, err
+    for name in ("model.safetensors", "generator/model.safetensors"):
+        a, b = load_file(tmp_path / "full" / name), load_file(cut / name)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert (a[k] == b[k]).all(), (name, k)
