@@ -143,3 +143,30 @@ def test_eval_of_a_classifier_works_without_matplotlib(tmp_path, monkeypatch):
     result = evaluate.run(recipe.output_dir, log=said.append)
     assert "accuracy" in result and "confusion_matrix_png" not in result
     assert any("pip install 'ftkit[plots]'" in s for s in said)
+
+
+def test_cls_trains_on_a_seeded_class_balanced_sample_with_train_examples(tmp_path):
+    """data.train_examples (the few-labels curve, bench/few_labels.py): N training rows, classes in proportion, the
+    validation rows whole; the sample is a function of train.seed."""
+    from ftkit.data.labeled import train_and_validation
+    from ftkit.recipe import validate
+
+    raw = CASES["cls"](tmp_path)
+    raw["data"]["train_examples"] = 20
+    recipe = validate(raw)
+    said: list[str] = []
+    full, _ = train_and_validation(validate(CASES["cls"](tmp_path)).data, 0, log=lambda *_: None)
+    train, val = train_and_validation(recipe.data, 0, log=said.append)
+    assert len(train) == 20 and len(val) == 24
+    from collections import Counter
+
+    ours, whole = Counter(train.labels), Counter(full.labels)
+    assert len(whole) == 2 and all(abs(ours[c] / 20 - n / 64) <= 1 / 20 for c, n in whole.items())
+    assert set(train.texts) <= set(full.texts)
+    assert "data.train_examples: a seeded sample of 20 of 64 training rows (classes in proportion)" in said
+    assert train_and_validation(recipe.data, 0, log=lambda *_: None)[0].texts == train.texts
+    assert train_and_validation(recipe.data, 1, log=lambda *_: None)[0].texts != train.texts
+    from ftkit.workflows import train as train_workflow
+
+    summary = train_workflow.run(recipe, log=lambda *_: None, family=registry.FINETUNE)
+    assert summary["train_examples"] == 20

@@ -229,9 +229,9 @@ def train_and_validation(data: DataSection, seed: int, log=print) -> tuple[Rows,
         raise UserError("data.streaming: not supported for classification; the labeled data is read up front")
     train = load_rows(data.train, data, "data.train", log=log)
     if data.validation is not None:
-        return train, load_rows(data.validation, data, "data.validation", split="validation", log=log)
+        return _few(train, data, seed, log), load_rows(data.validation, data, "data.validation", split="validation", log=log)
     if data.validation_split <= 0:
-        return train, None
+        return _few(train, data, seed, log), None
     from sklearn.model_selection import train_test_split
 
     n_val = max(1, int(round(len(train) * data.validation_split)))
@@ -240,7 +240,19 @@ def train_and_validation(data: DataSection, seed: int, log=print) -> tuple[Rows,
     counts = {n: train.labels.count(n) for n in set(train.labels)}
     strat = train.labels if min(counts.values()) >= 2 and n_val >= len(counts) else None
     tr, va = train_test_split(np.arange(len(train)), test_size=n_val, random_state=seed, shuffle=True, stratify=strat)
-    return train.subset(np.sort(tr)), train.subset(np.sort(va))
+    return _few(train.subset(np.sort(tr)), data, seed, log), train.subset(np.sort(va))
+
+
+def _few(train: Rows, data: DataSection, seed: int, log) -> Rows:
+    """data.train_examples: a seeded sample of the training rows, classes in proportion (after any validation split,
+    so the validation rows are the same whatever the sample's size)."""
+    if data.train_examples is None or data.train_examples >= len(train):
+        return train
+    from ftkit.engine.batches import eval_subset
+
+    pick = eval_subset(len(train), 1, data.train_examples, seed, train.labels)
+    log(f"data.train_examples: a seeded sample of {len(pick):,} of {len(train):,} training rows (classes in proportion)")
+    return train.subset(pick)
 
 
 def infer_labels(train: Rows) -> list[str]:

@@ -45,10 +45,11 @@ def use_fast_dropout(model: nn.Module) -> int:
 
 # Attention: with dropout, torch's CPU SDPA leaves its flash kernel for the math path and draws the mask with
 # bernoulli_: 34 ms fwd+bwd per GPT layer (batch 8, 4 heads, 256 tokens, bf16) against 14 ms for the same math with
-# the mask above. Without dropout its CPU flash kernel loses to plain matmuls on short sequences (fwd+bwd, bf16,
-# 2 cores: 16x4 heads x 128 x 64: 18 vs 14 ms; 32x12x128x64: 111 vs 68; 8x4x64x32 causal: 3.3 vs 0.8) and ties at
-# 256 tokens. Registered as a transformers attention implementation: the math path on CPU for training with
-# dropout or keys <= MATH_MAX_KEYS, SDPA itself otherwise; masks are made as for SDPA.
+# the mask above. Without dropout its CPU flash kernel is slow in bf16 on short sequences (fwd+bwd, 2 cores, best of
+# 3: ViT 128 x 4 heads x 50 x 16: 39.5 vs 8.7 ms for plain matmuls; BERT 16 x 4 x 128 x 64: 18.4 vs 8.2; char GPT
+# 12 x 4 x 64 x 32: 3.9 vs 0.7), ties at 256 keys, and in fp32 it wins (6.4 vs 11.6 ms for the ViT shape: a ViT
+# run lost 8 % with the math path in fp32). Registered as a transformers attention implementation: the math path
+# on CPU for training with dropout, or bf16 with keys <= MATH_MAX_KEYS; SDPA itself otherwise; masks as for SDPA.
 ATTENTION = "ftkit_sdpa"
 MATH_MAX_KEYS = 128
 
@@ -57,7 +58,8 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
     with_dropout = module.training and dropout > 0.0
-    math_path = query.device.type == "cpu" and (with_dropout or key.shape[-2] <= MATH_MAX_KEYS)
+    bf16 = query.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+    math_path = query.device.type == "cpu" and (with_dropout or (bf16 and key.shape[-2] <= MATH_MAX_KEYS))
     if not math_path or kwargs.get("softcap") is not None or kwargs.get("position_bias") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)

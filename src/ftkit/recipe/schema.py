@@ -74,7 +74,7 @@ class DataSection(Section):
         "fastText files); columns label and text, or the two data.column_names.")
     train_examples: Optional[int] = Field(
         None, gt=0, description="Train on a seeded sample of N training examples, classes in proportion (few-label "
-        "experiments; image-cls, mim); the validation data stays whole.")
+        "experiments; cls, image-cls, mim); the validation data stays whole.")
     sample_by: Literal["line", "paragraph", "document"] = Field(
         "line", description="For text files: one example per line, per blank-line-separated paragraph, or per file.")
     text_column: str = Field("text", description="Column holding the text.")
@@ -173,6 +173,9 @@ class TrainSection(Section):
     threads: Optional[int] = Field(None, gt=0, description="torch threads per process (default: torch's choice).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass instead of "
                                          "keeping them: less memory, ~30% more time.")
+    fast_paths: bool = Field(True, description="On CPU: faster dropout masks, math attention for dropout and short "
+                             "sequences, fused tanh GELU (the same functions; models/fast_paths.py). false: transformers' "
+                             "own modules.")
     compile: bool = Field(False, description="torch.compile each transformer block (regional compilation; the first "
                           "steps include compiling). Pays on GPUs; slower on small CPUs (measured on 2 cores).")
     skip_nonfinite: int = Field(0, ge=0, description="Skip up to N optimizer steps whose loss is NaN/inf (counted in metrics.json) before stopping the run.")
@@ -269,9 +272,9 @@ class Recipe(Section):
             raise ValueError("data.streaming needs a budget: set train.max_steps or train.max_tokens")
         _check_sft(self)
         task = registry.entry(self.task)
-        if self.data.train_examples is not None and not task.images:
+        if self.data.train_examples is not None and not task.images and self.task != "cls":
             images = ", ".join(t.name for t in registry.TASKS if t.images)
-            raise ValueError(f"data.train_examples is for the image tasks ({images}), not {self.task}")
+            raise ValueError(f"data.train_examples is for cls and the image tasks ({images}), not {self.task}")
         if self.tokenizer is None and self.model.from_pretrained is None and task.preprocessor == "tokenizer":
             raise ValueError("a new model (model.model_type) needs a tokenizer section")
         if self.finetune.strategy in ("lora", "prefix", "prompt"):

@@ -100,8 +100,12 @@ class HiddenStates:
         if getattr(getattr(inner, "config", None), "model_type", None) not in FUSED_TYPES:
             return None
         layer = inner.get_output_embeddings()
-        # exactly nn.Linear without bias: a LoRA-wrapped or biased head takes the plain path
-        return layer if type(layer) is torch.nn.Linear and layer.bias is None else None
+        # exactly nn.Linear without bias: a LoRA-wrapped or biased head takes the plain path; so does a sharded
+        # weight (FSDP2's DTensor, DeepSpeed ZeRO-3's partitions): it is whole only inside the layer's own call
+        if type(layer) is not torch.nn.Linear or layer.bias is not None:
+            return None
+        sharded = type(layer.weight).__name__ == "DTensor" or hasattr(layer.weight, "ds_id")
+        return None if sharded else layer
 
     def attach(self, model) -> Optional[torch.nn.Linear]:
         layer = self.output_layer(model)

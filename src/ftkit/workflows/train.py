@@ -137,7 +137,7 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     if resume:
         check_checkpoint_fits(recipe.output_dir, model)
     task.check_model(model)
-    if acc.device.type == "cpu":  # dropout, attention and GELU paths faster on CPU (models/fast_paths.py)
+    if acc.device.type == "cpu" and cfg.fast_paths:  # dropout, attention and GELU faster on CPU (models/fast_paths.py)
         use_fast_paths(model)
     trainable, total = count_parameters(model)
     main_log(f"{recipe.task} | {type(model).__name__} {total / 1e6:.2f}M parameters | "
