@@ -2,7 +2,7 @@
 4,000 / all labelled SST-2 training sentences, and compare their SST-2 dev accuracy.
 
 Both sides use one fine-tuning recipe (below: batch 32, lr 2e-4 with 10 % warmup and a linear decay, dropout 0.1,
-the pre-trained run's own tokenizer) and the same seeded, class-balanced samples (`data.train_examples`, seed = the
+the pre-trained run's own tokenizer) and the same seeded samples, classes in proportion (`data.train_examples`, seed = the
 run's seed); only the starting weights differ. Steps: 5 epochs of the sample, at least 200 and at most --max-steps.
 The 872 dev sentences are scored once, after the last step. Each run is one `ftkit finetune` process.
 

@@ -11,8 +11,10 @@
 # repository's own text (throughput does not depend on what the text says), a BPE tokenizer trained on it.
 # Tokens/s: the median of the run's logged intervals after the first two (those include compiling).
 # MFU = tokens/s x FLOPs per token (6N + 12 L H Q T, PaLM's formula; metrics.json's flops_per_token) / peak.
-# Safe unattended: refuses at once without CUDA (exit 2), works only under a temporary directory it removes,
-# and every stage runs under `timeout` (the whole check stays under 5 minutes).
+# Safe unattended: refuses at once without CUDA (exit 2; any other failure of the probe is reported as such), keeps
+# its files and the compiler caches (TorchInductor, Triton) under a temporary directory it removes, and runs every
+# stage under `timeout -k` (a stage that ignores SIGTERM is killed 10 s later): 30 + 60 + 180 + 30 s, so the whole
+# check ends within 5 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -22,21 +24,35 @@ BATCH=${BATCH:-16}
 BLOCK=${BLOCK:-1024}
 COMPILE=${COMPILE:-true}
 PRECISION=bf16
+fail() { echo "gpu_check: $*" >&2; exit 1; }
 if [ "${DRY_CPU:-0}" = 1 ]; then
     STEPS=6 BATCH=2 BLOCK=128 COMPILE=false PRECISION=auto
     echo "gpu_check: DRY_CPU=1: a rehearsal on CPU, $STEPS steps of $BATCH x $BLOCK (no figure of a GPU)"
-elif ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)' 2>/dev/null; then
-    echo "gpu_check: no CUDA device here (torch.cuda.is_available() is False); nothing was run" >&2
-    exit 2
+else
+    rc=0
+    timeout -k 10 30 "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)' > "${TMPDIR:-/tmp}/gpu_check_probe.$$" 2>&1 || rc=$?
+    if [ "$rc" = 3 ]; then
+        rm -f "${TMPDIR:-/tmp}/gpu_check_probe.$$"
+        echo "gpu_check: no CUDA device here (torch.cuda.is_available() is False); nothing was run" >&2
+        exit 2
+    elif [ "$rc" != 0 ]; then
+        echo "gpu_check: the CUDA probe failed (exit $rc; python: $PY):" >&2
+        tail -3 "${TMPDIR:-/tmp}/gpu_check_probe.$$" >&2
+        rm -f "${TMPDIR:-/tmp}/gpu_check_probe.$$"
+        exit 1
+    fi
+    rm -f "${TMPDIR:-/tmp}/gpu_check_probe.$$"
 fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ftkit-gpu-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+export TORCHINDUCTOR_CACHE_DIR="$WORK/inductor" TRITON_CACHE_DIR="$WORK/triton"
 
 CORPUS=../shared/data/tinyshakespeare/input.txt
 if [ ! -f "$CORPUS" ]; then
     CORPUS="$WORK/corpus.txt"
-    find . -path ./.venv -prune -o \( -name '*.md' -o -name '*.py' -o -name '*.yaml' \) -type f -print0 \
-        | xargs -0 cat > "$CORPUS"
+    # the project's own text (not hidden folders, venvs or runs)
+    find . \( -path './.*' -o -name runs -o -name '*venv*' \) -prune -o \
+        \( -name '*.md' -o -name '*.py' -o -name '*.yaml' \) -type f -print0 | xargs -0 cat > "$CORPUS"
 fi
 cat > "$WORK/gpt2-124m.yaml" <<EOF
 task: clm
@@ -62,19 +78,19 @@ train:
   plots: false
   report_to: []
 EOF
-"$PY" - <<'EOF'
+timeout -k 10 30 "$PY" - <<'EOF'
 import torch
 if torch.cuda.is_available():
     p = torch.cuda.get_device_properties(0)
     print(f"gpu_check: {p.name}, {p.total_memory / 2**30:.0f} GiB, torch {torch.__version__}, CUDA {torch.version.cuda}")
 EOF
-timeout 120 "$FTKIT" tokenize --recipe "$WORK/gpt2-124m.yaml" --encode > "$WORK/tokenize.log" 2>&1 \
-    || { echo "gpu_check: tokenize failed:"; tail -5 "$WORK/tokenize.log"; exit 1; }
+timeout -k 10 60 "$FTKIT" tokenize --recipe "$WORK/gpt2-124m.yaml" --encode > "$WORK/tokenize.log" 2>&1 \
+    || fail "tokenize failed or ran past 60 s: $(tail -3 "$WORK/tokenize.log")"
 START=$(date +%s)
-timeout 240 "$FTKIT" pretrain --recipe "$WORK/gpt2-124m.yaml" --num-processes 1 > "$WORK/pretrain.log" 2>&1 \
-    || { echo "gpu_check: pretrain failed or ran past 240 s:"; tail -15 "$WORK/pretrain.log"; exit 1; }
+timeout -k 10 180 "$FTKIT" pretrain --recipe "$WORK/gpt2-124m.yaml" --num-processes 1 > "$WORK/pretrain.log" 2>&1 \
+    || fail "pretrain failed or ran past 180 s: $(tail -10 "$WORK/pretrain.log")"
 echo "gpu_check: $STEPS steps of $BATCH x $BLOCK tokens in $(( $(date +%s) - START )) s (with start-up and compiling)"
-WORK="$WORK" "$PY" - <<'EOF'
+WORK="$WORK" timeout -k 10 30 "$PY" - <<'EOF'
 import json, os, statistics
 import torch
 

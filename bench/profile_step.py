@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 8000
 PLAIN = [False]
+ACCELERATOR: list = []
 
 
 def clm_setup():
@@ -71,14 +72,14 @@ def profile(kind: str, steps: int, precision: str, rows: int, plain: bool) -> No
 
         use_fast_paths(model)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
-    dtype = torch.bfloat16 if precision == "bf16" else None
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1, fused=True)
+    # as the engine: accelerate wraps the model's forward in autocast (only the forward: the loss runs after it)
+    model, opt = ACCELERATOR[0].prepare(model, opt)
 
     def step():
         b = batch()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
-            loss = task.loss(model, b) / task.count_targets(b)
-        loss.backward()
+        loss = task.loss(model, b) / task.count_targets(b)
+        ACCELERATOR[0].backward(loss)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -112,6 +113,9 @@ def main() -> None:
 
     precision = a.precision or resolve_precision("auto")
     PLAIN[0] = a.plain
+    from accelerate import Accelerator
+
+    ACCELERATOR.append(Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision), cpu=True))
     for kind in [a.only] if a.only else ["clm", "mlm"]:
         profile(kind, a.steps, precision, a.rows, a.plain)
 

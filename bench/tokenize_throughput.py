@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -93,13 +92,12 @@ def run_side(name: str, tmp: Path, i: int) -> dict:
     cache = tmp / f"cache-{name}-{i}"
     code = (f"import json, resource, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import tokenize_throughput as b; "
             f"from pathlib import Path; r = b.side_{name}(Path({str(tmp)!r}), Path({str(cache)!r})); "
-            f"r['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; print(json.dumps(r))")
+            f"r['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; "
+            f"r['workers_peak_rss_mib'] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024; print(json.dumps(r))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if p.returncode:
         sys.exit(f"{name} side failed:\n{p.stderr[-3000:]}")
-    r = json.loads(p.stdout.strip().splitlines()[-1])
-    # datasets.map's workers are child processes: their peak counts too
-    r["children_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    r = json.loads(p.stdout.strip().splitlines()[-1])  # workers_peak_rss_mib: datasets.map's worker processes
     r["tokens_per_s"] = r["tokens"] / r["seconds"]
     return r
 
@@ -123,7 +121,7 @@ def main() -> None:
                 r = run_side(name, tmp, i)
                 runs[name].append(r)
                 print(f"repeat {i} {name}: {r['tokens']:,} tokens in {r['seconds']:.2f}s = {r['tokens_per_s']:,.0f} tok/s, "
-                      f"{r['blocks']:,} blocks, peak RSS {r['peak_rss_mib']:,.0f} MiB"
+                      f"{r['blocks']:,} blocks, peak RSS {r['peak_rss_mib']:,.0f} MiB (workers {r['workers_peak_rss_mib']:,.0f})"
                       + (f" (load {r['load_seconds']:.1f}s, tokenize {r['encode_seconds']:.1f}s, group {r['group_seconds']:.1f}s)"
                          if name == "datasets" else f" (encode {r['encode_seconds']:.1f}s)"), flush=True)
     best = {k: max(v, key=lambda r: r["tokens_per_s"]) for k, v in runs.items()}

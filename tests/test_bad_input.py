@@ -119,7 +119,7 @@ def test_train_compile_compiles_the_blocks_and_learns_the_same(recipe, tiny_gpt_
         code, out, err = run_cli("pretrain", "-r", str(write_recipe(tmp_path / f"c{compiled}.yaml", r)))
         assert code == 0, err
         if compiled:
-            assert "train.compile: 2 GPT2Block blocks compiled" in out + err
+            assert "train.compile: 2 blocks compiled with torch.compile (GPT2Block x 2;" in out + err
         rows = [json.loads(line) for line in (tmp_path / f"run-{compiled}" / "train_log.jsonl").read_text().splitlines()]
         losses[compiled] = [row["loss"] for row in rows]
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)

@@ -47,6 +47,56 @@ def test_fused_loss_equals_the_plain_loss_for_every_fused_model_type(model_type)
     assert err(fused16) < 1.5 * err(plain16) + 1e-3
 
 
+def test_under_accelerate_the_fused_matmuls_run_in_the_autocast_dtype_of_the_forward():
+    """accelerate wraps only model.forward in autocast; the loss runs after it. The output layer's matmul must still
+    run in bf16 (as it would inside the forward), and the loss must equal the plain path's under the same wrapping."""
+    from ftkit.tasks import lm_loss
+
+    model = tiny_lm("llama")
+    # what accelerate.prepare does under mixed precision (an Accelerator here would fix the process's state)
+    model.forward = torch.autocast("cpu", dtype=torch.bfloat16)(model.forward)
+    ids = torch.randint(0, 97, (2, 12), generator=torch.Generator().manual_seed(3))
+    seen = []
+    real = lm_loss._LinearCrossEntropy.apply
+    lm_loss._LinearCrossEntropy.apply = lambda *a: seen.append(a[4]) or real(*a)
+    try:
+        fused = CausalLM().loss(model, {"input_ids": ids})
+    finally:
+        lm_loss._LinearCrossEntropy.apply = real
+    assert not torch.is_autocast_enabled("cpu") and seen == [torch.bfloat16]
+    plain = CausalLM(fused=False).loss(model, {"input_ids": ids})
+    assert torch.allclose(fused, plain, rtol=2e-3)
+
+
+def test_fused_loss_refuses_rows_that_do_not_match_the_targets_and_skips_gradients_under_no_grad():
+    hidden = torch.randn(10, 8, requires_grad=True)
+    weight = torch.randn(30, 8, requires_grad=True)
+    with pytest.raises(ValueError, match="10 rows of hidden states for 9 targets"):
+        linear_cross_entropy(hidden, weight, torch.zeros(9, dtype=torch.long))
+    from ftkit.tasks import lm_loss
+
+    formed = []
+    real = lm_loss.torch.Tensor.exp_
+    lm_loss.torch.Tensor.exp_ = lambda self: formed.append(1) or real(self)  # the gradient starts with exp_
+    try:
+        with torch.no_grad():
+            linear_cross_entropy(hidden, weight, torch.zeros(10, dtype=torch.long))
+    finally:
+        lm_loss.torch.Tensor.exp_ = real
+    assert formed == []
+
+
+def test_prompt_tuning_scores_the_input_positions_not_the_virtual_tokens():
+    """peft's prompt tuning puts virtual tokens in front: both paths score the last positions, as without it."""
+    from peft import PromptTuningConfig, TaskType, get_peft_model
+
+    base = tiny_lm("gpt2")
+    model = get_peft_model(base, PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=4))
+    ids = torch.randint(0, 97, (2, 10))
+    fused, plain = CausalLM().loss(model, {"input_ids": ids}), CausalLM(fused=False).loss(model, {"input_ids": ids})
+    assert torch.allclose(fused, plain, rtol=1e-5)
+
+
 def test_fused_loss_ignores_targets_marked_ignore_and_works_in_chunks():
     torch.manual_seed(0)
     hidden = torch.randn(37, 16, requires_grad=True)
@@ -90,6 +140,24 @@ def test_fast_dropout_drops_the_expected_share_and_keeps_the_mean():
     a = fast_paths.FastDropout(0.3)(x)
     torch.manual_seed(5)
     assert torch.equal(fast_paths.FastDropout(0.3)(x), a)  # deterministic under torch's seed
+
+
+def test_the_attention_math_path_equals_sdpa_for_grouped_query_attention_and_bf16():
+    """Llama with 4 query heads on 2 key/value heads (repeat_kv), causal, in bf16 where the math path is taken
+    without dropout (short sequences), and with a padding mask."""
+    model = tiny_lm("llama").eval()
+    ids = torch.randint(0, 97, (2, 16))
+    mask = torch.ones(2, 16, dtype=torch.long)
+    mask[1, :5] = 0  # left padding
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        before = [model(ids).logits.float(), model(ids, attention_mask=mask).logits.float()]
+    assert fast_paths.use_fast_paths(model)["attention"]
+    model.train()  # training, no dropout: the math path (bf16, 16 keys)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        after = [model(ids).logits.float(), model(ids, attention_mask=mask).logits.float()]
+    assert torch.allclose(after[0], before[0], atol=0.05)
+    keep = mask.bool()
+    assert torch.allclose(after[1][keep], before[1][keep], atol=0.05)
 
 
 def test_fast_paths_keep_what_the_model_computes_and_what_it_saves(tmp_path):

@@ -251,6 +251,11 @@ def _few(train: Rows, data: DataSection, seed: int, log) -> Rows:
     from ftkit.engine.batches import eval_subset
 
     pick = eval_subset(len(train), 1, data.train_examples, seed, train.labels)
+    missing = sorted(set(train.labels) - {train.labels[int(i)] for i in pick})
+    if missing:  # the model would be built without that class, or the validation data would name an unseen one
+        raise UserError(f"data.train_examples: a sample of {data.train_examples} rows has no example of class "
+                        f"{', '.join(repr(m) for m in missing[:3])} (rows are drawn in the classes' proportions); "
+                        f"raise data.train_examples")
     log(f"data.train_examples: a seeded sample of {len(pick):,} of {len(train):,} training rows (classes in proportion)")
     return train.subset(pick)
 

@@ -5,8 +5,9 @@ Dropout. Why by hand: on CPU `F.dropout` draws one Bernoulli per element through
 elements/s on this 2-core machine: 15 % of a GPT step with dropout 0.1 (bench/profile_step.py). Here the mask
 comes from 64 random bits per 4 elements (`random_` over the full int64 range, read as 16-bit integers; one element is dropped
 when its 16 bits fall below round(p * 65536)): ~5x faster, the same expectation up to p's rounding to 1/65536,
-the same scaling by 1 / (1 - p), deterministic under torch's seed. Only `nn.Dropout` modules are swapped (no
-weights, so the saved model is unchanged); dropout inside attention kernels is left to them.
+the same scaling by 1 / (1 - p), deterministic under torch's seed. `nn.Dropout` modules are swapped (no weights,
+so the saved model is unchanged); attention-probability dropout gets the same mask through the attention
+implementation below.
 """
 
 from __future__ import annotations
@@ -63,18 +64,23 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
     if not math_path or kwargs.get("softcap") is not None or kwargs.get("position_bias") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
-    groups = getattr(module, "num_key_value_groups", 1)
+    groups = query.shape[1] // key.shape[1]  # grouped-query attention: each key/value head serves `groups` heads
     if groups > 1:
         key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    # as transformers' SDPA path: causal unless the module says otherwise; without a mask the causal pattern is
+    # SDPA's (top-left aligned), so keys beyond the queries (an empty static cache's slots) are dropped first
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    q_len = query.shape[-2]
+    if causal and attention_mask is None and q_len > 1 and key.shape[-2] > q_len:
+        key, value = key[..., :q_len, :], value[..., :q_len, :]
     scores = (query @ key.transpose(-1, -2)) * (scaling if scaling is not None else query.size(-1) ** -0.5)
-    q_len, k_len = scores.shape[-2:]
-    causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
+    k_len = scores.shape[-1]
     lowest = torch.finfo(scores.dtype).min  # not -inf: a row with every key masked gets a uniform row, not NaN
     if attention_mask is not None:
         mask = attention_mask[..., :k_len]
         scores = scores.masked_fill(~mask, lowest) if mask.dtype == torch.bool else scores + mask
     elif causal and q_len > 1:
-        keep = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).tril(k_len - q_len)
+        keep = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).tril()
         scores = scores.masked_fill(~keep, lowest)
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
     if with_dropout:

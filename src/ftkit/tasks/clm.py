@@ -30,7 +30,8 @@ class CausalLM(TaskBase):
 
     def logits_and_targets(self, model, batch):
         ids = batch["input_ids"]
-        logits = model(input_ids=ids).logits[:, :-1]
+        # the last positions: prompt tuning (peft) puts its virtual tokens in front of the input
+        logits = model(input_ids=ids).logits[:, -ids.shape[1]:-1]
         return logits.reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1)
 
     def loss(self, model, batch) -> torch.Tensor:
@@ -39,8 +40,9 @@ class CausalLM(TaskBase):
         if layer is None:
             return F.cross_entropy(*self.logits_and_targets(model, batch), reduction="sum")
         ids = batch["input_ids"]
-        h = self.hidden(model, layer, input_ids=ids)[:, :-1]
-        return linear_cross_entropy(h.reshape(-1, h.size(-1)), layer.weight, ids[:, 1:].reshape(-1))
+        h, dtype = self.hidden(model, layer, input_ids=ids)
+        h = h[:, -ids.shape[1]:-1]  # (as logits_and_targets)
+        return linear_cross_entropy(h.reshape(-1, h.size(-1)), layer.weight, ids[:, 1:].reshape(-1), dtype=dtype)
 
     def eval_step(self, model, batch) -> dict:
         return {"loss_sum": self.loss(model, batch).item(), "count": self.count_targets(batch)}

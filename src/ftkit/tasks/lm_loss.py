@@ -9,7 +9,9 @@ in the forward pass, chunk by chunk, where the logits already are: backward only
 transformers and torch have no such function (Liger-Kernel's is CUDA/Triton only).
 
 Numerics follow the plain path under autocast: logits from a matmul in the autocast dtype, softmax in fp32, the
-gradient cast to the autocast dtype for its two matmuls, then accumulated in fp32.
+gradient cast to the autocast dtype for its two matmuls, then accumulated in fp32. The autocast dtype is the one in
+force inside the model's forward (where the output layer would have run: accelerate applies autocast around
+`model.forward` only, and the loss runs after it), recorded by the hook.
 
 `HiddenStates` reaches the output layer's input through the model's own forward (DDP and autocast wrappers see
 an ordinary call): a forward pre-hook keeps the hidden states and hands the output layer zero rows, so the model
@@ -25,24 +27,29 @@ import torch
 
 IGNORE = -100
 FUSED_TYPES = {"gpt2", "llama", "mistral", "qwen2", "qwen3"}
-# Rows of logits alive at once: ~2M fp32 values (8 MB, cache-sized pieces). Measured on the bench GPT (vocab 8,000,
-# 2,040 rows, bf16, 2 cores), best of 20 fwd+bwd: 128 rows 232 ms, 256: 215, 512: 229, 1024: 240, 2048: 250;
-# the plain path 316.
-CHUNK_VALUES = 2 ** 21
+# Rows of logits alive at once. CPU: ~2M fp32 values (8 MB, cache-sized pieces); measured on the bench GPT (vocab
+# 8,000, 2,040 rows, bf16, 2 cores), best of 20 fwd+bwd: 128 rows 232 ms, 256: 215, 512: 229, 1024: 240, 2048: 250;
+# the plain path 316. GPUs want large matmuls and few passes over the V x d weight gradient: ~64M values (256 MB;
+# 1,280 rows at GPT-2's vocabulary), not measured here (no GPU lent).
+CHUNK_VALUES = {"cpu": 2 ** 21}
+GPU_CHUNK_VALUES = 2 ** 26
 
 
-def chunk_rows(vocab: int) -> int:
-    return max(128, (CHUNK_VALUES // max(vocab, 1)) // 64 * 64)
+def chunk_rows(vocab: int, device_type: str = "cpu") -> int:
+    values = CHUNK_VALUES.get(device_type, GPU_CHUNK_VALUES)
+    return max(128, (values // max(vocab, 1)) // 64 * 64)
 
 
-def _compute_dtype(device_type: str, dtype: torch.dtype) -> torch.dtype:
+def autocast_dtype(device_type: str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype autocast gives a matmul here and now (else `dtype`)."""
     return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else dtype
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, targets, rows, dtype):
-        needs_h, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    def forward(ctx, hidden, weight, targets, rows, dtype, grad_enabled):
+        # needs_input_grad follows requires_grad, not grad mode: under no_grad (evaluation) no gradient is formed
+        needs_h, needs_w = grad_enabled and ctx.needs_input_grad[0], grad_enabled and ctx.needs_input_grad[1]
         ctx.weight_dtype = weight.dtype  # the parameter's gradient comes back in its own dtype
         w = weight.to(dtype)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
@@ -76,15 +83,20 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_h, grad_w = ctx.saved_tensors
         gh = grad_h * grad_total.to(grad_h.dtype) if grad_h is not None else None
         gw = (grad_w * grad_total).to(ctx.weight_dtype) if grad_w is not None else None
-        return gh, gw, None, None, None
+        return gh, gw, None, None, None, None
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         rows: Optional[int] = None) -> torch.Tensor:
-    """sum over rows with target != -100 of cross_entropy(hidden @ weight.T, target); hidden (N, d), weight (V, d)."""
-    dtype = _compute_dtype(hidden.device.type, hidden.dtype)
-    with torch.autocast(hidden.device.type, enabled=False):
-        return _LinearCrossEntropy.apply(hidden, weight, targets, rows or chunk_rows(weight.shape[0]), dtype)
+                         rows: Optional[int] = None, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """sum over rows with target != -100 of cross_entropy(hidden @ weight.T, target); hidden (N, d), weight (V, d).
+    `dtype`: of the matmuls (default: what autocast gives here, else hidden's)."""
+    if hidden.shape[0] != targets.shape[0]:
+        raise ValueError(f"linear_cross_entropy: {hidden.shape[0]} rows of hidden states for {targets.shape[0]} targets")
+    device = hidden.device.type
+    dtype = dtype or autocast_dtype(device, hidden.dtype)
+    with torch.autocast(device, enabled=False):
+        return _LinearCrossEntropy.apply(hidden, weight, targets, rows or chunk_rows(weight.shape[0], device), dtype,
+                                         torch.is_grad_enabled())
 
 
 class HiddenStates:
@@ -92,6 +104,7 @@ class HiddenStates:
 
     def __init__(self):
         self.kept: Optional[torch.Tensor] = None
+        self.dtype: Optional[torch.dtype] = None  # the matmul dtype in force where the output layer would run
         self.active = False
 
     @staticmethod
@@ -121,12 +134,14 @@ class HiddenStates:
         if not self.active:
             return None
         self.kept = args[0]
+        self.dtype = autocast_dtype(args[0].device.type, args[0].dtype)
         return (args[0][..., :0, :],) + tuple(args[1:])  # zero positions: the model computes no logits
 
-    def __call__(self, model, layer: torch.nn.Linear, **inputs) -> torch.Tensor:
+    def __call__(self, model, layer: torch.nn.Linear, **inputs) -> tuple[torch.Tensor, torch.dtype]:
+        """(the output layer's input, the dtype its matmul would have run in)."""
         self.active = True
         try:
             model(**inputs)
-            return self.kept
+            return self.kept, self.dtype
         finally:
-            self.active, self.kept = False, None
+            self.active, self.kept, self.dtype = False, None, None

@@ -81,15 +81,19 @@ def _compile_blocks(model, log) -> None:
     serves every layer (compile time of one block, not of the model) and the parts around the blocks stay eager, so
     the fused loss's hook and chunk loop (tasks/lm_loss.py) cause no graph breaks. The blocks are the classes the
     model names as units that must not be split (`_no_split_modules`, transformers' own list per architecture)."""
+    from collections import Counter
+
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    names = set(getattr(base, "_no_split_modules", None) or [])
-    blocks = [m for m in base.modules() if type(m).__name__ in names]
+    # every PreTrainedModel inside (ELECTRA's pair holds two) names its units; the repeated ones are the blocks
+    names = {n for m in base.modules() for n in (getattr(m, "_no_split_modules", None) or [])}
+    counts = Counter(type(m).__name__ for m in base.modules() if type(m).__name__ in names)
+    blocks = [m for m in base.modules() if counts.get(type(m).__name__, 0) > 1]
     if not blocks:
         raise UserError(f"train.compile: {type(base).__name__} names no repeated blocks to compile (_no_split_modules)")
     for block in blocks:
         block.compile()
-    log(f"train.compile: {len(blocks)} {type(blocks[0]).__name__} blocks compiled with torch.compile (the first steps "
-        f"include compiling)")
+    kinds = ", ".join(f"{n} x {c}" for n, c in counts.items() if c > 1)
+    log(f"train.compile: {len(blocks)} blocks compiled with torch.compile ({kinds}; the first steps include compiling)")
 
 
 def _checkpointing(model, log) -> None:
