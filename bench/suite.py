@@ -48,16 +48,16 @@ BENCHES = (
     Bench("ner", "ner_vs_hf.py", "run_ner (Trainer)", "token classification wall clock, WNUT-17", 1.0,
           quick=("--epochs", "0.1")),
     Bench("sft", "sft_vs_trl.py", "TRL SFTTrainer", "SmolLM2 LoRA SFT tokens/s, packing off and on (the smaller ratio)",
-          1.0, quick=("--steps", "3", "--batch", "4", "--held-out", "8")),
+          1.0, quick=("--steps", "2", "--batch", "4", "--held-out", "4")),
     Bench("vit", "vit_vs_hf.py", "Trainer (run_image_classification path)", "ViT images/s, Fashion-MNIST", 1.2,
           full=("--precision", "fp32"), quick=("--steps", "30", "--precision", "fp32")),
     Bench("tokenize", "tokenize_throughput.py", "run_clm's datasets.map path (num_proc = cores)",
           "encoding IMDB + WikiText-2 into blocks, tokens/s, same tokenizer", 10.0, quick=("--repeats", "1")),
     Bench("cls", "cls_vs_hf.py", "run_glue defaults (Trainer, padding to 128)",
           "SST-2 fine-tuning examples/s, sst2-minilm-quick (also against run_glue's best flags)", 1.5,
-          quick=("--steps", "30", "--repeats", "1")),
+          quick=("--steps", "20", "--repeats", "1")),
     Bench("reporting", "reporting_cost.py", "the same run without curves and trackers",
-          "tokens/s with training_curves.png + TensorBoard over without", 0.98, quick=("--steps", "300", "--rounds", "2")),
+          "tokens/s with training_curves.png + TensorBoard over without", 0.98, quick=("--steps", "300", "--rounds", "1")),
 )
 
 
@@ -119,7 +119,7 @@ def run_bench(b: Bench, quick: bool, peaks: dict) -> dict:
     found, summary = parse_ratio(p.stdout), parse_summary(p.stdout)
     gflops, precision = summary.get("ftkit_gflops"), summary.get("precision")
     share = round(gflops / peaks[precision], 3) if gflops and precision in peaks else None
-    return {"name": b.name, "peer": b.peer, "what": b.what, "target": b.target, "command": " ".join(command),
+    return {"gflops": gflops, "name": b.name, "peer": b.peer, "what": b.what, "target": b.target, "command": " ".join(command),
             "seconds": round(seconds, 1), "exit_code": p.returncode, "label": found[0] if found else None,
             "ratio": found[1] if found and p.returncode == 0 else None, "peak_share": share, "precision": precision,
             "output_tail": (p.stdout + ("\n" + p.stderr[-1500:] if p.returncode else ""))[-2500:]}
@@ -194,6 +194,14 @@ def main() -> None:
         shown = f"ratio {r['label']}: {r['ratio']:.2f}" if r["ratio"] is not None else f"FAILED (exit {r['exit_code']})"
         print(f"{b.name:<10} {shown:<32} {r['seconds']:7.1f} s   {r['command']}", flush=True)
     results["seconds"] = round(time.perf_counter() - t0, 1)
+    # the peak read at the start can catch the shared host busy (533 GFLOP/s once where 690-780 is usual): read it
+    # again after the benches and keep the higher, and the peak shares with it
+    peaks = results["machine"]["matmul_peak_gflops"]
+    for name in list(peaks):
+        peaks[name] = round(max(peaks[name], matmul_peak(name)), 1)
+    for r in results["benches"]:
+        if r["gflops"] and r["precision"] in peaks:
+            r["peak_share"] = round(r["gflops"] / peaks[r["precision"]], 3)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     try:
         draw(results, PICTURE)
