@@ -95,7 +95,7 @@ def test_real_process_exit_code_and_debug_traceback(tmp_path):
     assert p.returncode != 0 and "Traceback" in p.stderr
 
 
-def test_a_vocabulary_smaller_than_the_tokenizer_is_refused_and_a_padded_one_is_kept(recipe, tiny_gpt_recipe, tmp_path):
+def test_a_vocabulary_smaller_than_the_tokenizer_is_refused_and_a_padded_one_is_kept(tiny_gpt_recipe, tmp_path):
     import json as _json
 
     r = json.loads(json.dumps(tiny_gpt_recipe))
@@ -109,7 +109,7 @@ def test_a_vocabulary_smaller_than_the_tokenizer_is_refused_and_a_padded_one_is_
     assert _json.loads((Path(r["output_dir"]) / "config.json").read_text())["vocab_size"] == 128
 
 
-def test_train_compile_compiles_the_blocks_and_learns_the_same(recipe, tiny_gpt_recipe, tmp_path):
+def test_train_compile_compiles_the_blocks_and_learns_the_same(tiny_gpt_recipe, tmp_path):
     """Regional compilation (workflows/train._compile_blocks): same losses as eager within float noise."""
     losses = {}
     for compiled in (False, True):

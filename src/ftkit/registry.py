@@ -38,6 +38,7 @@ class TaskEntry:
     more_auto_classes: tuple[str, ...] = ()  # other Auto classes of its models, picked by model type (mim: SimMIM)
     peft_head: tuple[str, ...] = ()  # modules an adapter trains in full (a new head peft does not know as one)
     pipeline_tag: Optional[str] = None  # transformers pipeline of its models (model card metadata, the usage snippet)
+    train_examples: bool = False  # its data builder takes data.train_examples (a seeded sample of the training set)
 
     @property
     def images(self) -> bool:
@@ -60,11 +61,12 @@ TASKS: tuple[TaskEntry, ...] = (
               "ELECTRA pre-training: a small generator replaces masked tokens, the discriminator finds them in every position"),
     TaskEntry("mim", PRETRAIN, "ftkit.tasks.mim", "AutoModelForPreTraining", ("MAEForPreTraining", "ForMaskedImageModeling"),
               "loss", "masked-image modelling (MAE: model_type vit_mae; SimMIM: vit): reconstruct masked patches",
-              preprocessor="image_processor", more_auto_classes=("AutoModelForMaskedImageModeling",)),
+              preprocessor="image_processor", more_auto_classes=("AutoModelForMaskedImageModeling",), train_examples=True),
     TaskEntry("mlm+nsp", PRETRAIN, "ftkit.tasks.nsp", "AutoModelForPreTraining", ("ForPreTraining",), "masked_accuracy",
               "BERT pre-training: masked LM + next-sentence prediction", pipeline_tag="fill-mask"),
     TaskEntry("cls", FINETUNE, "ftkit.tasks.cls", "AutoModelForSequenceClassification", ("ForSequenceClassification",),
-              "accuracy", "text / text-pair classification", "SEQ_CLS", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-classification"),
+              "accuracy", "text / text-pair classification", "SEQ_CLS", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-classification",
+              train_examples=True),
     TaskEntry("ner", FINETUNE, "ftkit.tasks.ner", "AutoModelForTokenClassification", ("ForTokenClassification",), "f1",
               "token classification (named entities)", "TOKEN_CLS", ("lora",), pipeline_tag="token-classification"),
     TaskEntry("sft", FINETUNE, "ftkit.tasks.sft", "AutoModelForCausalLM", ("ForCausalLM",), "loss",
@@ -72,7 +74,8 @@ TASKS: tuple[TaskEntry, ...] = (
               example_formats=("messages", "prompt_completion", "alpaca", "template"), pipeline_tag="text-generation"),
     TaskEntry("image-cls", FINETUNE, "ftkit.tasks.image_cls", "AutoModelForImageClassification", ("ForImageClassification",),
               "accuracy", "image classification (ViT and the other image models of transformers)", None, ("lora",),
-              preprocessor="image_processor", peft_head=("classifier",), pipeline_tag="image-classification"),
+              preprocessor="image_processor", peft_head=("classifier",), pipeline_tag="image-classification",
+              train_examples=True),
 )
 NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
 EXAMPLE_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TASKS for f in t.example_formats))

@@ -4,7 +4,7 @@ train workflow on CPU; the saved model is unchanged: no weights and no config va
 Dropout. Why by hand: on CPU `F.dropout` draws one Bernoulli per element through the generator (`bernoulli_`), ~90M
 elements/s on this 2-core machine: 15 % of a GPT step with dropout 0.1 (bench/profile_step.py). Here the mask
 comes from 64 random bits per 4 elements (`random_` over the full int64 range, read as 16-bit integers; one element is dropped
-when its 16 bits fall below round(p * 65536)): ~5x faster, the same expectation up to p's rounding to 1/65536,
+when its 16 bits fall below round(p * 65536)): 2-2.5x faster (`python bench/cpu_kernels.py`), the same expectation up to p's rounding to 1/65536,
 the same scaling by 1 / (1 - p), deterministic under torch's seed. `nn.Dropout` modules are swapped (no weights,
 so the saved model is unchanged); attention-probability dropout gets the same mask through the attention
 implementation below.
@@ -33,15 +33,20 @@ class FastDropout(nn.Dropout):
         return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.p)))
 
 
-def use_fast_dropout(model: nn.Module) -> int:
-    """Swap every plain nn.Dropout; returns how many were swapped."""
+def _swap(model: nn.Module, kind: type, make) -> int:
+    """Replace every submodule of exactly type `kind` by make(it); how many were replaced."""
     swapped = 0
     for parent in model.modules():
         for name, child in list(parent.named_children()):
-            if type(child) is nn.Dropout:
-                setattr(parent, name, FastDropout(child.p, child.inplace))
+            if type(child) is kind:
+                setattr(parent, name, make(child))
                 swapped += 1
     return swapped
+
+
+def use_fast_dropout(model: nn.Module) -> int:
+    """Swap every plain nn.Dropout; returns how many were swapped."""
+    return _swap(model, nn.Dropout, lambda d: FastDropout(d.p, d.inplace))
 
 
 # Attention: with dropout, torch's CPU SDPA leaves its flash kernel for the math path and draws the mask with
@@ -109,13 +114,7 @@ def use_fast_gelu(model: nn.Module) -> int:
     On the bench GPT the seven ops were ~15 % of a step (bench/profile_step.py: mul, pow, tanh, add)."""
     from transformers.activations import GELUTanh, NewGELUActivation
 
-    swapped = 0
-    for parent in model.modules():
-        for name, child in list(parent.named_children()):
-            if type(child) is NewGELUActivation:
-                setattr(parent, name, GELUTanh())
-                swapped += 1
-    return swapped
+    return _swap(model, NewGELUActivation, lambda _: GELUTanh())
 
 
 def use_fast_paths(model: nn.Module) -> dict:

@@ -272,9 +272,9 @@ class Recipe(Section):
             raise ValueError("data.streaming needs a budget: set train.max_steps or train.max_tokens")
         _check_sft(self)
         task = registry.entry(self.task)
-        if self.data.train_examples is not None and not task.images and self.task != "cls":
-            images = ", ".join(t.name for t in registry.TASKS if t.images)
-            raise ValueError(f"data.train_examples is for cls and the image tasks ({images}), not {self.task}")
+        if self.data.train_examples is not None and not task.train_examples:
+            takers = ", ".join(t.name for t in registry.TASKS if t.train_examples)
+            raise ValueError(f"data.train_examples is for tasks {takers}, not {self.task}")
         if self.tokenizer is None and self.model.from_pretrained is None and task.preprocessor == "tokenizer":
             raise ValueError("a new model (model.model_type) needs a tokenizer section")
         if self.finetune.strategy in ("lora", "prefix", "prompt"):

@@ -24,10 +24,10 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ftkit.tasks.masking import IGNORE
 from ftkit.tasks.mlm import SparseHead
 
 GENERATOR_DIR = "generator"
-IGNORE = -100
 
 
 def generator_config(disc_config, size: float):

@@ -25,18 +25,18 @@ from typing import Optional
 
 import torch
 
-IGNORE = -100
+from ftkit.tasks.masking import IGNORE
+
 FUSED_TYPES = {"gpt2", "llama", "mistral", "qwen2", "qwen3"}
 # Rows of logits alive at once. CPU: ~2M fp32 values (8 MB, cache-sized pieces); measured on the bench GPT (vocab
 # 8,000, 2,040 rows, bf16, 2 cores), best of 20 fwd+bwd: 128 rows 232 ms, 256: 215, 512: 229, 1024: 240, 2048: 250;
 # the plain path 316. GPUs want large matmuls and few passes over the V x d weight gradient: ~64M values (256 MB;
 # 1,280 rows at GPT-2's vocabulary), not measured here (no GPU lent).
-CHUNK_VALUES = {"cpu": 2 ** 21}
-GPU_CHUNK_VALUES = 2 ** 26
+CPU_CHUNK_VALUES, GPU_CHUNK_VALUES = 2 ** 21, 2 ** 26
 
 
 def chunk_rows(vocab: int, device_type: str = "cpu") -> int:
-    values = CHUNK_VALUES.get(device_type, GPU_CHUNK_VALUES)
+    values = CPU_CHUNK_VALUES if device_type == "cpu" else GPU_CHUNK_VALUES
     return max(128, (values // max(vocab, 1)) // 64 * 64)
 
 
