@@ -13,6 +13,18 @@ SST2_TRAIN = DATA / "sst2" / "glue" / "train.tsv"
 WIKI_RAW = DATA / "wikitext-2" / "raw" / "wiki.test.raw"
 
 
+class FakeTokenizer:
+    """Just what MaskedLM and a model built from a config read: ids of the special tokens and a vocabulary size."""
+    pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = 0, 1, 2, 3, 4
+    all_special_ids = [0, 1, 2, 3, 4]
+
+    def __len__(self):
+        return 300
+
+    def convert_ids_to_tokens(self, i):
+        return f"t{i}"
+
+
 def imdb_texts(n: int, path: Path = IMDB_TRAIN, every: int = 1) -> list[str]:
     """n reviews, taking every `every`-th row (the file is sorted neg then pos per id)."""
     out = []

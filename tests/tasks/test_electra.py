@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_mlm import FakeTokenizer  # (tests/tasks is on the path of its tests)
 
 from ftkit.recipe.task_sections import ElectraSection, MaskingSection
 from ftkit.tasks.electra import ElectraTask
@@ -17,7 +16,7 @@ from ftkit.tasks.electra_pair import ElectraPair, build_pair, generator_config
 from ftkit.tasks.masking import IGNORE
 
 from conftest import run_cli, write_recipe
-from encoder_helpers import IMDB_TEST, write_imdb_slice, write_sst2_slice
+from encoder_helpers import IMDB_TEST, FakeTokenizer, write_imdb_slice, write_sst2_slice
 
 
 def tiny_pair(seed: int = 0) -> ElectraPair:

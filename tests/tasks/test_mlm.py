@@ -8,17 +8,7 @@ from ftkit.recipe.schema import MaskingSection
 from ftkit.tasks.masking import IGNORE
 from ftkit.tasks.mlm import MaskedLM
 
-
-class FakeTokenizer:
-    """Just what MaskedLM reads: ids of the special tokens and a vocabulary size."""
-    pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = 0, 1, 2, 3, 4
-    all_special_ids = [0, 1, 2, 3, 4]
-
-    def __len__(self):
-        return 300
-
-    def convert_ids_to_tokens(self, i):
-        return f"t{i}"
+from encoder_helpers import FakeTokenizer
 
 
 def tiny(model_type: str, auto: str):
@@ -31,6 +21,8 @@ def tiny(model_type: str, auto: str):
     else:
         kw.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    if model_type == "modernbert":  # its own dropout names; pre-LN, no biases, rotary positions
+        kw = {k: v for k, v in kw.items() if "prob" not in k}
     cfg = transformers.AutoConfig.for_model(model_type, **kw)
     return getattr(transformers, auto).from_config(cfg).eval()
 
@@ -38,7 +30,7 @@ def tiny(model_type: str, auto: str):
 @pytest.mark.parametrize("model_type, auto", [("bert", "AutoModelForMaskedLM"), ("bert", "AutoModelForPreTraining"),
                                               ("megatron-bert", "AutoModelForPreTraining"),
                                               ("roberta", "AutoModelForMaskedLM"), ("distilbert", "AutoModelForMaskedLM"),
-                                              ("electra", "AutoModelForMaskedLM")])
+                                              ("electra", "AutoModelForMaskedLM"), ("modernbert", "AutoModelForMaskedLM")])
 def test_sparse_head_equals_full_logits_and_loss(model_type, auto):
     model = tiny(model_type, auto)
     task = MaskedLM(FakeTokenizer(), MaskingSection())

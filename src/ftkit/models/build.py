@@ -59,14 +59,18 @@ def config_of(m):
     from transformers import AutoConfig
 
     try:
-        cfg = AutoConfig.for_model(m.model_type)
+        default = AutoConfig.for_model(m.model_type)
     except ValueError as e:
         raise UserError(f"model.model_type: {e}".splitlines()[0]) from None
-    for key, value in m.config.items():
-        if not hasattr(cfg, key):
-            raise UserError(f"model.config.{key}: not a setting of {type(cfg).__name__}")
-        setattr(cfg, key, value)
-    return cfg
+    for key in m.config:
+        if not hasattr(default, key):
+            raise UserError(f"model.config.{key}: not a setting of {type(default).__name__}")
+    # through the constructor, not setattr: settings derived from others are derived from the recipe's values
+    # (ModernBERT's layer_types, one per layer, from num_hidden_layers)
+    try:
+        return AutoConfig.for_model(m.model_type, **m.config)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"model.config: not a valid {type(default).__name__}: {str(e).strip().splitlines()[-1]}") from None
 
 
 def new_config(recipe: Recipe, tokenizer):

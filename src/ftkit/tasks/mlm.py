@@ -28,7 +28,7 @@ from ftkit.tasks.metrics import accuracy_vs_majority, token_loss
 from ftkit.tasks.spec import TaskSpec
 
 # Model types whose output embeddings are the head's last, per-position layer (checked in tests/tasks/test_mlm.py).
-SPARSE_HEAD_TYPES = {"bert", "megatron-bert", "roberta", "distilbert", "xlm-roberta", "camembert", "electra"}
+SPARSE_HEAD_TYPES = {"bert", "megatron-bert", "roberta", "distilbert", "xlm-roberta", "camembert", "electra", "modernbert"}
 
 
 class SparseHead:
@@ -92,7 +92,8 @@ class MaskedLM(TaskBase):
         self.eval_probability = masking.eval_probability or masking.probability
 
     def mask(self, ids: np.ndarray, rng: np.random.Generator, probability: float) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs, labels = mask_tokens(ids, self.vocab, probability, rng, self.masking.whole_word)
+        inputs, labels = mask_tokens(ids, self.vocab, probability, rng, self.masking.whole_word,
+                                     tuple(self.masking.mask_random_keep))
         return torch.from_numpy(inputs), torch.from_numpy(labels)
 
     def collate(self, blocks: list, rng: np.random.Generator, probability: Optional[float] = None) -> dict[str, torch.Tensor]:
