@@ -15,6 +15,10 @@ class MaskingSection(Section):
     eval_probability: Optional[float] = Field(
         None, gt=0.0, lt=1.0, description="Share selected when evaluating (default: probability); e.g. train at 0.3 "
         "(more predictions per step, Wettig et al. 2022) and report accuracy at the usual 0.15.")
+    mask_random_keep: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="Of the selected tokens, the shares that become the mask token, a random token, or "
+        "stay as they are (BERT: [0.8, 0.1, 0.1]; [1, 0, 0]: every selected token masked, as good for pre-training in "
+        "Wettig et al. 2022). Sums to 1.")
     whole_word: bool = Field(False, description="Select whole words: all pieces of a word are masked together.")
     eval_seed: int = Field(1234, description="Masking seed for evaluation, so two evaluations of one model agree.")
     mask_patch_size: Optional[int] = Field(
@@ -22,6 +26,14 @@ class MaskingSection(Section):
         "model's patch size dividing the image size; default: the patch size).")
     nsp_weight: float = Field(1.0, gt=0.0, description="mlm+nsp: weight of the next-sentence loss next to the mean "
                               "masked-LM loss (BERT: 1). Reported losses are unweighted.")
+
+
+    @model_validator(mode="after")
+    def _shares(self) -> "MaskingSection":
+        if min(self.mask_random_keep) < 0 or abs(sum(self.mask_random_keep) - 1.0) > 1e-6:
+            raise ValueError(f"masking.mask_random_keep: three shares >= 0 that sum to 1 (mask, random, keep), "
+                             f"got {list(self.mask_random_keep)}")
+        return self
 
 
 class ElectraSection(Section):

@@ -8,7 +8,7 @@ compares every token with every other (T^2); and its random replacements include
 
 Rules: each candidate token (never a special token, never padding) is selected with probability
 p; of the selected, 80% become the mask token, 10% a random non-special token, 10% stay as they
-are; labels hold the original id at selected positions and -100 elsewhere.
+are (masking.mask_random_keep changes the shares); labels hold the original id at selected positions and -100 elsewhere.
 Whole-word masking selects words instead (each with probability p, so the expected share of
 selected tokens is still p) and applies 80/10/10 to each token of a selected word (as Google's
 BERT code does). Where words start, per vocabulary entry:
@@ -70,8 +70,9 @@ def word_starts(tokenizer, where: str = "tokenizer") -> np.ndarray:
 
 
 def mask_tokens(ids: np.ndarray, vocab: MaskingVocab, probability: float, rng: np.random.Generator,
-                whole_word: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, labels) for a (batch, length) array of token ids; `ids` is not modified."""
+                whole_word: bool = False, shares: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels) for a (batch, length) array of token ids; `ids` is not modified. `shares`: of the selected
+    tokens, those that become the mask token, a random token, or stay (BERT's 80/10/10 by default)."""
     special = vocab.special[ids]
     if whole_word:
         after_special = np.ones_like(special)
@@ -85,7 +86,8 @@ def mask_tokens(ids: np.ndarray, vocab: MaskingVocab, probability: float, rng: n
     labels = np.where(selected, ids, IGNORE)
     how = rng.random(ids.shape)
     inputs = ids.copy()
-    inputs[selected & (how < 0.8)] = vocab.mask_id
-    swap = selected & (how >= 0.8) & (how < 0.9)
+    to_mask, to_random = shares[0], shares[0] + shares[1]
+    inputs[selected & (how < to_mask)] = vocab.mask_id
+    swap = selected & (how >= to_mask) & (how < to_random)
     inputs[swap] = vocab.random_ids[rng.integers(0, len(vocab.random_ids), size=int(swap.sum()))]
     return inputs, labels
