@@ -46,6 +46,13 @@ def test_modernbert_pretrains_with_the_recipe_settings(modernbert_run):
     assert len(config["layer_types"]) == SMALL["num_hidden_layers"]
     assert not (config["attention_bias"] or config["mlp_bias"] or config["norm_bias"])  # bias off
     assert all(config[k] == 0.0 for k in config if "dropout" in k)  # dropout off, in the saved config too
+    # special ids from this tokenizer, not ModernBERT's defaults (50281 / 50282, outside a 1,500-token vocabulary)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert (config["cls_token_id"], config["sep_token_id"], config["pad_token_id"]) == (
+        tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
+    assert all(config[k] is None or config[k] < config["vocab_size"] for k in config if k.endswith("_token_id"))
 
 
 def test_plain_transformers_load_it_as_fill_mask_and_classifiers(modernbert_run):

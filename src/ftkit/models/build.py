@@ -84,10 +84,16 @@ def new_config(recipe: Recipe, tokenizer):
             raise UserError(f"model.config.vocab_size: {wanted} is smaller than the tokenizer's {len(tokenizer):,} tokens; "
                             f"leave it out (it follows the tokenizer) or set at least {len(tokenizer)}")
         cfg.vocab_size = wanted or len(tokenizer)
-        for name in ("pad", "bos", "eos"):
-            tid = getattr(tokenizer, f"{name}_token_id", None)
-            if tid is not None:
-                setattr(cfg, f"{name}_token_id", tid)
+        # the special ids the config names, from the tokenizer: a default of another vocabulary (ModernBERT's
+        # 50281 / 50282 for [CLS] / [SEP]) would point outside this one; one the tokenizer lacks becomes None
+        for name in ("pad", "bos", "eos", "cls", "sep", "mask"):
+            key = f"{name}_token_id"
+            if name in ("pad", "bos", "eos") or hasattr(cfg, key):
+                tid = getattr(tokenizer, key, None)
+                if tid is not None:
+                    setattr(cfg, key, tid)
+                elif isinstance(getattr(cfg, key, None), int) and getattr(cfg, key) >= cfg.vocab_size:
+                    setattr(cfg, key, None)
     positions = recipe.data.block_size + _POSITION_OFFSET.get(m.model_type, 0)
     for attr in ("n_positions", "max_position_embeddings"):
         if hasattr(cfg, attr) and attr not in m.config:
