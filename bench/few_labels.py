@@ -8,6 +8,10 @@ The 872 dev sentences are scored once, after the last step. Each run is one `ftk
 
     .venv/bin/python bench/few_labels.py --pretrained runs/electra-movies [--sizes 250 1000 4000 all] [--seeds 3]
                                          [--seeds-large 1] [--max-steps 2000] [--out bench/few_labels-electra]
+                                         [--set KEY=VALUE ...] [--sides pretrained scratch]
+
+--set changes the fine-tuning recipe of both sides (e.g. model.config.classifier_pooling=mean: ModernBERT's classifier
+averages the token states instead of reading [CLS]); --sides runs one side only (no difference is printed then).
 
 Writes OUT.json and OUT.png (accuracy against labelled sentences, mean and spread per side). Last line:
 `few-labels 1000: pretrained X.X vs scratch Y.Y (+Z.Z)` (mean dev accuracies in %).
@@ -35,7 +39,7 @@ SMALL = 1000  # sizes up to this get --seeds runs, larger ones --seeds-large
 def recipe(pretrained: Path, scratch: bool, size: int | None, seed: int, steps: int, out: Path) -> dict:
     config = json.loads((pretrained / "config.json").read_text())
     keep = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "embedding_size",
-            "max_position_embeddings")
+            "max_position_embeddings", "classifier_pooling")
     model = ({"model_type": config["model_type"], "config": {k: config[k] for k in keep if k in config}} if scratch
              else {"from_pretrained": str(pretrained)})
     return {"task": "cls", "output_dir": str(out), "tokenizer": {"path": str(pretrained)}, "model": model,
@@ -46,6 +50,20 @@ def recipe(pretrained: Path, scratch: bool, size: int | None, seed: int, steps: 
                       "warmup_steps": max(1, steps // 10), "weight_decay": 0.01, "betas": [0.9, 0.999], "eval_every": 0,
                       "eval_batch_size": 64, "log_every": 50, "seed": seed, "keep_checkpoints": 0,
                       "keep_checkpoints_at_end": 0, "plots": False, "report_to": []}}
+
+
+def apply_sets(raw: dict, sets: list[str]) -> dict:
+    """--set KEY=VALUE (a dotted recipe key, a YAML value) on a fine-tuning recipe: the same change for both sides."""
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"--set {item}: expected KEY=VALUE, e.g. model.config.classifier_pooling=mean")
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = yaml.safe_load(value)
+    return raw
 
 
 def steps_for(size: int | None, max_steps: int) -> int:
@@ -72,6 +90,8 @@ def draw(rows: list[dict], path: Path, title: str) -> None:
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.subplots()
     for side, color in (("pretrained", "tab:blue"), ("scratch", "tab:gray")):
+        if not all(r[side] for r in rows):  # a side not run (--sides)
+            continue
         xs = [r["labels"] for r in rows]
         means = [100 * statistics.mean(r[side]) for r in rows]
         ax.plot(xs, means, "o-", color=color, label=side)
@@ -94,6 +114,9 @@ def main() -> None:
     ap.add_argument("--seeds-large", type=int, default=1)
     ap.add_argument("--max-steps", type=int, default=2000)
     ap.add_argument("--out", default=None, help="OUT.json / OUT.png (default bench/few_labels-<run name>)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a fine-tuning recipe setting for both sides, e.g. model.config.classifier_pooling=mean")
+    ap.add_argument("--sides", nargs="+", default=["pretrained", "scratch"], choices=["pretrained", "scratch"])
     a = ap.parse_args()
     pretrained = Path(a.pretrained)
     if not (pretrained / "config.json").is_file():
@@ -110,27 +133,32 @@ def main() -> None:
             steps = steps_for(size, a.max_steps)
             row = {"labels": size or TRAIN_ROWS, "steps": steps, "pretrained": [], "scratch": []}
             for seed in range(seeds):
-                for side in ("pretrained", "scratch"):
+                for side in a.sides:
                     raw = recipe(pretrained, side == "scratch", size, seed, steps, tmp / f"{side}-{s}-{seed}")
-                    row[side].append(finetune(raw, tmp))
-                print(f"{s:>5} labels, seed {seed}, {steps} steps: pretrained {100 * row['pretrained'][-1]:.1f} %, "
-                      f"scratch {100 * row['scratch'][-1]:.1f} %", flush=True)
+                    row[side].append(finetune(apply_sets(raw, a.set), tmp))
+                print(f"{s:>5} labels, seed {seed}, {steps} steps: " + ", ".join(
+                    f"{side} {100 * row[side][-1]:.1f} %" for side in a.sides), flush=True)
             rows.append(row)
+    mean = lambda xs: 100 * statistics.mean(xs) if xs else None  # noqa: E731
+    spread = lambda xs: f" (±{100 * statistics.stdev(xs):.1f}, n={len(xs)})" if len(xs) > 1 else ""  # noqa: E731
+    cell = lambda xs: f"{mean(xs):.1f}{spread(xs)}" if xs else "-"  # noqa: E731
     print(f"\n| labelled sentences | steps | pretrained ({pretrained.name}) | scratch | difference |\n|---|---|---|---|---|")
     for r in rows:
-        p, q = (100 * statistics.mean(r[k]) for k in ("pretrained", "scratch"))
-        spread = lambda xs: f" (±{100 * statistics.stdev(xs):.1f}, n={len(xs)})" if len(xs) > 1 else ""  # noqa: E731
-        print(f"| {r['labels']:,} | {r['steps']} | {p:.1f}{spread(r['pretrained'])} | {q:.1f}{spread(r['scratch'])} | {p - q:+.1f} |")
-    out.with_suffix(".json").write_text(json.dumps({"pretrained": str(pretrained), "rows": rows}, indent=2) + "\n")
+        p, q = mean(r["pretrained"]), mean(r["scratch"])
+        diff = f"{p - q:+.1f}" if p is not None and q is not None else "-"
+        print(f"| {r['labels']:,} | {r['steps']} | {cell(r['pretrained'])} | {cell(r['scratch'])} | {diff} |")
+    out.with_suffix(".json").write_text(json.dumps({"pretrained": str(pretrained), "set": a.set, "rows": rows}, indent=2) + "\n")
     try:
         draw(rows, out.with_suffix(".png"), f"SST-2 dev accuracy: {pretrained.name} vs the same model from scratch")
     except ImportError:
         print("no picture: matplotlib is missing (pip install 'ftkit[plots]')")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
     head = next((r for r in rows if r["labels"] == 1000), rows[0])
-    p, q = (100 * statistics.mean(head[k]) for k in ("pretrained", "scratch"))
-    print(f"few-labels {head['labels']}: pretrained {p:.1f} vs scratch {q:.1f} ({p - q:+.1f})")
-
+    p, q = mean(head["pretrained"]), mean(head["scratch"])
+    if p is not None and q is not None:
+        print(f"few-labels {head['labels']}: pretrained {p:.1f} vs scratch {q:.1f} ({p - q:+.1f})")
+    else:
+        print(f"few-labels {head['labels']}: " + ", ".join(f"{k} {mean(head[k]):.1f}" for k in a.sides))
 
 if __name__ == "__main__":
     main()
