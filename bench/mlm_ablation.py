@@ -51,10 +51,10 @@ VARIANTS: dict[str, tuple[Path, list[str], str]] = {
 }
 
 
-def pretrain(recipe: Path, overrides: list[str], out: Path, steps: int, eval_every: int = 0) -> tuple[list, float]:
+def pretrain(recipe: Path, overrides: list[str], out: Path, steps: int) -> tuple[list, float]:
     """Runs one pre-training; returns its train_log lines and training seconds (the last line's elapsed_s)."""
     args = [sys.executable, "-m", "ftkit.cli", "pretrain", "-r", str(recipe), *overrides, f"output_dir={out}",
-            f"train.max_steps={steps}", f"train.warmup_steps={max(1, steps // 12)}", f"train.eval_every={eval_every}",
+            f"train.max_steps={steps}", f"train.warmup_steps={max(1, steps // 12)}", "train.eval_every=0",
             "train.eval_batches=5", f"train.log_every={min(20, steps)}", "train.keep_checkpoints=0",
             "train.keep_checkpoints_at_end=0", "train.plots=false", "train.report_to=[]"]
     p = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
