@@ -177,3 +177,17 @@ def test_label_text_reads_the_real_sst2_sentence_file():
     rows = labeled.load_rows(str(f), DataSection(train=str(f), format="label_text"), "data.train", log=lambda *_: None)
     assert len(rows) == 872 and labeled.infer_labels(rows) == ["0", "1"]  # GLUE SST-2 dev has the same 872 sentences
     assert rows.texts[0].startswith("one long string of cliches")
+
+
+def test_locations_follow_each_entrys_rows_and_format(tmp_path):
+    # entry 0 keeps 2 of its 3 rows, entry 1 is a headerless TSV with its own column names: the bad label of the
+    # second file's row 2 is dataset row 3, on line 2 of that file
+    a = tmp_path / "a.csv"
+    a.write_text("text,label\none,x\ntwo,y\nthree,z\n")
+    b = tmp_path / "b.tsv"
+    b.write_text("four\tx\nfive\t\n")
+    data = DataSection(train=[{"path": str(a), "rows": 2}, {"path": str(b), "column_names": ["text", "label"]}])
+    msg = error_of(labeled.load_rows, data.train, data, "data.train")
+    assert msg.startswith(f"{b}:2: empty label")
+    loc = labeled.Locator(data.train, data, "data.train")
+    assert [loc(i) for i in range(4)] == [f"{a}:2", f"{a}:3", f"{b}:1", f"{b}:2"]

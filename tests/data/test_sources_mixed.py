@@ -65,3 +65,29 @@ def test_entry_with_missing_file_is_reported(tmp_path, files):
     d = data_section([str(files[0]), {"path": str(tmp_path / "nope.tsv"), "text_column": "sentence"}])
     with pytest.raises(UserError, match="data.train: file not found"):
         sources.load_split(d.train, d, "data.train")
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_rows_takes_the_first_records_of_its_entry_only(files, streaming):
+    imdb, sst, txt = files
+    d = data_section([{"path": str(imdb), "rows": 5}, str(imdb), {"path": str(sst), "text_column": "sentence", "rows": 100}])
+    parts = sources.source_parts(d.train, d, "data.train")
+    assert [(len(p.files), p.rows) for p in parts] == [(1, 5), (1, None), (1, 100)]  # a limited entry is a part of its own
+    texts = [r["text"] for r in sources.load_split(d.train, d, "data.train", streaming=streaming)]
+    whole = [r["text"] for r in sources.load_split(str(imdb), d, "data.train")]
+    assert len(texts) == 5 + 20 + 30  # 100 rows asked of a 30-row file: all 30
+    assert texts[:5] == whole[:5] and texts[5:25] == whole  # the first 5, in file order, then the unlimited entry
+
+
+def test_rows_over_files_of_two_formats_is_refused(tmp_path, files):
+    imdb, _, txt = files
+    folder = tmp_path / "mix"
+    folder.mkdir()
+    for f in (imdb, txt):
+        (folder / f.name).write_bytes(f.read_bytes())
+    d = data_section([str(imdb), {"path": str(folder), "rows": 3}])
+    with pytest.raises(UserError, match=r"data.train\[1\]: rows 3 counts the records of one format, but .* json and text"):
+        sources.source_parts(d.train, d, "data.train")
+    d = data_section([{"path": str(folder / "*.jsonl"), "rows": 3}])  # one format: fine
+    assert len(sources.load_split(d.train, d, "data.train")) == 3
+

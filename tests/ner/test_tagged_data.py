@@ -118,3 +118,13 @@ def test_long_sentences_are_windowed_and_every_word_scored_once(tok):
     assert set(keys.values()) == {1}
     assert sorted(keys) == [i for i in range(60)] + [WORDS_PER_SENTENCE]
     assert windows([3, 3, 3, 9, 1], 6) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+
+
+def test_rows_keeps_an_entrys_first_sentences(tmp_path):
+    p = tmp_path / "c.txt"
+    p.write_text("Ann B-PER\n\nRome B-LOC\n\nParis B-LOC\n")
+    q = tmp_path / "d.txt"
+    q.write_text("Bob B-PER\n\nOslo B-LOC\n")
+    spec = [{"path": str(p), "rows": 2}, str(q)]
+    t = tagged.load(DataSection(train=spec).train, data(), "data.train")
+    assert t.tokens == [["Ann"], ["Rome"], ["Bob"], ["Oslo"]] and t.where[2] == f"{q}:1"

@@ -175,3 +175,11 @@ def test_train_examples_sample_is_stratified(tmp_path, fashion_idx):
     counts = np.bincount(data.train.label_ids, minlength=10)
     assert counts.min() >= 8 and counts.max() <= 12  # classes in proportion (about 10 each)
     assert data.channels == 1 and data.size == 28 and abs(data.mean[0] - 0.286) < 0.02
+
+
+def test_rows_keeps_an_entrys_first_images(fashion_idx, fashion):
+    x, y = fashion
+    d = DataSection(train=[{"path": str(fashion_idx), "rows": 30}, str(fashion_idx)])
+    images = image_sources.load(d.train, d, ImageSection(), "data.train", True)
+    assert len(images) == 30 + 1200
+    _same(images, np.concatenate([x[:30], x[:1200]]), np.concatenate([y[:30], y[:1200]]))

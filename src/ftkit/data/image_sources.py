@@ -156,10 +156,14 @@ def load(spec, data, image, key: str, labelled: bool) -> ImageSet:
     """data.train / data.validation as one ImageSet (a list of sources is concatenated)."""
     from ftkit.data.images import concatenate
 
-    items = [spec] if isinstance(spec, str) else [s if isinstance(s, str) else s.path for s in spec]
+    items = [spec] if isinstance(spec, str) else list(spec)
     if not items:
         raise UserError(f"{key}: empty list; expected image files, a folder or a table")
-    sets = [_one(os.path.expanduser(p), p, data, image, key, labelled) for p in items]
+    sets = []
+    for item in items:
+        path, rows = (item, None) if isinstance(item, str) else (item.path, item.rows)
+        images = _one(os.path.expanduser(path), path, data, image, key, labelled)
+        sets.append(images if rows is None or rows >= len(images) else images.subset(range(rows)))
     return sets[0] if len(sets) == 1 else concatenate(sets)
 
 

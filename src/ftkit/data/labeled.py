@@ -19,7 +19,6 @@ import csv
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -60,26 +59,34 @@ class Locator:
 
     def __init__(self, spec, data: DataSection, key: str):
         self.key, self.data = key, data
-        self.files = sources.resolve_files(spec, key)
         self.spec = spec
-        self._starts: dict[str, list] = {}
+        hub = sources.resolve_files(spec, key) is None
+        # parts, not files: each entry's own format and column names, and its `rows` limit, decide what a row is
+        self.parts = None if hub else sources.source_parts(spec, data, key)
+        self._starts: dict[tuple, list] = {}
 
     def __call__(self, row: int) -> str:
-        if self.files is None:
+        if self.parts is None:
             return f"{self.key} ({sources.describe(self.spec)}, hub) row {row}"
         left = row
-        for f in self.files:
-            starts = self._record_starts(f)
-            if left < len(starts):
-                return f"{f}:{starts[left]}" if starts[left] is not None else f"{f} row {left + 1}"
-            left -= len(starts)
+        for part in self.parts:
+            budget = part.rows
+            for f in part.files:
+                starts = self._record_starts(f, part)
+                n = len(starts) if budget is None else min(len(starts), budget)
+                if left < n:
+                    return f"{f}:{starts[left]}" if starts[left] is not None else f"{f} row {left + 1}"
+                left -= n
+                if budget is not None:
+                    budget -= n
         return f"{self.key} row {row}"
 
-    def _record_starts(self, path: str) -> list:
+    def _record_starts(self, path: str, part: sources.Part) -> list:
         """The 1-based line where each record of `path` starts, counted as the loaders count records."""
-        if path in self._starts:
-            return self._starts[path]
-        fmt = self.data.format if self.data.format != "auto" else sources.FORMATS.get(Path(path).suffix.lower(), "text")
+        fmt, names = part.format, part.column_names
+        cached = (path, fmt, tuple(names or ()))
+        if cached in self._starts:
+            return self._starts[cached]
         starts: list = []
         if fmt in ("csv", "tsv"):
             with open(path, encoding=sources.reading_encoding(self.data.encoding), newline="") as f:
@@ -90,7 +97,7 @@ class Locator:
                     first, last = last + 1, reader.line_num
                     if rec:  # pandas skips blank lines
                         starts.append(first)
-            if (self.data.column_names is None or self.data.header == "true") and starts:
+            if (names is None or self.data.header == "true") and starts:
                 starts = starts[1:]  # the header row
         elif fmt in ("text", "label_text") or (fmt == "json" and not _is_json_array(path)):  # one record per non-blank line
             with open(path, encoding=self.data.encoding) as f:
@@ -100,7 +107,7 @@ class Locator:
 
             n = pq.ParquetFile(path).metadata.num_rows if fmt == "parquet" else _json_rows(path)
             starts = [None] * n
-        self._starts[path] = starts
+        self._starts[cached] = starts
         return starts
 
 

@@ -3,9 +3,10 @@
 A spec is a file, a glob, a list of files, or a hub dataset id. Local paths are checked
 before `datasets` sees them: a missing local path must be reported as missing, never
 looked up on the hub (datasets would treat it as a hub id and fail much later).
-List entries may also be `DataFile` mappings with their own format / text column: the
-files are then loaded part by part (one builder per format) and concatenated, so a
-jsonl corpus and a TSV corpus can feed one run (e.g. IMDB reviews + SST-2 sentences).
+List entries may also be `DataFile` mappings with their own format / text column / rows:
+the files are then loaded part by part (one builder per format) and concatenated, so a
+jsonl corpus and a TSV corpus can feed one run (e.g. IMDB reviews + SST-2 sentences), and
+`rows` takes only the first N records of an entry (a balanced mix of sources).
 """
 
 from __future__ import annotations
@@ -104,24 +105,36 @@ class Part:
     format: str
     text_column: Optional[str] = None
     column_names: Optional[list[str]] = None
+    rows: Optional[int] = None  # the entry's `rows`: only its first N records, across its files in order
 
 
 def source_parts(spec, data: DataSection, key: str) -> list[Part]:
-    """A local spec as parts, in order: consecutive files that share format and settings form one part."""
+    """A local spec as parts, in order: consecutive files that share format and settings form one part; an entry
+    with `rows` is a part of its own (its limit counts its records only)."""
     items = [spec] if isinstance(spec, str) else list(spec)
     parts: list[Part] = []
-    for item in items:
+    for i, item in enumerate(items):
         entry = item if isinstance(item, DataFile) else DataFile(path=item)
+        names = entry.column_names if entry.column_names is not None else data.column_names
+        mine: list[Part] = []
         for f in resolve_files([entry.path], key) or []:
             fmt = entry.format or (data.format if data.format != "auto" else FORMATS.get(Path(f).suffix.lower(), "text"))
-            names = entry.column_names if entry.column_names is not None else data.column_names
-            part = Part([f], fmt, entry.text_column, names)
-            last = parts[-1] if parts else None
-            if last and (last.format, last.text_column, last.column_names) == (fmt, entry.text_column, names):
-                last.files.append(f)
+            if mine and mine[-1].format == fmt:
+                mine[-1].files.append(f)
             else:
-                parts.append(part)
+                mine.append(Part([f], fmt, entry.text_column, names, entry.rows))
+        if entry.rows is not None and len(mine) > 1:
+            raise UserError(f"{key}[{i}]: rows {entry.rows} counts the records of one format, but '{entry.path}' holds "
+                            f"{' and '.join(sorted({p.format for p in mine}))} files; give each format its own entry")
+        last = parts[-1] if parts else None
+        if mine and last and last.rows is None and entry.rows is None and _settings(last) == _settings(mine[0]):
+            last.files.extend(mine.pop(0).files)
+        parts.extend(mine)
     return parts
+
+
+def _settings(part: Part) -> tuple:
+    return part.format, part.text_column, part.column_names
 
 
 def load_split(spec, data: DataSection, key: str, streaming: bool = False, split: str = "train"):
@@ -135,6 +148,8 @@ def load_split(spec, data: DataSection, key: str, streaming: bool = False, split
     loaded = []
     for part in source_parts(spec, data, key):
         ds = _load_part(part, data, key, streaming)
+        if part.rows is not None:
+            ds = ds.take(part.rows) if streaming else ds.select(range(min(part.rows, len(ds))))
         if streaming and ds.features is None:
             ds = ds._resolve_features()  # a stream knows its columns only once its first rows are read
         if part.text_column and part.text_column != data.text_column:

@@ -131,17 +131,27 @@ def load(spec, data, key: str) -> Tagged:
             raise UserError(f"{key}: not found: {spec}")
         _load_hub(str(spec), data, key, out)
     else:
-        for f in files:
-            fmt = file_format(f, data)
-            if fmt == "conll":
-                read_conll(f, data, out)
-            elif fmt in ("json", "parquet"):
-                read_table(_rows(f, fmt), f, data, data.tag_names, out)
-            else:
-                raise UserError(f"{f}: data.format {fmt} cannot hold tagged tokens; expected conll, json (JSONL) or parquet")
+        for entry in [spec] if isinstance(spec, str) else spec:
+            start = len(out)
+            for f in resolve_files([entry if isinstance(entry, str) else entry.path], key) or []:
+                _read_file(f, data, out)
+            rows = None if isinstance(entry, str) else entry.rows
+            if rows is not None:  # the entry's first N sentences (data.train[i].rows)
+                for column in (out.tokens, out.tags, out.where):
+                    del column[start + rows:]
     if not len(out):
         raise UserError(f"{key}: no sentences in {spec} (expected one token per line with its tag, blank lines between sentences)")
     return out
+
+
+def _read_file(f: str, data, out: Tagged) -> None:
+    fmt = file_format(f, data)
+    if fmt == "conll":
+        read_conll(f, data, out)
+    elif fmt in ("json", "parquet"):
+        read_table(_rows(f, fmt), f, data, data.tag_names, out)
+    else:
+        raise UserError(f"{f}: data.format {fmt} cannot hold tagged tokens; expected conll, json (JSONL) or parquet")
 
 
 def _load_hub(name: str, data, key: str, out: Tagged) -> None:

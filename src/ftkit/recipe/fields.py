@@ -19,6 +19,9 @@ class DataFile(Section):
     text_column: Optional[str] = Field(
         None, description="Column holding the text in this entry; renamed to data.text_column when loaded.")
     column_names: Optional[list[str]] = Field(None, description="Column names for csv/tsv files without a header row.")
+    rows: Optional[int] = Field(
+        None, ge=1, description="Use only the first N rows (records) of this entry, in file order (all of them if it "
+        "has fewer): balances a mix of sources without copying files.")
 
 
 DataFiles = Union[str, list[Union[str, DataFile]]]

@@ -120,11 +120,17 @@ def all_keys(model: type[BaseModel] = Recipe, prefix: str = "") -> list[str]:
     return keys
 
 
-def _section_type(annotation: Any) -> Optional[type[BaseModel]]:
+def _section_type(annotation: Any, deep: bool = False) -> Optional[type[BaseModel]]:
+    """The section model a field holds; deep: also inside lists and nested unions (data.train's DataFile entries)."""
     candidates = [annotation, *getattr(annotation, "__args__", ())]
     for c in candidates:
         if isinstance(c, type) and issubclass(c, BaseModel):
             return c
+    if deep:
+        for c in getattr(annotation, "__args__", ()):
+            found = _section_type(c, deep=True)
+            if found is not None:
+                return found
     return None
 
 
@@ -140,28 +146,62 @@ def _is_scalar_key(loc: tuple) -> bool:
 def _model_at(loc: tuple) -> Optional[type[BaseModel]]:
     model: Optional[type[BaseModel]] = Recipe
     for part in loc:
+        if isinstance(part, int):  # an entry of a list: its model is the one found for the list
+            continue
         if model is None or part not in model.model_fields:
             return None
-        model = _section_type(model.model_fields[part].annotation)
+        model = _section_type(model.model_fields[part].annotation, deep=True)
     return model
 
 
+def _key_path(loc: tuple) -> tuple:
+    """pydantic's error location without the tags it adds for union branches ('str', 'list[...]', 'DataFile'):
+    only schema keys and list indices stay, and the last part (an unknown key is not in the schema)."""
+    out: list = []
+    model: Optional[type[BaseModel]] = Recipe
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out.append(part)
+        elif model is not None and part in model.model_fields:
+            out.append(part)
+            model = _section_type(model.model_fields[part].annotation, deep=True)
+        elif i == len(loc) - 1 and not _is_branch_tag(part):
+            out.append(part)
+    return tuple(out)
+
+
+def _is_branch_tag(part: str) -> bool:
+    return "[" in part or part in ("str", "int", "float", "bool", "dict", "list") or part[:1].isupper()
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
 def _format_error(err: ValidationError, source: str, lines: dict) -> str:
-    # Typos first: an unknown key often explains the other errors too.
-    e = sorted(err.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
-    loc = tuple(p for p in e["loc"] if isinstance(p, str))
-    key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-    line = _line_for(loc, lines)
+    # Typos first: an unknown key often explains the other errors too. Then the deepest location: a value that
+    # fits no branch of a union (data.train: a path or a list of entries) fails once per branch, and the branch
+    # that got furthest (the entry's own key) says what is wrong.
+    errors = err.errors()
+    e = sorted(errors, key=lambda x: (x["type"] != "extra_forbidden", -len(_key_path(x["loc"]))))[0]
+    path = _key_path(e["loc"])
+    # the other branches' failures at the locations above this one are the same error, not more of them
+    others = [x for x in errors if x is not e and _key_path(x["loc"]) != path[:len(_key_path(x["loc"]))]]
+    key = _dotted(path) or "(top level)"
+    line = _line_for(path, lines)
     if isinstance(line, str):  # the key came from a command-line override
         where = f"{source} ({line})"
     else:
         where = f"{source}:{line}" if line else source
-    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    more = f" (and {len(others)} more)" if others else ""
     if e["type"] == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = _model_at(path[:-1])
         known = list(parent.model_fields) if parent else []
-        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
-        hint = f"; did you mean '{'.'.join(loc[:-1] + (close[0],))}'?" if close else f"; known keys here: {', '.join(known)}"
+        close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6)
+        hint = f"; did you mean '{_dotted(path[:-1] + (close[0],))}'?" if close else f"; known keys here: {', '.join(known)}"
         return f"{where}: unknown key '{key}'{hint}{more}"
     if e["type"] == "missing":
         return f"{where}: missing required key '{key}'{more}"
@@ -187,4 +227,8 @@ def _key_lines(node, prefix: tuple = ()) -> dict:
             path = prefix + (str(k.value),)
             out[path] = k.start_mark.line + 1
             out.update(_key_lines(v, path))
+    elif isinstance(node, yaml.SequenceNode):  # list entries by index: data.train[1].rows
+        for i, v in enumerate(node.value):
+            out[prefix + (i,)] = v.start_mark.line + 1
+            out.update(_key_lines(v, prefix + (i,)))
     return out

@@ -54,8 +54,8 @@ class ModelSection(Section):
 class DataSection(Section):
     train: DataFiles = Field(
         description="Training data: a file, a glob, a list of files, or a hub dataset id. List entries may be "
-        "{path, format, text_column, column_names} mappings; files of different formats are loaded one by one "
-        "and concatenated (columns kept: those all of them share).")
+        "{path, format, text_column, column_names, rows} mappings; files of different formats are loaded one by one "
+        "and concatenated (columns kept: those all of them share); rows: N keeps the first N records of an entry.")
     validation: Optional[DataFiles] = Field(None, description="Validation data (same forms as train).")
     validation_split: float = Field(
         0.0, ge=0.0, lt=1.0, description="Fraction of train held out for validation when no validation data is given.")
