@@ -1,5 +1,7 @@
 """Sentence-pair items: true next vs a segment of another document, the length cap, too-short corpora."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -98,3 +100,20 @@ def test_build_corpus_from_real_reviews(tmp_path):
     first = tok.decode(corpus.span(0, 1).tolist())
     assert first == "story of a man who has unnatural feelings for a pig."
     assert corpus.tokens.max() < len(tok) and tok.cls_token_id not in corpus.tokens  # no special tokens inside
+
+
+def test_other_document_is_uniform_over_the_other_pair_documents():
+    corpus = synthetic_corpus([3, 1, 4, 2, 1, 5])  # pair documents: 0, 2, 3, 5
+    items = PairItems(corpus, max_tokens=61)
+    rng = np.random.default_rng(0)
+    drawn = [items.other_document(2, rng) for _ in range(3000)]
+    counts = {d: drawn.count(d) for d in set(drawn)}
+    assert set(counts) == {0, 3, 5} and min(counts.values()) > 900  # never itself, never a one-sentence document
+    # pair() makes exactly this draw after its split point: replaying it on a copy of the generator names B's document
+    it = next(i for i in items if i.kind == PAIR and i.doc == 2)
+    rng = np.random.default_rng(7)
+    probe = copy.deepcopy(rng)
+    probe.integers(1, it.end - it.start)
+    expected = items.other_document(it.doc, probe)
+    _, b = items.pair(it, True, rng)
+    assert locate(corpus, b[0])[0] == expected

@@ -98,15 +98,19 @@ class PairItems(Sequence):
         a = c.span(item.start, a_end)
         want = max(self.max_tokens - len(a), 1)
         if random_next:
-            pos = int(np.searchsorted(self.pair_docs, item.doc))
-            j = int(rng.integers(len(self.pair_docs) - 1))
-            other = int(self.pair_docs[j + (j >= pos)])  # uniform over the other documents
+            other = self.other_document(item.doc, rng)
             first, last = int(c.doc_offsets[other]), int(c.doc_offsets[other + 1])
             b_start = int(rng.integers(first, last))
         else:
             b_start, last = a_end, int(c.doc_offsets[item.doc + 1])
         b = c.span(b_start, _fill(c.sent_offsets, b_start, last, want))
         return truncate_pair(a, b, self.max_tokens)
+
+    def other_document(self, doc: int, rng: np.random.Generator) -> int:
+        """A random next sentence's document: uniform over the pair documents other than `doc` (one draw)."""
+        pos = int(np.searchsorted(self.pair_docs, doc))
+        j = int(rng.integers(len(self.pair_docs) - 1))
+        return int(self.pair_docs[j + (j >= pos)])
 
     def single(self, item: Item) -> list[np.ndarray]:
         """The sentences of a SINGLE item (the collate joins them with [SEP] and cuts to the block)."""
