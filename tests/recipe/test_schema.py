@@ -43,6 +43,25 @@ def test_unknown_top_level_section(recipe_file):
     assert "did you mean 'train'" in error_of(recipe_file, ["trian.lr=1"])
 
 
+def test_unknown_capitalised_keys_are_named(recipe_file):
+    # pydantic tags union branches with type names ('DataFile'): a key the user wrote is never taken for one
+    assert "unknown key 'Train'; did you mean 'train'?" in error_of(recipe_file, ["Train.lr=1"])
+    assert "unknown key 'train.LR'" in error_of(recipe_file, ["train.LR=1"])
+
+
+def test_errors_in_data_list_entries_name_the_entry_and_its_line(tmp_path, tiny_gpt_recipe):
+    data = tiny_gpt_recipe["data"]["train"]
+    tiny_gpt_recipe["data"]["train"] = [data, {"path": data, "rows": 0}]
+    path = write_recipe(tmp_path / "r.yaml", tiny_gpt_recipe)
+    line = next(i for i, l in enumerate(path.read_text().splitlines(), 1) if "rows" in l)
+    msg = error_of(path)
+    assert msg.startswith(f"{path}:{line}: 'data.train[1].rows': Input should be greater than or equal to 1 (got 0)")
+    assert "more)" not in msg  # the str and list branches of data.train failing too is the same error
+    tiny_gpt_recipe["data"]["train"][1] = {"path": data, "rowz": 5}
+    path = write_recipe(tmp_path / "r.yaml", tiny_gpt_recipe)
+    assert "unknown key 'data.train[1].rowz'; did you mean 'data.train[1].rows'?" in error_of(path)
+
+
 def test_wrong_type_names_key_and_value(recipe_file):
     msg = error_of(recipe_file, ["train.batch_size=many"])
     assert "(override train.batch_size=many)" in msg and "'train.batch_size'" in msg and "integer" in msg

@@ -154,9 +154,9 @@ def _model_at(loc: tuple) -> Optional[type[BaseModel]]:
     return model
 
 
-def _key_path(loc: tuple) -> tuple:
+def _key_path(loc: tuple, unknown_last: bool = False) -> tuple:
     """pydantic's error location without the tags it adds for union branches ('str', 'list[...]', 'DataFile'):
-    only schema keys and list indices stay, and the last part (an unknown key is not in the schema)."""
+    only schema keys and list indices stay, and the last part when it is the unknown key (`unknown_last`)."""
     out: list = []
     model: Optional[type[BaseModel]] = Recipe
     for i, part in enumerate(loc):
@@ -165,7 +165,7 @@ def _key_path(loc: tuple) -> tuple:
         elif model is not None and part in model.model_fields:
             out.append(part)
             model = _section_type(model.model_fields[part].annotation, deep=True)
-        elif i == len(loc) - 1 and not _is_branch_tag(part):
+        elif i == len(loc) - 1 and (unknown_last or not _is_branch_tag(part)):
             out.append(part)
     return tuple(out)
 
@@ -186,10 +186,11 @@ def _format_error(err: ValidationError, source: str, lines: dict) -> str:
     # fits no branch of a union (data.train: a path or a list of entries) fails once per branch, and the branch
     # that got furthest (the entry's own key) says what is wrong.
     errors = err.errors()
-    e = sorted(errors, key=lambda x: (x["type"] != "extra_forbidden", -len(_key_path(x["loc"]))))[0]
-    path = _key_path(e["loc"])
+    paths = [_key_path(x["loc"], x["type"] == "extra_forbidden") for x in errors]
+    k = min(range(len(errors)), key=lambda i: (errors[i]["type"] != "extra_forbidden", -len(paths[i])))
+    e, path = errors[k], paths[k]
     # the other branches' failures at the locations above this one are the same error, not more of them
-    others = [x for x in errors if x is not e and _key_path(x["loc"]) != path[:len(_key_path(x["loc"]))]]
+    others = [p for i, p in enumerate(paths) if i != k and p != path[:len(p)]]
     key = _dotted(path) or "(top level)"
     line = _line_for(path, lines)
     if isinstance(line, str):  # the key came from a command-line override
