@@ -57,3 +57,30 @@ def test_bpe_encoder_style_has_mask(corpus, tmp_path):
     assert tok.mask_token == "<mask>" and tok.cls_token == "<s>"
     ids = tok("Speak, speak.")["input_ids"]
     assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+
+
+def test_wordpiece_ids_do_not_depend_on_the_trainers_hash_order(corpus):
+    # tokenizers numbers WordPiece's '##' pieces in hash-map order (a new one in every process): the same pieces
+    # under other ids must come out numbered the same
+    import json
+    import random
+
+    from tokenizers import Tokenizer
+
+    from ftkit.data.tokenizer import _canonical_ids
+
+    cfg = TokenizerSection(path="unused", kind="wordpiece", vocab_size=600)
+    tok = build_tokenizer("wordpiece", cfg, specials_for("wordpiece", "mlm"), corpus)
+    spec = json.loads(tok.to_str())
+    vocab = spec["model"]["vocab"]
+    special = {t["content"] for t in spec["added_tokens"]}
+    plain = [t for t in vocab if t not in special]
+    ids = [vocab[t] for t in plain]
+    random.Random(0).shuffle(ids)
+    spec["model"]["vocab"] = {**{t: vocab[t] for t in special}, **dict(zip(plain, ids))}
+    shuffled = Tokenizer.from_str(json.dumps(spec))
+    assert shuffled.to_str() != tok.to_str()
+    assert _canonical_ids(shuffled, "wordpiece").to_str() == tok.to_str()
+    assert all(tok.token_to_id(t) == i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    text = "Before we proceed any further, hear me speak."
+    assert shuffled.decode(shuffled.encode(text).ids) == tok.decode(tok.encode(text).ids)

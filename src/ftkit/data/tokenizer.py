@@ -107,8 +107,32 @@ def build_tokenizer(kind: str, cfg: TokenizerSection, specials: Specials, texts:
     tok.train_from_iterator(texts, trainer=trainer)
     if tok.get_vocab_size() <= len(sp):
         raise UserError("tokenizer: the training corpus is empty")
+    tok = _canonical_ids(tok, kind)
     _add_template(tok, specials)
     return tok
+
+
+def _canonical_ids(tok, kind: str):
+    """The same corpus should give the same tokenizer. tokenizers' WordPiece trainer numbers its '##' pieces in
+    hash-map order, new in every process (huggingface/tokenizers#1794): two trainings of movies-wordpiece gave
+    the same 12,000 pieces with 417 of them under other ids, so a model pre-trained on each started from other
+    embeddings. A WordPiece vocabulary is a set (greedy longest match), so it is numbered in sorted order after
+    the special tokens, which keep their ids. What this cannot undo: where the '##' order broke a tie between
+    equally frequent merges, a few pieces differ (seen on a 1,000-piece vocabulary of Shakespeare, not on the
+    shipped 12,000-piece ones). BPE and char tokenizers come out the same every time."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    if kind != "wordpiece":
+        return tok
+    spec = json.loads(tok.to_str())
+    vocab = spec["model"]["vocab"]
+    special = {t["content"] for t in spec["added_tokens"]}
+    fixed = {t: i for t, i in vocab.items() if t in special}
+    free = sorted(set(range(len(vocab))) - set(fixed.values()))
+    spec["model"]["vocab"] = {**fixed, **dict(zip(sorted(t for t in vocab if t not in special), free))}
+    return Tokenizer.from_str(json.dumps(spec))
 
 
 def _add_template(tok, specials: Specials) -> None:
