@@ -6,9 +6,12 @@ of the positions get a replacement drawn either uniformly from the vocabulary (`
 give it away) or from the batch's own tokens (`--replace unigram`: the replacement has the corpus's word
 frequencies, so only the context tells: what ELECTRA's generator gives the discriminator once it has learned
 the unigram distribution, after ~100 steps). AdamW, bf16 autocast, batch 16. Every 100 steps: the loss and the
-precision / recall of "replaced" on that batch, next to the loss of always answering the replaced share (the prior).
+precision / recall of "replaced" on that batch, next to the loss of always answering the replaced share (the prior),
+and the spread of the last hidden states over positions (near 0: every position has become the same vector).
+`--arch modernbert`: the same detection on the encoder of recipes/modernbert-mlm-movies.yaml (pre-LN, rotary) as a
+one-label token classifier, to tell the architecture from the task; `--no-prior-bias`: the head's bias at 0.
 
-    .venv/bin/python bench/rtd_alone.py [--replace unigram|uniform] [--steps 600] [--lr 2e-4]
+    .venv/bin/python bench/rtd_alone.py [--replace unigram|uniform] [--steps 600] [--lr 2e-4] [--arch modernbert]
 """
 
 from __future__ import annotations
@@ -30,8 +33,17 @@ def main() -> None:
     ap.add_argument("--replace", choices=["unigram", "uniform"], default="unigram")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--no-prior-bias", action="store_true",
+                    help="leave the head's bias at 0 (transformers' init) instead of the replaced share's log-odds")
+    ap.add_argument("--arch", choices=["electra", "modernbert"], default="electra")
     a = ap.parse_args()
-    from transformers import AutoTokenizer, ElectraConfig, ElectraForPreTraining
+    from transformers import (
+        AutoTokenizer,
+        ElectraConfig,
+        ElectraForPreTraining,
+        ModernBertConfig,
+        ModernBertForTokenClassification,
+    )
 
     from ftkit.data.masked_lm_data import mlm_blocks
     from ftkit.recipe import load_recipe
@@ -41,8 +53,20 @@ def main() -> None:
     train, _ = mlm_blocks(recipe, tok, lambda *_: None)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    disc = ElectraForPreTraining(ElectraConfig(vocab_size=len(tok), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                                               **recipe.model.config))
+    if a.arch == "electra":
+        disc = ElectraForPreTraining(ElectraConfig(vocab_size=len(tok), hidden_dropout_prob=0.0,
+                                                   attention_probs_dropout_prob=0.0, **recipe.model.config))
+        bias = disc.discriminator_predictions.dense_prediction.bias
+    else:
+        shape = load_recipe(ROOT / "recipes" / "modernbert-mlm-movies.yaml").model.config
+        disc = ModernBertForTokenClassification(ModernBertConfig(
+            vocab_size=len(tok), num_labels=1, embedding_dropout=0.0, attention_dropout=0.0, mlp_dropout=0.0,
+            classifier_dropout=0.0, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+            cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id, bos_token_id=tok.cls_token_id,
+            eos_token_id=tok.sep_token_id, **{k: v for k, v in shape.items() if k != "classifier_pooling"}))
+        bias = disc.classifier.bias
+    if not a.no_prior_bias:  # what ftkit's electra task does: start at the prior, see tasks/electra_pair.py
+        torch.nn.init.constant_(bias, math.log(0.15 / 0.85))
     opt = torch.optim.AdamW(disc.parameters(), lr=a.lr)
     t = time.perf_counter()
     for step in range(1, a.steps + 1):
@@ -55,7 +79,8 @@ def main() -> None:
         corrupted[chosen] = new
         replaced = (corrupted != ids).float()
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = disc(input_ids=corrupted).logits.float()
+            out = disc(input_ids=corrupted, output_hidden_states=True)
+        logits = out.logits.float().reshape(replaced.shape)
         loss = F.binary_cross_entropy_with_logits(logits, replaced)
         loss.backward()
         opt.step()
@@ -67,6 +92,7 @@ def main() -> None:
             prior = -(share * math.log(share) + (1 - share) * math.log(1 - share))
             print(f"step {step}: loss {loss.item():.3f} (prior {prior:.3f}), replaced {share:.3f}, "
                   f"precision {tp / max(int(said.sum()), 1):.2f}, recall {tp / max(int(truth.sum()), 1):.2f}, "
+                  f"spread {out.hidden_states[-1].float().std(1).mean().item():.3f}, "
                   f"{time.perf_counter() - t:.0f} s", flush=True)
 
 

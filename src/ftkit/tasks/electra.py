@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ftkit.errors import UserError
 from ftkit.tasks import lm_setup
-from ftkit.tasks.electra_pair import ElectraPair, build_pair, load_generator
+from ftkit.tasks.electra_pair import ElectraPair, build_pair, load_generator, start_at_prior
 from ftkit.tasks.mlm import MaskedLM, blocks, mlm_accumulators, mlm_metrics
 from ftkit.tasks.spec import TaskSpec
 
@@ -105,6 +105,8 @@ def _prepare(recipe, tokenizer, acc, log):
     prep = lm_setup.prepare(recipe, tokenizer, acc, log, task, blocks, stream_recipe=block_recipe(recipe))
     task.check_discriminator(prep.model)  # model_type electra, before the generator is built
     saved = load_generator(recipe.model.from_pretrained) if recipe.model.from_pretrained else None
+    if not recipe.model.from_pretrained:  # a new discriminator: an untrained generator replaces ~every masked token
+        start_at_prior(prep.model, recipe.masking.probability)
     prep.model = build_pair(prep.model, recipe.electra.generator_size, saved)
     g = prep.model.generator
     log(f"electra: generator {'from ' + recipe.model.from_pretrained if saved is not None else 'new'}, hidden "
