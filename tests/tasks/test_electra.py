@@ -119,7 +119,8 @@ def test_a_discriminator_started_at_the_prior_learns_what_a_zero_bias_one_never_
             intermediate_size=512, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
         if prior:
             start_at_prior(disc, 0.15)
-            probs = torch.sigmoid(disc(input_ids=torch.randint(5, 4000, (4, 32))).logits)
+            with torch.no_grad():
+                probs = torch.sigmoid(disc(input_ids=torch.randint(5, 4000, (4, 32))).logits)
             assert abs(float(probs.mean()) - 0.15) < 0.02
         opt = torch.optim.AdamW(disc.parameters(), lr=7e-4)
         for _ in range(40):
@@ -131,7 +132,7 @@ def test_a_discriminator_started_at_the_prior_learns_what_a_zero_bias_one_never_
             loss.backward()
             opt.step()
             opt.zero_grad()
-        return float(loss), float(out.hidden_states[-1].std(1).mean())
+        return loss.item(), out.hidden_states[-1].std(1).mean().item()
 
     learned, spread = train(prior=True)
     assert learned < 0.3 and spread > 0.3
@@ -176,6 +177,7 @@ def test_training_runs_both_networks_and_reports_the_detection_metrics(electra_r
     assert 0.05 < share < 0.16  # 15 % masked, almost all of them replaced by an early generator
     prior = -(share * math.log(share) + (1 - share) * math.log(1 - share))
     assert last["disc_loss"] < prior + 0.02 and last["disc_loss"] < 0.6
+    assert last["disc_prior_loss"] == pytest.approx(prior)
     assert last["generator_loss"] < math.log(1500) - 0.8
     for key in ("replaced_f1", "disc_accuracy", "masked_accuracy", "replaced_precision", "replaced_recall"):
         assert 0.0 <= last[key] <= 1.0

@@ -6,13 +6,15 @@ mean generator MLM loss over the masked tokens + electra.disc_weight x mean disc
 The engine divides the returned sum by the masked-token count of the window, so the discriminator's sum is
 scaled by (masked tokens / scored tokens) of the batch (as mlm+nsp scales its NSP term).
 
-Metrics: loss (that objective), the discriminator's loss, accuracy over all tokens and precision / recall / F1 of
-"replaced" (replaced tokens are a minority: accuracy alone flatters), the share of tokens replaced, and the
-generator's masked-token accuracy.
+Metrics: loss (that objective), the discriminator's loss next to the loss of always answering the replaced share
+(disc_prior_loss: equal means it has learned nothing but that share), accuracy over all tokens and precision /
+recall / F1 of "replaced" (replaced tokens are a minority: accuracy alone flatters), the share of tokens replaced,
+and the generator's masked-token accuracy.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -91,9 +93,13 @@ class ElectraTask(MaskedLM):
         precision = tp / max(tp + fp, 1)
         recall = tp / max(tp + fn, 1)
         disc_loss = totals.get("disc_loss_sum", 0.0) / n
+        share = (tp + fn) / n
+        # the loss of answering the replaced share everywhere: disc_loss at this value means detection has not started
+        prior = -sum(p * math.log(p) for p in (share, 1 - share) if p > 0)
         return {"loss": m["loss"] + self.disc_weight * disc_loss, "replaced_f1": 2 * precision * recall / max(precision + recall, 1e-12),
                 "disc_accuracy": totals.get("disc_correct", 0) / n, "disc_loss": disc_loss, "masked_accuracy": m["masked_accuracy"],
-                "replaced_precision": precision, "replaced_recall": recall, "replaced_share": (tp + fn) / n,
+                "replaced_precision": precision, "replaced_recall": recall, "replaced_share": share,
+                "disc_prior_loss": prior,
                 "generator_loss": m["loss"], "generator_perplexity": m["perplexity"], "scored_tokens": n,
                 "masked_tokens": m["masked_tokens"]}
 
