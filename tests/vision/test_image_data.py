@@ -177,6 +177,16 @@ def test_train_examples_sample_is_stratified(tmp_path, fashion_idx):
     assert data.channels == 1 and data.size == 28 and abs(data.mean[0] - 0.286) < 0.02
 
 
+def test_rows_on_a_class_folder_is_refused_it_would_keep_the_first_classes_only(tmp_path, fashion):
+    x, y = fashion
+    folder = image_folder(tmp_path / "f", x[:6], np.array([0, 0, 0, 1, 1, 1]), names=["a", "b"])
+    d = DataSection(train=[{"path": str(folder), "rows": 4}])
+    with pytest.raises(UserError, match=r"data.train\[0\].rows: .* class folder by class folder.*data.train_examples: 4"):
+        image_sources.load(d.train, d, ImageSection(), "data.train", True)
+    d = DataSection(train=[{"path": str(folder), "rows": 6}])  # all of it: nothing left out
+    assert len(image_sources.load(d.train, d, ImageSection(), "data.train", True)) == 6
+
+
 def test_rows_keeps_an_entrys_first_images(fashion_idx, fashion):
     x, y = fashion
     d = DataSection(train=[{"path": str(fashion_idx), "rows": 30}, str(fashion_idx)])

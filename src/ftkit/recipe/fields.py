@@ -21,7 +21,8 @@ class DataFile(Section):
     column_names: Optional[list[str]] = Field(None, description="Column names for csv/tsv files without a header row.")
     rows: Optional[int] = Field(
         None, ge=1, description="Use only the first N rows (records) of this entry, in file order (all of them if it "
-        "has fewer): balances a mix of sources without copying files.")
+        "has fewer): balances a mix of sources without copying files. A plain-text file's records are its lines, blank "
+        "ones included; a folder of class folders is refused (its first N would be whole classes).")
 
 
 DataFiles = Union[str, list[Union[str, DataFile]]]
