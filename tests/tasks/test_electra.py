@@ -167,7 +167,7 @@ def electra_run(tmp_path_factory):
 def test_training_runs_both_networks_and_reports_the_detection_metrics(electra_run):
     """60 tiny steps: the generator learns (its loss falls well below log V), the discriminator starts at the share
     of replaced tokens and stays at most near that prior; spotting replacements in context takes longer (the
-    15-minute recipe's figures are in README)."""
+    recipe's figures are in README)."""
     import math
 
     _, out, err = electra_run
@@ -182,9 +182,33 @@ def test_training_runs_both_networks_and_reports_the_detection_metrics(electra_r
     for key in ("replaced_f1", "disc_accuracy", "masked_accuracy", "replaced_precision", "replaced_recall"):
         assert 0.0 <= last[key] <= 1.0
     logged = [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
-    # the detection head starts at the prior: the first steps' loss is ~50 x 0.42 + log V, not 50 x 0.69 + log V
-    assert logged[0] < 50 * 0.5 + math.log(1500)
     assert logged[-1] < logged[0] - 0.5
+
+
+def test_a_new_discriminator_starts_at_the_prior_and_a_saved_one_keeps_its_head(electra_run, tmp_path):
+    """The loss of step 1, before any update: the generator's ~log V plus 50 x the detection loss, which is the
+    replaced share's entropy (~0.42 at 15 %) from the prior's bias, ln 2 = 0.69 from transformers' zero bias.
+    Continuing from a saved discriminator keeps its trained bias."""
+    import math
+
+    from safetensors.torch import load_file
+
+    tmp, out, _ = electra_run
+    one = ["train.max_steps=1", "train.log_every=1", "train.eval_every=0"]
+    recipe = str(tmp / "electra.yaml")
+    assert run_cli("pretrain", "-r", recipe, *one, f"output_dir={tmp_path / 'new'}")[0] == 0
+    first = json.loads((tmp_path / "new" / "train_log.jsonl").read_text().splitlines()[0])["loss"]
+    assert 50 * 0.3 < first - math.log(1500) < 50 * 0.5
+    key = "discriminator_predictions.dense_prediction.bias"
+    trained = load_file(out / "model.safetensors")[key]
+    import yaml
+
+    spec = yaml.safe_load(open(recipe))
+    spec["model"] = {"from_pretrained": str(out)}
+    again = write_recipe(tmp_path / "again.yaml", spec)
+    code, _, err = run_cli("pretrain", "-r", str(again), *one, "train.lr=1e-12", f"output_dir={tmp_path / 'again'}")
+    assert code == 0, err
+    torch.testing.assert_close(load_file(tmp_path / "again" / "model.safetensors")[key], trained, atol=1e-6, rtol=0)
 
 
 def test_saved_discriminator_loads_into_classifiers_and_the_generator_beside_it(electra_run):
