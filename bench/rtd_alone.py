@@ -47,6 +47,7 @@ def main() -> None:
 
     from ftkit.data.masked_lm_data import mlm_blocks
     from ftkit.recipe import load_recipe
+    from ftkit.tasks.electra_pair import prior_loss
 
     recipe = load_recipe(ROOT / "recipes" / "electra-movies.yaml")
     tok = AutoTokenizer.from_pretrained(recipe.tokenizer.path)
@@ -89,7 +90,7 @@ def main() -> None:
             said, truth = logits > 0, replaced.bool()
             tp = int((said & truth).sum())
             share = float(replaced.mean())
-            prior = -(share * math.log(share) + (1 - share) * math.log(1 - share))
+            prior = prior_loss(share)
             print(f"step {step}: loss {loss.item():.3f} (prior {prior:.3f}), replaced {share:.3f}, "
                   f"precision {tp / max(int(said.sum()), 1):.2f}, recall {tp / max(int(truth.sum()), 1):.2f}, "
                   f"spread {out.hidden_states[-1].float().std(1).mean().item():.3f}, "

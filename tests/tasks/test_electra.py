@@ -191,6 +191,7 @@ def test_a_new_discriminator_starts_at_the_prior_and_a_saved_one_keeps_its_head(
     Continuing from a saved discriminator keeps its trained bias."""
     import math
 
+    import yaml
     from safetensors.torch import load_file
 
     tmp, out, _ = electra_run
@@ -201,9 +202,7 @@ def test_a_new_discriminator_starts_at_the_prior_and_a_saved_one_keeps_its_head(
     assert 50 * 0.3 < first - math.log(1500) < 50 * 0.5
     key = "discriminator_predictions.dense_prediction.bias"
     trained = load_file(out / "model.safetensors")[key]
-    import yaml
-
-    spec = yaml.safe_load(open(recipe))
+    spec = yaml.safe_load(Path(recipe).read_text())
     spec["model"] = {"from_pretrained": str(out)}
     again = write_recipe(tmp_path / "again.yaml", spec)
     code, _, err = run_cli("pretrain", "-r", str(again), *one, "train.lr=1e-12", f"output_dir={tmp_path / 'again'}")

@@ -77,17 +77,15 @@ def _image_files(folder: str) -> list[str]:
     return sorted(str(p) for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _class_folders(path: str) -> bool:
-    """Whether path is a folder of two or more class subfolders (ImageFolder order: one class after another)."""
-    if not os.path.isdir(path):
-        return False
-    return sum(1 for p in Path(path).iterdir() if p.is_dir() and _image_files(str(p))) > 1
+def _class_names(folder: str) -> list[str]:
+    """The ImageFolder classes: subfolders holding images, sorted (the order their images are listed in)."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and _image_files(str(p)))
 
 
 def from_folder(folder: str, labelled: bool) -> ImageSet:
     """The ImageFolder layout: FOLDER/class_name/*.png (labels: the folder names); unlabelled data may also be
     a flat folder of images."""
-    classes = sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and _image_files(str(p)))
+    classes = _class_names(folder)
     if not classes:
         files = _image_files(folder)
         if not files:
@@ -170,7 +168,8 @@ def load(spec, data, image, key: str, labelled: bool) -> ImageSet:
     for i, item in enumerate(items):
         path, rows = (item, None) if isinstance(item, str) else (item.path, item.rows)
         images = _one(os.path.expanduser(path), path, data, image, key, labelled)
-        if rows is not None and rows < len(images) and _class_folders(os.path.expanduser(path)):
+        local = os.path.expanduser(path)
+        if rows is not None and rows < len(images) and os.path.isdir(local) and len(_class_names(local)) > 1:
             where = f"{key}[{i}].rows" if not isinstance(spec, str) else f"{key}.rows"
             raise UserError(f"{where}: {path} lists its images class folder by class folder, so its first {rows} "
                             f"would leave out whole classes; use data.train_examples: {rows} (a seeded sample, "

@@ -14,7 +14,6 @@ and the generator's masked-token accuracy.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 
 from ftkit.errors import UserError
 from ftkit.tasks import lm_setup
-from ftkit.tasks.electra_pair import ElectraPair, build_pair, load_generator, start_at_prior
+from ftkit.tasks.electra_pair import ElectraPair, build_pair, load_generator, prior_loss, start_at_prior
 from ftkit.tasks.mlm import MaskedLM, blocks, mlm_accumulators, mlm_metrics
 from ftkit.tasks.spec import TaskSpec
 
@@ -94,12 +93,10 @@ class ElectraTask(MaskedLM):
         recall = tp / max(tp + fn, 1)
         disc_loss = totals.get("disc_loss_sum", 0.0) / n
         share = (tp + fn) / n
-        # the loss of answering the replaced share everywhere: disc_loss at this value means detection has not started
-        prior = -sum(p * math.log(p) for p in (share, 1 - share) if p > 0)
         return {"loss": m["loss"] + self.disc_weight * disc_loss, "replaced_f1": 2 * precision * recall / max(precision + recall, 1e-12),
                 "disc_accuracy": totals.get("disc_correct", 0) / n, "disc_loss": disc_loss, "masked_accuracy": m["masked_accuracy"],
                 "replaced_precision": precision, "replaced_recall": recall, "replaced_share": share,
-                "disc_prior_loss": prior,
+                "disc_prior_loss": prior_loss(share),  # disc_loss at this value: detection has not started
                 "generator_loss": m["loss"], "generator_perplexity": m["perplexity"], "scored_tokens": n,
                 "masked_tokens": m["masked_tokens"]}
 
