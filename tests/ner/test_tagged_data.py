@@ -71,6 +71,19 @@ def test_iob1_becomes_iob2_and_iob2_repairs_are_counted():
     assert t.tags[0] == ["S-PER", "B-LOC", "E-LOC"]
 
 
+@pytest.mark.parametrize("scheme", ["bioes", "bilou"])
+def test_iob2_data_read_as_bioes_is_refused(scheme):
+    """IOB2 tags are valid BIOES letters: without this check `data.tag_scheme: bioes` on IOB2 data trained silently."""
+    iob2 = sentences(["O", "B-PER", "I-PER", "O"], ["B-LOC", "O", "B-ORG"])
+    with pytest.raises(UserError, match=rf"f.conll:3: data.tag_scheme is {scheme} but no entity in the data ends with "
+                                        r".* \('I-PER' ends one here\): the tags are IOB2; set data.tag_scheme: iob2"):
+        tagged.normalise(iob2, scheme)
+    closed = sentences(["O", "B-PER", "E-PER", "O"], ["S-LOC", "O"]) if scheme == "bioes" else \
+        sentences(["O", "B-PER", "L-PER", "O"], ["U-LOC", "O"])
+    assert tagged.normalise(closed, scheme).tags == [["O", "B-PER", "E-PER", "O"], ["S-LOC", "O"]]
+    assert tagged.normalise(sentences(["O", "O"]), scheme).tags == [["O", "O"]]  # no entity: nothing to tell
+
+
 @pytest.mark.parametrize("bad", ["B_PER", "X-LOC", "S-PER", "b-per", "B-"])
 def test_malformed_tags_name_file_and_line(bad):
     with pytest.raises(UserError, match=rf"f.conll:2: tag '{bad}' is not IOB2"):

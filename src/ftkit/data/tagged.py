@@ -195,7 +195,27 @@ def normalise(t: Tagged, scheme: str) -> Tagged:
     for toks, where in zip(t.tokens, t.where):
         if any(not tok for tok in toks):
             raise UserError(f"{where}: an empty token")
+    if scheme in ("bioes", "bilou"):
+        _check_closed(t, scheme)
     return t
+
+
+def _check_closed(t: Tagged, scheme: str) -> None:
+    """BIOES / BILOU data closes every entity with E- (L-) or marks it S- (U-). Tags of IOB2 data are valid letters
+    of both schemes, so IOB2 read as BIOES would train silently and score wrong spans: when not one entity of the
+    data is closed, the data is IOB and the recipe's scheme is refused (naming the first entity left open)."""
+    first_open = None
+    for tags, where in zip(t.tags, t.where):  # already normalised: BILOU's L/U read as E/S
+        for i, tag in enumerate(tags):
+            if tag[:1] in ("E", "S"):
+                return
+            nxt = tags[i + 1] if i + 1 < len(tags) else "O"
+            if first_open is None and tag[:1] in ("B", "I") and not (nxt[:1] in ("I", "E") and nxt[2:] == tag[2:]):
+                first_open = (token_loc(where, i), tag)
+    if first_open is not None:
+        close, single = ("E", "S") if scheme == "bioes" else ("L", "U")
+        raise UserError(f"{first_open[0]}: data.tag_scheme is {scheme} but no entity in the data ends with {close}- or is "
+                        f"a single {single}- ('{first_open[1]}' ends one here): the tags are IOB2; set data.tag_scheme: iob2")
 
 
 def label_list(tags: list[list[str]]) -> list[str]:
