@@ -7,7 +7,7 @@ defaults; a task subclasses it and writes the rest.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Optional, Protocol
 
 import numpy as np
 import torch
@@ -51,6 +51,10 @@ class Task(Protocol):
     def logits_and_targets(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, hard targets), one row per target: what distillation compares between teacher and student."""
 
+    def nothing_learned(self, metrics: dict[str, Any]) -> Optional[str]:
+        """What in an evaluation's metrics shows the model at its floor (one class predicted everywhere, no entity
+        found), in a few words; None when nothing does. Said at the end of a run with the likely causes."""
+
 
 class TaskBase:
     """Defaults of the optional parts of `Task`."""
@@ -67,6 +71,9 @@ class TaskBase:
         return 0 if ids is None else int(ids.numel())
 
     def check_model(self, model: torch.nn.Module) -> None:
+        return None
+
+    def nothing_learned(self, metrics: dict[str, Any]) -> Optional[str]:
         return None
 
     def logits_and_targets(self, model, batch):

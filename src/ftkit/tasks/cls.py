@@ -9,10 +9,13 @@ confusion matrix (tasks/cls_report.py).
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.data import vocab_coverage
 from ftkit.engine.task_api import TaskBase
 from ftkit.tasks.metrics import classification_report
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
@@ -73,6 +76,15 @@ class SequenceClassification(TaskBase):
         return out
 
 
+    def nothing_learned(self, metrics: dict) -> Optional[str]:
+        # confusion_matrix rows are true classes, columns predicted ones (sklearn)
+        predicted = np.asarray(metrics.get("confusion_matrix") or [[0]]).sum(axis=0)
+        if len(self.labels) < 2 or int((predicted > 0).sum()) != 1:
+            return None
+        return (f"every one of the {int(predicted.sum()):,} validation examples was predicted "
+                f"'{self.labels[int(predicted.argmax())]}'")
+
+
 def encode_rows(rows, tokenizer, model, labels: list[str], cap: int) -> list[dict]:
     from ftkit.data import labeled
     from ftkit.models.classifier import input_names
@@ -100,9 +112,11 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     if val_rows is not None:
         log(labeled.describe_split("validation", val_rows, val_items, cap))
     log(f"cls | {len(labels)} classes | inputs {', '.join(input_names(model, tokenizer))}")
+    coverage = vocab_coverage.coverage(tokenizer, vocab_coverage.first_words(train_rows.texts))
+    log(vocab_coverage.describe(coverage))
     return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
                     order=length_grouped(train_items, recipe.train.batch_size), unit="examples, length-grouped",
-                    summary={"labels": labels, "train_skipped_empty": len(train_rows.skipped)})
+                    summary={"labels": labels, "train_skipped_empty": len(train_rows.skipped), "vocabulary": coverage})
 
 
 def evaluation(req: EvalRequest) -> EvalSetup:

@@ -10,10 +10,13 @@ predicted O and still scored.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.data import vocab_coverage
 from ftkit.data.tagged_items import WORDS_PER_SENTENCE
 from ftkit.engine.task_api import TaskBase
 from ftkit.tasks.entity_metrics import entity_scores
@@ -86,6 +89,12 @@ class TokenClassification(TaskBase):
                    per_type=scores["per_type"])
         return out
 
+    def nothing_learned(self, metrics: dict) -> Optional[str]:
+        if metrics.get("predicted_entities") != 0 or not metrics.get("entities"):
+            return None
+        return (f"no entity predicted in {metrics['sentences']:,} validation sentences "
+                f"({metrics['entities']:,} entities there): F1 0")
+
 
 def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     """Tagged sentences -> a token classifier, its Task and encoded items (first piece of each word labelled)."""
@@ -115,9 +124,11 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
         log(tagged.describe("validation", val) + (f"; {cut:,} longer than {cap} pieces cut into windows (every word scored)" if cut else ""))
     log(f"ner | {len(labels)} tags ({', '.join(labels[:7])}{', ...' if len(labels) > 7 else ''}) | inputs {', '.join(names)}"
         + (" | label_all_tokens" if recipe.data.label_all_tokens else ""))
+    coverage = vocab_coverage.coverage(tokenizer, vocab_coverage.first_words(" ".join(s) for s in train.tokens))
+    log(vocab_coverage.describe(coverage))
     return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
                     order=length_grouped(train_items, recipe.train.batch_size), unit="windows, length-grouped",
-                    summary={"labels": labels, "train_sentences": len(train)})
+                    summary={"labels": labels, "train_sentences": len(train), "vocabulary": coverage})
 
 
 def evaluation(req: EvalRequest) -> EvalSetup:

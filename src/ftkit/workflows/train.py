@@ -32,6 +32,7 @@ from ftkit.recipe import dump_recipe
 from ftkit.recipe.load import portable
 from ftkit.recipe.schema import Recipe
 from ftkit.tasks.spec import Prepared, quiet
+from ftkit.workflows.diagnose import diagnose
 from ftkit.workflows.preflight import check_checkpoint_fits, preflight, start_run
 
 _COMMAND = {registry.PRETRAIN: "ftkit pretrain", registry.FINETUNE: "ftkit finetune"}
@@ -168,7 +169,12 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     if acc.is_main_process:
         if prep.report is not None:
             summary.update(prep.report(acc.unwrap_model(model), out))
+        warning = diagnose(task, summary, recipe, out, prep.summary.get("vocabulary"))
+        if warning:
+            summary["nothing_learned"] = warning
         _finish(summary, prep, total, eval_note, out, main_log)
+        if warning:  # after "done in ...": the last thing the user reads
+            main_log(f"warning: {warning}")
     return summary
 
 
