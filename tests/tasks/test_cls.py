@@ -79,7 +79,7 @@ def test_dynamic_padding_never_beyond_the_longest_item(tok, tmp_path):
     lengths = np.array([len(it["input_ids"]) for it in items])
     task = SequenceClassification(tok, ["negative", "positive"])
     batches = EpochBatches(items, 16, task.collate, seed=1,
-                           order=lambda rng: length_grouped_order(lengths, 16, rng))
+                           order=lambda rng, batch: length_grouped_order(lengths, batch, rng))
     it = iter(batches)
     widths, padding = [], 0
     for _ in range(batches.batches_per_epoch):

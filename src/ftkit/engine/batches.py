@@ -23,7 +23,7 @@ class EpochBatches:
 
     def __init__(self, items: Sequence, batch_size: int, collate: Collate, seed: int,
                  rank: int = 0, world: int = 1, shuffle: bool = True, drop_last: bool = True,
-                 order: Optional[Callable[[np.random.Generator], np.ndarray]] = None):
+                 order: Optional[Callable[[np.random.Generator, int], np.ndarray]] = None):
         self.items, self.batch_size, self.collate = items, batch_size, collate
         self.seed, self.rank, self.world = seed, rank, world
         self.shuffle, self.drop_last, self.order = shuffle, drop_last, order
@@ -41,7 +41,9 @@ class EpochBatches:
     def _permutation(self, epoch: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, epoch])
         if self.order is not None:
-            return self.order(rng)
+            # the global batch (all ranks): a length group is cut as one rank would cut it, so 2 ranks at the same
+            # global batch train on the same batches as 1 (grouped per rank, they saw other ones)
+            return self.order(rng, self.batch_size * self.world)
         return rng.permutation(len(self.items)) if self.shuffle else np.arange(len(self.items))
 
     def __iter__(self) -> Iterator[dict]:
@@ -117,10 +119,11 @@ def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Ge
     return np.concatenate([batches[rng.permutation(len(batches))].reshape(-1), grouped[full:]])
 
 
-def length_grouped(items: Sequence, batch_size: int) -> Callable[[np.random.Generator], np.ndarray]:
-    """EpochBatches' `order` for items of different lengths: length_grouped_order over their input_ids."""
+def length_grouped(items: Sequence) -> Callable[[np.random.Generator, int], np.ndarray]:
+    """EpochBatches' `order` for items of different lengths: length_grouped_order over their input_ids, in groups of
+    the global batch it is given."""
     lengths = np.array([len(it["input_ids"]) for it in items])
-    return lambda rng: length_grouped_order(lengths, batch_size, rng)
+    return lambda rng, batch_size: length_grouped_order(lengths, batch_size, rng)
 
 
 def by_length(items: Sequence) -> list:

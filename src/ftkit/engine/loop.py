@@ -301,7 +301,10 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
         if final_ckpt is not None:
             log(f"resumable checkpoint {final_ckpt}: {rundir.dir_bytes(final_ckpt) / 2**20:,.1f} MiB "
                 f"(train.keep_checkpoints_at_end: 0 keeps only the final model)")
-    use_best = task.keep_best and (out / "best").is_dir()
+    # One decision for all ranks, taken before the main process moves best/ into place: read from the disk by each
+    # rank, a slower rank found best/ already gone, saved the last model too and its collectives no longer matched
+    # (rank 0 exited while rank 1 waited in a barrier: gloo "Connection closed by peer").
+    use_best = _all_ranks_take(accelerator, task.keep_best and (out / "best").is_dir())
     if not use_best:
         save_model(out)
     summary = {
@@ -318,6 +321,15 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
+
+
+def _all_ranks_take(accelerator, value):
+    """The main process's `value`, on every rank."""
+    if accelerator.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value])[0]
 
 
 def _epoch_ended(step: int, grad_accum: int, batches_per_epoch: Optional[int]) -> bool:

@@ -115,7 +115,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     coverage = vocab_coverage.coverage(tokenizer, vocab_coverage.first_words(train_rows.texts))
     log(vocab_coverage.describe(coverage))
     return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
-                    order=length_grouped(train_items, recipe.train.batch_size), unit="examples, length-grouped",
+                    order=length_grouped(train_items), unit="examples, length-grouped",
                     summary={"labels": labels, "train_skipped_empty": len(train_rows.skipped), "vocabulary": coverage})
 
 

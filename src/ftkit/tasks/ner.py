@@ -127,7 +127,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     coverage = vocab_coverage.coverage(tokenizer, vocab_coverage.first_words(" ".join(s) for s in train.tokens))
     log(vocab_coverage.describe(coverage))
     return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
-                    order=length_grouped(train_items, recipe.train.batch_size), unit="windows, length-grouped",
+                    order=length_grouped(train_items), unit="windows, length-grouped",
                     summary={"labels": labels, "train_sentences": len(train), "vocabulary": coverage})
 
 

@@ -153,7 +153,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
         if val_items is not None:
             val_items = pack(val_items, cap, np.arange(len(val_items)))
     else:
-        order = length_grouped(items, recipe.train.batch_size)
+        order = length_grouped(items)
     return Prepared(model, task, items, val_items, tokenizer, order=order, eval_seed=seed, unit=unit,
                     summary={"train_conversations": len(train.items), "skipped_longer_than_block": train.skipped})
 

@@ -23,7 +23,8 @@ class Prepared:
     train_items: Any  # a sequence of items, or a stream (data.streaming)
     val_items: Optional[Any]
     preprocessor: Any = None  # saved with the model (tokenizer / image processor); None: nothing
-    order: Optional[Callable[[np.random.Generator], np.ndarray]] = None  # epoch order (default: shuffled)
+    # epoch order from (rng, global batch size) (default: shuffled)
+    order: Optional[Callable[[np.random.Generator, int], np.ndarray]] = None
     block_tokens: Optional[int] = None  # tokens per item when fixed (packed LM blocks): train.max_tokens budgets, FLOPs
     seq_len: Optional[int] = None  # positions the model sees per item, for the memory estimate (default data.block_size)
     eval_seed: int = 0  # the collate seed of validation batches (masked LMs: masking.eval_seed, as `ftkit eval`)
