@@ -443,12 +443,15 @@ def recipes_show(recipe: Path = typer.Argument(..., help="Recipe file, or the na
 
 
 @recipes_app.command("validate")
-def recipes_validate(recipes: List[Path] = typer.Argument(..., help="Recipe files.")) -> None:
-    """Validate recipes against the schema; exit 2 on the first invalid one."""
+def recipes_validate(recipes: List[Path] = typer.Argument(..., help="Recipe files."),
+                     schema_only: bool = typer.Option(False, "--schema-only", help="Check keys and values only, not that "
+                                                      "the local data, tokenizer and model paths exist.")) -> None:
+    """Validate recipes against the schema and check that the local paths they read exist (data files, a tokenizer
+    or model to reuse; hub ids are not looked up); exit 2 on the first invalid one."""
     from ftkit.recipe import load_recipe
 
     for f in recipes:
-        load_recipe(f)
+        load_recipe(f, check_inputs=not schema_only)
         typer.echo(f"{f}: ok")
 
 
@@ -477,7 +480,7 @@ EXAMPLES = {
     "recipes list": "ftkit recipes list recipes",
     "recipes show": "ftkit recipes show sst2-minilm-quick train.lr=5e-5",
     "recipes new": "ftkit recipes new my-spam --from sms-spam-minilm",
-    "recipes validate": "ftkit recipes validate recipes/*.yaml",
+    "recipes validate": "ftkit recipes validate my-spam.yaml",
     "recipes docs": "ftkit recipes docs > docs/recipes.md",
 }
 

@@ -44,7 +44,7 @@ def did_you_mean(path: str) -> Optional[str]:
         siblings = os.listdir(parent or "/")
     except OSError:
         return None
-    for name in difflib.get_close_matches(parts[i], siblings, n=3, cutoff=0.6):
+    for name in difflib.get_close_matches(parts[i], siblings, n=3, cutoff=0.75):
         fixed = "/".join([*parts[:i], name, *parts[i + 1:]])
         if os.path.exists(os.path.expanduser(fixed)):
             return fixed
