@@ -17,6 +17,7 @@ import typer
 
 from ftkit import registry  # task names for the help (no heavy imports)
 from ftkit.errors import NothingToDo, UserError
+from ftkit.wording import with_article
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Develop Transformer language models from zero: tokenize, pre-train, fine-tune, evaluate.")
@@ -140,7 +141,7 @@ def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
             raise UserError(f"--task: '{task}' is not a fine-tuning task; expected one of {', '.join(registry.names(registry.FINETUNE))}")
         first = load_recipe(packaged.find(str(recipe)), overrides or [])
         if "task" in first.model_fields_set and first.task != task:
-            raise UserError(f"--task {task}: {recipe} is a '{first.task}' recipe; drop --task or use a {task} recipe")
+            raise UserError(f"--task {task}: {recipe} is {with_article(repr(first.task))} recipe; drop --task or use {with_article(task)} recipe")
         extra = [f"task={task}"]
     r = _recipe(recipe, [*(overrides or []), *extra, *_keep(keep_at_end)], print_config)
     _offline_defaults()
