@@ -104,3 +104,20 @@ def test_a_misspelt_run_is_reported_missing_with_a_suggestion_and_never_tried_on
                                              "train": {"precision": "fp32"}})
     line = fails("pretrain", "-r", str(r))
     assert line == "error: tokenizer.path: directory not found: toks/wordpice-8k; did you mean toks/wordpiece-8k?"
+
+
+def test_a_misspelt_data_file_or_run_to_report_gets_a_suggestion(tmp_path, monkeypatch):
+    from conftest import fails
+    from tiny_models import minilm_tokenizer, tiny_bert_classifier
+
+    monkeypatch.chdir(tmp_path)
+    _runs(tmp_path)
+    tok = minilm_tokenizer()
+    tiny_bert_classifier(tok).save_pretrained("runs/reviews-minilm")
+    tok.save_pretrained("runs/reviews-minilm")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "reviews-test.tsv").write_text("sentence\tlabel\nok\t1\n")
+    line = fails("eval", "--model", "runs/reviews-minilm", "--data", "data/reviews-tset.tsv")
+    assert line == "error: --data: file not found: data/reviews-tset.tsv; did you mean data/reviews-test.tsv?"
+    line = fails("report", "runs/reviews-minlm", "-o", "r.html")
+    assert line == "error: RUN: runs/reviews-minlm is not a directory; did you mean runs/reviews-minilm?"

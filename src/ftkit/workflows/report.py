@@ -21,6 +21,7 @@ from ftkit import registry
 from ftkit.engine import curves
 from ftkit.engine.rundir import read_json
 from ftkit.errors import UserError
+from ftkit.paths import did_you_mean
 from ftkit.wording import metric as metric_text
 from ftkit.wording import rate
 
@@ -47,7 +48,9 @@ class Run:
 def load_run(arg: str) -> Run:
     path = Path(arg)
     if not path.is_dir():
-        raise UserError(f"RUN: {arg} is not a directory (expected a run's output_dir, e.g. runs/NAME)")
+        guess = did_you_mean(arg)
+        raise UserError(f"RUN: {arg} is not a directory" + (f"; did you mean {guess}?" if guess else
+                                                            " (expected a run's output_dir, e.g. runs/NAME)"))
     if not any((path / f).is_file() for f in RUN_FILES):
         raise UserError(f"RUN: {arg} is not a run (none of {', '.join(RUN_FILES)} in it)")
     try:
