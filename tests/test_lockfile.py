@@ -76,3 +76,37 @@ def test_doctor_without_mismatch_has_no_warning(monkeypatch):
     _, out, _ = run_cli("doctor")
     assert "warning:" not in out
     assert re.search(r"ok transformers\s+\S+\s+\S+", out)
+
+
+def _without(monkeypatch, *names):
+    """This environment with `names` uninstalled (as importlib.metadata would tell)."""
+    real = lockfile.installed
+    monkeypatch.setattr(lockfile, "installed", lambda n: None if lockfile.normalize(n) in names else real(n))
+
+
+def test_doctor_lists_an_extra_that_is_not_installed_apart_not_as_a_difference(monkeypatch):
+    """A default install leaves the bench extra (trl) out: that is no mismatch, and the hint names the extra."""
+    real = lockfile.tested()
+    monkeypatch.setattr(lockfile, "tested", lambda: {**real, "trl": "1.16.0"})
+    _without(monkeypatch, "trl")
+    assert lockfile.extras()["trl"] == "bench"
+    assert "trl" not in {r["package"] for r in lockfile.compare()}
+    assert lockfile.not_installed() == [{"package": "trl", "tested": "1.16.0", "extra": "bench"}]
+    code, out, _ = run_cli("doctor")
+    assert code == 0 and "warning:" not in out
+    assert not [l for l in out.splitlines() if l.strip().startswith("!!")]
+    line = next(l for l in out.splitlines() if "trl" in l)
+    assert "not installed (extra `bench`: trl 1.16.0)" in line and "-e '.[bench]'" in line
+
+
+def test_doctor_still_flags_a_missing_core_package_and_names_the_extras_to_reinstall(monkeypatch):
+    real = lockfile.tested()
+    monkeypatch.setattr(lockfile, "tested", lambda: {**real, "matplotlib": "0.0.1"})
+    _without(monkeypatch, "safetensors")  # core: needed whatever the extras
+    rows = {r["package"]: r for r in lockfile.compare()}
+    assert rows["safetensors"]["ok"] is False and rows["safetensors"]["installed"] is None
+    assert rows["matplotlib"]["ok"] is False  # an installed extra's package is compared
+    _, out, _ = run_cli("doctor")
+    assert re.search(r"!! safetensors\s+not installed", out)
+    warning = next(l for l in out.splitlines() if l.startswith("warning:"))
+    assert "2 package(s)" in warning and "-e '.[plots]'" in warning

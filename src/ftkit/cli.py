@@ -17,6 +17,7 @@ import typer
 
 from ftkit import registry  # task names for the help (no heavy imports)
 from ftkit.errors import NothingToDo, UserError
+from ftkit.wording import with_article
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Develop Transformer language models from zero: tokenize, pre-train, fine-tune, evaluate.")
@@ -140,7 +141,7 @@ def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
             raise UserError(f"--task: '{task}' is not a fine-tuning task; expected one of {', '.join(registry.names(registry.FINETUNE))}")
         first = load_recipe(packaged.find(str(recipe)), overrides or [])
         if "task" in first.model_fields_set and first.task != task:
-            raise UserError(f"--task {task}: {recipe} is a '{first.task}' recipe; drop --task or use a {task} recipe")
+            raise UserError(f"--task {task}: {recipe} is {with_article(repr(first.task))} recipe; drop --task or use {with_article(task)} recipe")
         extra = [f"task={task}"]
     r = _recipe(recipe, [*(overrides or []), *extra, *_keep(keep_at_end)], print_config)
     _offline_defaults()
@@ -443,12 +444,15 @@ def recipes_show(recipe: Path = typer.Argument(..., help="Recipe file, or the na
 
 
 @recipes_app.command("validate")
-def recipes_validate(recipes: List[Path] = typer.Argument(..., help="Recipe files.")) -> None:
-    """Validate recipes against the schema; exit 2 on the first invalid one."""
+def recipes_validate(recipes: List[Path] = typer.Argument(..., help="Recipe files."),
+                     schema_only: bool = typer.Option(False, "--schema-only", help="Check keys and values only, not that "
+                                                      "the local data, tokenizer and model paths exist.")) -> None:
+    """Validate recipes against the schema and check that the local paths they read exist (data files, a tokenizer
+    or model to reuse; hub ids are not looked up); exit 2 on the first invalid one."""
     from ftkit.recipe import load_recipe
 
     for f in recipes:
-        load_recipe(f)
+        load_recipe(f, check_inputs=not schema_only)
         typer.echo(f"{f}: ok")
 
 
@@ -477,7 +481,7 @@ EXAMPLES = {
     "recipes list": "ftkit recipes list recipes",
     "recipes show": "ftkit recipes show sst2-minilm-quick train.lr=5e-5",
     "recipes new": "ftkit recipes new my-spam --from sms-spam-minilm",
-    "recipes validate": "ftkit recipes validate recipes/*.yaml",
+    "recipes validate": "ftkit recipes validate my-spam.yaml",
     "recipes docs": "ftkit recipes docs > docs/recipes.md",
 }
 

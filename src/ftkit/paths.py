@@ -2,17 +2,59 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from typing import Optional
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+# `runs/` is where ftkit writes runs (recipes' output_dir): `runs/NAME` is a run, not the hub user "runs"
+_LOCAL_PREFIXES = (".", "/", "~", "runs/")
 
 
 def is_local(path: str) -> bool:
-    """Local unless it can only be a hub id: `name` or `owner/name`, with nothing of that name on disk."""
+    """Local unless it can only be a hub id: `name` or `owner/name`, with nothing of that name on disk. An
+    `owner/name` whose `owner` is a local folder is a path (a misspelt run under it must be reported missing)."""
     if os.path.exists(os.path.expanduser(path)):
         return True
-    return path.startswith((".", "/", "~")) or "\\" in path or not _HUB_ID.match(path)
+    if path.startswith(_LOCAL_PREFIXES) or "\\" in path or not _HUB_ID.match(path):
+        return True
+    owner, sep, _ = path.partition("/")
+    return bool(sep) and os.path.isdir(owner)
+
+
+def _parts(path: str) -> list[str]:
+    return re.split(r"[/\\]", path) if os.sep == "\\" else path.split("/")
+
+
+def did_you_mean(path: str) -> Optional[str]:
+    """`path` with its first missing component replaced by the closest name beside it (difflib), when that
+    path exists; written the way the user wrote `path` (relative stays relative, `~` stays)."""
+    if path.startswith(PACKAGE_SCHEME):
+        return None
+    parts = _parts(path)
+    for i in range(len(parts)):
+        head = "/".join(parts[:i + 1])
+        if head and not os.path.exists(os.path.expanduser(head)):
+            break
+    else:
+        return None
+    parent = os.path.expanduser("/".join(parts[:i])) if i else "."
+    try:
+        siblings = os.listdir(parent or "/")
+    except OSError:
+        return None
+    for name in difflib.get_close_matches(parts[i], siblings, n=3, cutoff=0.75):
+        fixed = "/".join([*parts[:i], name, *parts[i + 1:]])
+        if os.path.exists(os.path.expanduser(fixed)):
+            return fixed
+    return None
+
+
+def missing(path: str, key: str, what: str = "directory", hint: str = "") -> str:
+    """The one line for a local path that is not there: `KEY: directory not found: PATH; did you mean X?`."""
+    guess = did_you_mean(path)
+    return f"{key}: {what} not found: {path}" + (f"; did you mean {guess}?" if guess else hint)
 
 
 PACKAGE_SCHEME = "pkg://"
@@ -68,7 +110,7 @@ def locate_gguf(path: str, key: str = "model.from_pretrained") -> str:
 
     p = os.path.expanduser(resolve_package_path(path, key))
     if not os.path.isfile(p):
-        raise UserError(f"{key}: GGUF file not found: {path}")
+        raise UserError(missing(path, key, "GGUF file"))
     try:
         import gguf  # noqa: F401  (transformers reads GGUF files through it)
     except ImportError:

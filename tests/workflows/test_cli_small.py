@@ -105,3 +105,11 @@ def test_shipped_recipes_list_show_new_outside_the_repository(tmp_path, monkeypa
 def test_keep_checkpoints_at_end_flag_sets_the_recipe_key():
     code, out, _ = run_cli("pretrain", "-r", "gpt-shakespeare-char", "--keep-checkpoints-at-end", "0", "--print-config")
     assert code == 0 and "keep_checkpoints_at_end: 0" in out
+
+
+def test_generate_names_an_image_classifier_with_its_article(tmp_path):
+    from transformers import ViTConfig
+
+    ViTConfig(architectures=["ViTForImageClassification"]).save_pretrained(str(tmp_path / "vit"))
+    line = fails("generate", "--model", str(tmp_path / "vit"), "--prompt", "hello")
+    assert "is an image-cls model, not a causal language model" in line

@@ -103,7 +103,7 @@ def test_task_must_agree(tmp_path):
     r = recipe(tmp_path, tsv(tmp_path, "t.tsv", GOOD))
     assert "--task: 'mlm' is not a fine-tuning task; expected one of cls" in fails(tmp_path, "finetune", "--task", "mlm", "-r", r)
     r = recipe(tmp_path, tsv(tmp_path, "t.tsv", GOOD), patch={"task": "mlm"})
-    assert "is a 'mlm' recipe; drop --task" in fails(tmp_path, "finetune", "--task", "cls", "-r", r)
+    assert "is an 'mlm' recipe; drop --task" in fails(tmp_path, "finetune", "--task", "cls", "-r", r)
     assert "task: 'mlm' is not a fine-tuning task" in fails(tmp_path, "finetune", "-r", r)
 
 

@@ -134,7 +134,7 @@ def test_report_of_a_live_run_of_another_task_and_of_no_run(two_runs, tmp_path):
             "left out: accuracy, perplexity") in err
     assert "warning: fresh: no evaluation yet (train loss only)" in err
     page = (tmp_path / "mixed.html").read_text()
-    assert page.count(">running<") == 2 and "3.5 ex/s" in page and "accuracy 0.61 (step 5)" in page and "5 / 40" in page
+    assert page.count(">running<") == 2 and "3.5 ex/s" in page and "accuracy 0.6100 (step 5)" in page and "5 / 40" in page
     code, out, _ = run_cli("runs", str(tmp_path))
     assert code == 0 and [l.split()[:4] for l in out.splitlines() if l.startswith("live")] == [["live", "cls", "running", "5/40"]]
     assert len(re.findall(r"<img ", page)) == 3  # train loss, learning rate, validation loss
@@ -219,3 +219,32 @@ def test_the_report_renders_in_a_headless_browser(two_runs, tmp_path):
     (tmp_path / "probe.html").write_text(page.replace("</body>", PROBE + "</body>"))
     p = _chromium("--virtual-time-budget=5000", "--dump-dom", (tmp_path / "probe.html").as_uri())
     assert "<title>images 4/4</title>" in p.stdout, p.stdout[:500] + p.stderr[-1000:]
+
+
+def test_a_slow_run_and_a_perfect_best_read_right_in_the_done_line_the_report_and_the_card(tmp_path):
+    """160 images in 379.8 s is 0.42 examples/s (was `0 examples/s`); a best accuracy of 1 beside a final 0.41
+    shows both with the same precision (was `1` beside `0.41`)."""
+    from ftkit.models import card
+    from ftkit.wording import per_second
+    from ftkit.workflows.train import done_line
+
+    run = tmp_path / "vit-run"
+    run.mkdir()
+    summary = {"task": "image-cls", "steps": 20, "train_runtime_s": 379.8, "examples": 160, "tokens": 0,
+               "examples_per_s": per_second(160, 379.8), "metric_for_best": "accuracy", "best": 1, "best_step": 15,
+               "best_metrics": {"accuracy": 1, "loss": 0.01}, "final_metrics": {"accuracy": 0.41, "loss": 1.9}}
+    (run / "metrics.json").write_text(json.dumps(summary))
+    (run / "recipe.yaml").write_text("task: image-cls\ndata: {train: images/}\ntrain: {precision: fp32}\n")
+    (run / "run.json").write_text(json.dumps({"status": "finished"}))
+    (run / "train_log.jsonl").write_text(json.dumps({"step": 20, "tokens": 0, "examples": 160, "loss": 1.2,
+                                                     "lr": 1e-4, "examples_per_s": 0.42}) + "\n")
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "eval_loss": l, "eval_accuracy": a}) + "\n"
+                                               for s, l, a in ((15, 0.01, 1), (20, 1.9, 0.41))))
+    assert done_line(summary, run).startswith(
+        "done in 379.8s (160 examples, 0.42 examples/s); best validation accuracy 1.0000 at step 15")
+    code, _, err = run_cli("report", str(run), "-o", str(tmp_path / "r.html"))
+    assert code == 0, err
+    table = (tmp_path / "r.html").read_text().split("<h2>Results</h2>")[1].split("</table>")[0]
+    assert "accuracy 1.0000 (step 15)" in table and "<td>0.4100</td>" in table and "0.42 ex/s" in table
+    text = card.render(run)
+    assert "| accuracy | 1.0000 | 0.4100 |" in text and "160 examples (0.42 examples/s)" in text

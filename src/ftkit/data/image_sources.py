@@ -149,12 +149,12 @@ def from_table(path: str, image_column: str, label_column: str, labelled: bool, 
 
 def check_paths(spec, key: str) -> None:
     """Before any work: each local path of the spec exists (a hub id is left to `load`)."""
-    from ftkit.paths import is_local
+    from ftkit.paths import is_local, missing
 
     for p in [spec] if isinstance(spec, str) else [s if isinstance(s, str) else s.path for s in spec]:
         if not os.path.exists(os.path.expanduser(p)) and \
                 (is_local(p) or Path(p).suffix.lower() in (*TABLE_EXTENSIONS, *IMAGE_EXTENSIONS, ".gz")):
-            raise UserError(f"{key}: file not found: {p}")
+            raise UserError(missing(p, key, "file"))
 
 
 def load(spec, data, image, key: str, labelled: bool) -> ImageSet:
@@ -179,7 +179,7 @@ def load(spec, data, image, key: str, labelled: bool) -> ImageSet:
 
 
 def _one(path: str, given: str, data, image, key: str, labelled: bool) -> ImageSet:
-    from ftkit.paths import is_local
+    from ftkit.paths import is_local, missing
 
     if os.path.isdir(path):
         return from_folder(path, labelled)
@@ -195,7 +195,7 @@ def _one(path: str, given: str, data, image, key: str, labelled: bool) -> ImageS
         raise UserError(f"{key}: {given}: not image data; expected an image folder, IDX files (*-idx3-ubyte[.gz]), "
                         f"a table ({', '.join(TABLE_EXTENSIONS)}) or image files")
     if is_local(given) or Path(given).suffix.lower() in (*TABLE_EXTENSIONS, *IMAGE_EXTENSIONS, ".gz"):
-        raise UserError(f"{key}: file not found: {given}")
+        raise UserError(missing(given, key, "file"))
     return from_table(given, image.image_column, data.label_column, labelled, data.hub_config)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ftkit.errors import UserError
-from ftkit.paths import is_local
+from ftkit.paths import is_local, missing
 from ftkit.recipe.schema import DataFile, DataSection
 
 FORMATS = {".txt": "text", ".raw": "text", ".csv": "csv", ".tsv": "tsv", ".json": "json",
@@ -55,7 +55,7 @@ def resolve_files(spec: Union[str, list[Union[str, DataFile]]], key: str) -> Opt
         elif isinstance(spec, str) and not is_local(item) and Path(item).suffix.lower() not in FORMATS:
             return None
         else:
-            raise UserError(f"{key}: file not found: {item}")
+            raise UserError(missing(item, key, "file"))
     return files
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from ftkit.errors import UserError
-from ftkit.paths import is_local, resolve_package_path
+from ftkit.paths import is_local, missing, resolve_package_path
 from ftkit.recipe.schema import Recipe, TokenizerSection
 
 
@@ -197,7 +197,7 @@ def load_tokenizer(path: str, trust_remote_code: bool = False, key: str = "token
     path = resolve_package_path(path, key)
     if is_local(path) and not os.path.isdir(os.path.expanduser(path)):
         hint = " (run `ftkit tokenize` first, or set tokenizer.kind to train one)" if key == "tokenizer.path" else ""
-        raise UserError(f"{key}: directory not found: {path}{hint}")
+        raise UserError(missing(path, key, hint=hint))
     try:
         return AutoTokenizer.from_pretrained(os.path.expanduser(path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:

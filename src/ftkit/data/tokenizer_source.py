@@ -13,6 +13,7 @@ from ftkit.data import sources
 from ftkit.data.tokenizer import load_tokenizer, save_tokenizer, train_from_recipe
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
+from ftkit.wording import with_article
 
 SETTINGS_FILE = "ftkit_tokenizer.json"
 SETTINGS_KEYS = ("kind", "vocab_size", "min_frequency", "lowercase", "max_train_bytes")
@@ -58,7 +59,7 @@ def obtain_tokenizer(recipe: Recipe, log=print, corpus: Optional[Callable] = Non
         if cfg.kind is not None:
             check_settings(recipe)
         return load_tokenizer(cfg.path, recipe.model.trust_remote_code)
-    log(f"tokenizer {cfg.path} does not exist yet: training a {cfg.kind} tokenizer")
+    log(f"tokenizer {cfg.path} does not exist yet: training {with_article(cfg.kind)} tokenizer")
     train_ds = (corpus or default_corpus)(recipe)
     sources.require_column(train_ds, recipe.data.text_column, "data.text_column", "data.train")
     tok, _ = train_from_recipe(recipe, train_ds)

@@ -29,6 +29,7 @@ from ftkit.engine.progress import eta_text
 from ftkit.engine.task_api import Task
 from ftkit.errors import UserError
 from ftkit.recipe.schema import TrainSection
+from ftkit.wording import rate
 
 
 @dataclass
@@ -253,7 +254,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
                 tps = (prog.tokens - tok_log) / max(now - t_log, 1e-9)
                 # inputs that are not tokens (images): the pace in examples
                 eps = (prog.examples - ex_log) / max(now - t_log, 1e-9)
-                pace = f"{tps:,.0f} tok/s" if prog.tokens else f"{eps:,.1f} ex/s"
+                pace = f"{tps:,.0f} tok/s" if prog.tokens else rate(eps, "ex", ",.1f")
                 loss_sum_all = accelerator.reduce(torch.tensor(loss_acc, device=accelerator.device), "sum").item()
                 loss_val = loss_sum_all / max(n_acc, 1)
                 lr = scheduler.get_last_lr()[0]

@@ -14,6 +14,7 @@ from typing import Optional
 
 from ftkit.engine import curves
 from ftkit.engine.rundir import write_json_atomic
+from ftkit.wording import round_rate
 
 DRAW_BUDGET = 0.01  # the share of the run's time that redrawing training_curves.png may take (the final draw always happens)
 
@@ -50,7 +51,7 @@ class MetricsLog:
         if not self.main:
             return
         row = {"step": prog.step, "tokens": prog.tokens, "examples": prog.examples, "elapsed_s": round(prog.elapsed, 2),
-               "loss": loss, "lr": lr, "tokens_per_s": round(tokens_per_s, 1), "examples_per_s": round(examples_per_s, 2)}
+               "loss": loss, "lr": lr, "tokens_per_s": round(tokens_per_s, 1), "examples_per_s": round_rate(examples_per_s, 2)}
         with open(self.out / curves.TRAIN_LOG, "a") as f:
             f.write(json.dumps(row) + "\n")
         self._track({"train/loss": loss, "train/lr": lr, "train/tokens_per_s": tokens_per_s,

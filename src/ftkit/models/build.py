@@ -7,7 +7,7 @@ from typing import Optional
 
 from ftkit import registry
 from ftkit.errors import UserError
-from ftkit.paths import is_gguf, is_local, locate_gguf, resolve_package_path
+from ftkit.paths import is_gguf, is_local, locate_gguf, missing, resolve_package_path
 from ftkit.recipe.schema import Recipe
 
 # RoBERTa-family position ids start after the padding index.
@@ -20,7 +20,7 @@ def check_model_path(path: str, key: str = "model.from_pretrained") -> str:
     p = os.path.expanduser(resolve_package_path(path, key))
     if is_local(path):
         if not os.path.isdir(p):
-            raise UserError(f"{key}: directory not found: {path}")
+            raise UserError(missing(path, key))
         if not os.path.isfile(os.path.join(p, "config.json")):
             raise UserError(f"{key}: {path} has no config.json; expected a save_pretrained model directory")
     return p

@@ -16,6 +16,7 @@ import yaml
 
 from ftkit import registry
 from ftkit.paths import PACKAGE_SCHEME, is_local
+from ftkit.wording import metric, rate
 
 CARD = "README.md"
 MARK = "<!-- written by ftkit -->"  # a README.md without it is the user's: never replaced
@@ -148,7 +149,7 @@ def render(model_dir: Path, where: Optional[str] = None, origin: Optional[str] =
         lines.append("")
     if summary:
         pace = (f"{summary.get('tokens', 0):,} tokens ({summary.get('tokens_per_s', 0):,.0f}/s)" if summary.get("tokens")
-                else f"{summary.get('examples', 0):,} examples ({summary.get('examples_per_s', 0):,.1f}/s)")
+                else f"{summary.get('examples', 0):,} examples ({rate(summary.get('examples_per_s', 0), 'examples', ',.1f')})")
         lines += ["## Training", "", f"- data: {_data_text(data.get('train'))}",
                   f"- {summary.get('steps')} steps, {pace}, {summary.get('train_runtime_s', 0):,.0f} s on "
                   f"{summary.get('world_size', 1)} process(es), precision {(recipe.get('train') or {}).get('precision', '?')}", ""]
@@ -172,7 +173,7 @@ def _data_text(spec) -> str:
 
 
 def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+    return "-" if v is None else metric(v)
 
 
 def write(model_dir: Path, where: Optional[str] = None, log=print, origin: Optional[str] = None,

@@ -17,7 +17,8 @@ from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), check_inputs: bool = False) -> Recipe:
+    """The validated recipe; `check_inputs`: also that each local path it reads exists (recipe/inputs.py)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: recipe file not found")
@@ -43,7 +44,25 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
             lines.setdefault(key[:n], f"override {item}")
         lines[key] = f"override {item}"
     raw.setdefault("name", path.stem)
-    return validate(raw, source=str(path), lines=lines)
+    recipe = validate(raw, source=str(path), lines=lines)
+    if check_inputs:
+        _check_inputs(recipe, str(path), lines)
+    return recipe
+
+
+def _check_inputs(recipe: Recipe, source: str, lines: dict) -> None:
+    """One line for the first local input that is not there: `FILE:LINE: KEY: file not found: PATH`."""
+    from ftkit.paths import missing
+    from ftkit.recipe.inputs import missing_inputs
+
+    try:
+        absent = list(missing_inputs(recipe))
+    except UserError as e:  # a pkg:// path whose package is not installed: the message names the key
+        raise UserError(f"{source}: {e}") from None
+    for key, path, what in absent:
+        where = _where(source, _line_for(key, lines))
+        problem = f"{_dotted(key)}: no file matches '{path}'" if what == "glob" else missing(path, _dotted(key), what)
+        raise UserError(f"{where}: {problem}")
 
 
 def validate(raw: dict, source: str = "<recipe>", lines: Optional[dict] = None) -> Recipe:
@@ -192,11 +211,7 @@ def _format_error(err: ValidationError, source: str, lines: dict) -> str:
     # the other branches' failures at the locations above this one are the same error, not more of them
     others = [p for i, p in enumerate(paths) if i != k and p != path[:len(p)]]
     key = _dotted(path) or "(top level)"
-    line = _line_for(path, lines)
-    if isinstance(line, str):  # the key came from a command-line override
-        where = f"{source} ({line})"
-    else:
-        where = f"{source}:{line}" if line else source
+    where = _where(source, _line_for(path, lines))
     more = f" (and {len(others)} more)" if others else ""
     if e["type"] == "extra_forbidden":
         parent = _model_at(path[:-1])
@@ -211,6 +226,12 @@ def _format_error(err: ValidationError, source: str, lines: dict) -> str:
     shown = f" (got {got!r})" if e["loc"] and not isinstance(got, dict) else ""
     label = f"'{key}': " if e["loc"] else ""
     return f"{where}: {label}{msg}{shown}{more}"
+
+
+def _where(source: str, line: Optional[int | str]) -> str:
+    if isinstance(line, str):  # the key came from a command-line override
+        return f"{source} ({line})"
+    return f"{source}:{line}" if line else source
 
 
 def _line_for(loc: tuple, lines: dict) -> Optional[int | str]:

@@ -13,6 +13,7 @@ from typing import Optional, TextIO
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.build import load_saved
+from ftkit.wording import with_article
 
 HELP = "/reset starts a new conversation, /exit (or end of input) quits"
 
@@ -28,7 +29,7 @@ class Session:
         path = saved.check_dir(model_dir, "--model")
         task = registry.infer(saved.load_config(path).architectures)
         if task is not None and not registry.entry(task).causal:
-            raise UserError(f"--model: {model_dir} is a {task} model, not a chat (causal) language model")
+            raise UserError(f"--model: {model_dir} is {with_article(task)} model, not a chat (causal) language model")
         self.tokenizer = load_saved(AutoTokenizer, path)
         if not self.tokenizer.chat_template:
             raise UserError(f"--model: {model_dir} has no chat template (train it with task sft, or use ftkit generate)")

@@ -25,6 +25,7 @@ from ftkit.engine.trackers import resolve as resolve_trackers
 from ftkit.errors import UserError
 from ftkit.models import card, saved
 from ftkit.models.build import auto_class, load_saved
+from ftkit.wording import with_article
 from ftkit.workflows import evaluate as evaluation
 
 REPORT = "compression.json"
@@ -58,7 +59,7 @@ def source_model(model_dir: str, output: str, key: str = "--model") -> tuple[str
     task = registry.infer(saved.load_config(path).architectures)
     if task is None or not registry.entry(task).compress:
         able = [t.name for t in registry.TASKS if t.compress]
-        raise UserError(f"{key}: {model_dir} is a {task or 'unknown'} model; compress works on {', '.join(able)} models")
+        raise UserError(f"{key}: {model_dir} is {with_article(task or 'unknown')} model; compress works on {', '.join(able)} models")
     if Path(output).resolve() == Path(path).resolve():
         raise UserError(f"--output: {output} is the input model; expected a new directory")
     rundir.check(output, resume=False, overwrite=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
+from ftkit.wording import with_article
 
 
 def check(recipe: Recipe) -> None:
@@ -39,7 +40,7 @@ def check_teacher(recipe: Recipe):
     config = AutoConfig.from_pretrained(check_model_path(recipe.model.from_pretrained))
     if registry.infer(config.architectures) != recipe.task:
         entry = registry.entry(recipe.task)
-        raise UserError(f"model.from_pretrained: {recipe.model.from_pretrained} is not a {entry.help} model ({recipe.task}); "
+        raise UserError(f"model.from_pretrained: {recipe.model.from_pretrained} is not {with_article(entry.help)} model ({recipe.task}); "
                         f"train the teacher first (ftkit {entry.family} --task {recipe.task})")
     return config
 

@@ -36,7 +36,8 @@ def report() -> dict:
     return {
         "python": platform.python_version(), "platform": platform.platform(),
         "packages": {p: _version(p) for p in PACKAGES},
-        "tested_versions": lockfile.compare(),
+        "tested_versions": lockfile.compare(), "extras_not_installed": lockfile.not_installed(),
+        "extras": lockfile.extras(),
         "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": {"available": cuda, "devices": devices, "version": torch.version.cuda},
@@ -48,28 +49,41 @@ def report() -> dict:
     }
 
 
-def version_lines(rows: list[dict]) -> list[str]:
-    """Installed next to tested (the lock CI passed with), and one warning naming what differs."""
+def _install(lock, extras: set[str]) -> str:
+    target = f"'.[{','.join(sorted(extras))}]'" if extras else "."
+    return f"pip install -c {lock} -e {target}"
+
+
+def version_lines(rows: list[dict], missing: tuple[dict, ...] = (), extras: dict | None = None) -> list[str]:
+    """Installed next to tested (the lock CI passed with), and one warning naming what differs. The packages of
+    extras that are not installed (`missing`) are listed apart: leaving an extra out is no difference."""
     if not rows:
         return ["tested versions: unknown (this ftkit ships no constraints.txt)"]
+    from importlib import resources
+
+    lock = resources.files("ftkit").joinpath("constraints.txt")
     out = ["tested versions (installed / tested):"]
     out += [f"  {'ok' if r['ok'] else '!!'} {r['package']:<16} {r['installed'] or 'not installed':<14} {r['tested']}"
             for r in rows]
+    by_extra: dict[str, list[str]] = {}
+    for m in missing:
+        by_extra.setdefault(m["extra"], []).append(f"{m['package']} {m['tested']}")
+    out += [f"  -- not installed (extra `{extra}`: {', '.join(names)}): {_install(lock, {extra})}"
+            for extra, names in by_extra.items()]
     off = [r for r in rows if not r["ok"]]
     if off:
-        from importlib import resources
-
-        lock = resources.files("ftkit").joinpath("constraints.txt")
+        # the command must reinstall the extras the differing packages came with, or it would leave them as they are
+        named = {(extras or {}).get(r["package"]) for r in off} - {None}
         out.append(f"warning: {len(off)} package(s) differ from the versions ftkit was tested with "
                    f"({', '.join(r['package'] for r in off[:6])}{', ...' if len(off) > 6 else ''}); "
-                   f"results may differ. Install the tested set: pip install -c {lock} -e .  (or `make venv`)")
+                   f"results may differ. Install the tested set: {_install(lock, named)}  (or `make venv`)")
     return out
 
 
 def lines(r: dict) -> list[str]:
     pk = r["packages"]
     out = [f"ftkit {pk['ftkit']} | python {r['python']} | {r['platform']}",
-           *version_lines(r["tested_versions"]),
+           *version_lines(r["tested_versions"], r["extras_not_installed"], r["extras"]),
            "other packages: " + ", ".join(f"{k} {v}" for k, v in pk.items()
                                           if k != "ftkit" and k not in {t["package"] for t in r["tested_versions"]}),
            f"cpu: {r['cpu_cores']} cores, torch threads {r['torch_threads']}, {r['cpu_capability']}",

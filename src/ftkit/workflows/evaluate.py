@@ -20,6 +20,7 @@ from ftkit.models import saved
 from ftkit.recipe import load_recipe
 from ftkit.recipe.schema import Recipe
 from ftkit.tasks.spec import EvalRequest, EvalSetup
+from ftkit.wording import with_article
 
 
 def infer_task(config) -> Optional[str]:
@@ -79,7 +80,7 @@ def setup(model_dir: str, path: str, task: str, recipe: Recipe, data: Optional[s
     preprocessor (tokenizer, image processor) is the model's own unless given."""
     preprocessor = preprocessor or saved.load_preprocessor(path, task)
     if generate and not registry.entry(task).causal:
-        raise UserError(f"--generate: {model_dir} is a {task} model; generation evaluation is for chat models (task sft)")
+        raise UserError(f"--generate: {model_dir} is {with_article(task)} model; generation evaluation is for chat models (task sft)")
     return registry.spec(task).evaluation(EvalRequest(model_dir, path, recipe, data, model, preprocessor, log, split, plot,
                                                       sample, generate, generations))
 

@@ -17,6 +17,7 @@ from ftkit.engine import rundir
 from ftkit.errors import UserError
 from ftkit.models import card, saved
 from ftkit.models.build import load_saved
+from ftkit.wording import with_article
 
 
 def run(model_dir: str, output: str, merge: bool, log=print) -> Path:
@@ -35,7 +36,7 @@ def run(model_dir: str, output: str, merge: bool, log=print) -> Path:
     peft_type = str(model.active_peft_config.peft_type.value if hasattr(model.active_peft_config.peft_type, "value")
                     else model.active_peft_config.peft_type)
     if peft_type != "LORA":
-        raise UserError(f"--merge: a {peft_type.lower()} adapter adds virtual tokens, it has no weights to merge "
+        raise UserError(f"--merge: {with_article(peft_type.lower())} adapter adds virtual tokens, it has no weights to merge "
                         f"(only LoRA merges); load it as an adapter with ftkit eval / predict / generate")
     merged = model.merge_and_unload()
     out = Path(output)

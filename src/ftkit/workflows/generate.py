@@ -7,6 +7,7 @@ from typing import Optional
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.build import load_saved
+from ftkit.wording import with_article
 
 
 def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
@@ -19,7 +20,7 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     path = saved.check_dir(model_dir, "--model")
     task = registry.infer(saved.load_config(path).architectures)
     if task is not None and not registry.entry(task).causal:  # a classifier's hidden states would be decoded as random words
-        raise UserError(f"--model: {model_dir} is a {task} model, not a causal language model; "
+        raise UserError(f"--model: {model_dir} is {with_article(task)} model, not a causal language model; "
                         f"generate samples from causal LMs (ftkit pretrain with task: clm)")
     tokenizer = load_saved(AutoTokenizer, path)
     model = saved.load_model(path, task or "clm")  # plain, PEFT adapter or int8; an unknown architecture: tried as a causal LM

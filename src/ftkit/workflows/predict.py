@@ -13,6 +13,7 @@ from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.tasks.spec import PredictRequest
+from ftkit.wording import with_article
 
 
 def run(model_dir: str, source=None, text_column: Optional[str] = None,
@@ -33,7 +34,7 @@ def run(model_dir: str, source=None, text_column: Optional[str] = None,
     model = saved.load_model(path, task)  # plain, PEFT adapter or int8
     sources = [source] if isinstance(source, str) else list(source or [])  # image models take several FILEs
     if len(sources) > 1 and not registry.entry(task).images:
-        raise UserError(f"FILE: {len(sources)} files given; a {task} model reads one file (or stdin)")
+        raise UserError(f"FILE: {len(sources)} files given; {with_article(task)} model reads one file (or stdin)")
     req = PredictRequest(model_dir, path, model, saved.load_preprocessor(path, task), saved_recipe(model_dir),
                          sources[0] if sources else None, stdin, batch_size, all_scores, fmt, encoding, text_column,
                          pair_column, column_names, sources)

@@ -15,7 +15,7 @@ from ftkit.data import image_sources, sources
 from ftkit.engine import rundir
 from ftkit.errors import UserError
 from ftkit.models.build import check_model_path
-from ftkit.paths import is_local, resolve_package_path
+from ftkit.paths import is_local, missing, resolve_package_path
 from ftkit.recipe import dump_recipe
 from ftkit.recipe.load import portable
 from ftkit.recipe.schema import Recipe
@@ -42,7 +42,7 @@ def preflight(recipe: Recipe, resume: bool = False, overwrite: bool = False, log
     tok = recipe.tokenizer
     if tok is not None and tok.kind is None and is_local(tok.path) and \
             not Path(resolve_package_path(tok.path, "tokenizer.path")).is_dir():
-        raise UserError(f"tokenizer.path: directory not found: {tok.path}")
+        raise UserError(missing(tok.path, "tokenizer.path"))
 
 
 def start_run(accelerator, recipe: Recipe, resume: bool, overwrite: bool, log=print, steps: Optional[int] = None) -> None:

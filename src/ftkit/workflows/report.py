@@ -21,6 +21,9 @@ from ftkit import registry
 from ftkit.engine import curves
 from ftkit.engine.rundir import read_json
 from ftkit.errors import UserError
+from ftkit.paths import did_you_mean
+from ftkit.wording import metric as metric_text
+from ftkit.wording import rate
 
 RUN_FILES = ("run.json", "metrics.jsonl", "metrics.json", curves.TRAIN_LOG)
 
@@ -45,7 +48,9 @@ class Run:
 def load_run(arg: str) -> Run:
     path = Path(arg)
     if not path.is_dir():
-        raise UserError(f"RUN: {arg} is not a directory (expected a run's output_dir, e.g. runs/NAME)")
+        guess = did_you_mean(arg)
+        raise UserError(f"RUN: {arg} is not a directory" + (f"; did you mean {guess}?" if guess else
+                                                            " (expected a run's output_dir, e.g. runs/NAME)"))
     if not any((path / f).is_file() for f in RUN_FILES):
         raise UserError(f"RUN: {arg} is not a run (none of {', '.join(RUN_FILES)} in it)")
     try:
@@ -124,10 +129,10 @@ def _pace(run: Run) -> str:
     if s.get("tokens"):
         return f"{s.get('tokens_per_s', 0):,.0f} tok/s"
     if s.get("examples"):
-        return f"{s.get('examples_per_s', s['examples'] / max(s.get('train_runtime_s', 1), 1e-9)):,.1f} ex/s"
+        return rate(s.get('examples_per_s', s['examples'] / max(s.get('train_runtime_s', 1), 1e-9)), "ex", ",.1f")
     if last.get("tokens_per_s"):
         return f"{last['tokens_per_s']:,.0f} tok/s"
-    return f"{last['examples_per_s']:,.1f} ex/s" if last.get("examples_per_s") else "—"
+    return rate(last["examples_per_s"], "ex", ",.1f") if last.get("examples_per_s") else "—"
 
 
 def summary_table(runs: list[Run], shared: list[str]) -> str:
@@ -142,8 +147,8 @@ def summary_table(runs: list[Run], shared: list[str]) -> str:
         params = r.summary.get("parameters")
         rows.append([html.escape(r.label), html.escape(r.task), f'<span class="st-{html.escape(r.status)}">{html.escape(r.status)}</span>',
                      f"{_fmt(steps)}" + (f" / {_fmt(total)}" if total else ""),
-                     f"{html.escape(metric)} {_fmt(value)} (step {_fmt(step)})" if metric and value is not None else "—",
-                     *[_fmt(last.get(f"eval_{m}")) for m in shared],
+                     f"{html.escape(metric)} {html.escape(metric_text(value))} (step {_fmt(step)})" if metric and value is not None else "—",
+                     *[html.escape(metric_text(last.get(f"eval_{m}"))) for m in shared],
                      f"{elapsed:,.0f} s" if isinstance(elapsed, (int, float)) else "—", _pace(r),
                      f"{params / 1e6:.2f}M" if params else "—"])
     return _table(head, rows)

@@ -32,6 +32,7 @@ from ftkit.recipe import dump_recipe
 from ftkit.recipe.load import portable
 from ftkit.recipe.schema import Recipe
 from ftkit.tasks.spec import Prepared, quiet
+from ftkit.wording import per_second, rate, with_article
 from ftkit.workflows.diagnose import diagnose
 from ftkit.workflows.preflight import check_checkpoint_fits, preflight, start_run
 
@@ -42,7 +43,7 @@ def check_family(recipe: Recipe, family: Optional[str]) -> None:
     entry = registry.entry(recipe.task)
     if family is not None and entry.family != family:
         kind = "fine-tuning" if family == registry.FINETUNE else "pre-training"
-        raise UserError(f"task: '{recipe.task}' is not a {kind} task; expected one of {', '.join(registry.names(family))} "
+        raise UserError(f"task: '{recipe.task}' is not {with_article(kind)} task; expected one of {', '.join(registry.names(family))} "
                         f"({recipe.task} runs with `{_COMMAND[entry.family]}`)")
 
 
@@ -184,17 +185,23 @@ def _finish(summary: dict, prep: Prepared, parameters: int, eval_note, out: Path
                    **({"train_examples": len(prep.train_items)} if sized else {}),
                    validation_examples=len(prep.val_items) if prep.val_items is not None else 0,
                    **({"eval_sample": eval_note} if eval_note else {}),
-                   examples_per_s=round(summary["examples"] / max(summary["train_runtime_s"], 1e-9), 1))
+                   examples_per_s=per_second(summary["examples"], summary["train_runtime_s"]))
     if prep.block_tokens:
         fpt = flops_per_token(prep.model, prep.block_tokens)
         summary.update(flops_per_token=fpt, achieved_gflops=round(summary["tokens_per_s"] * fpt / 1e9, 2))
-        pace = f": {summary['tokens']:,} tokens, {summary['tokens_per_s']:,.0f} tokens/s, {summary['achieved_gflops']} GFLOP/s"
-    else:
-        pace = f" ({summary['examples']:,} examples, {summary['examples_per_s']:,.0f} examples/s)"
     rundir.write_json_atomic(out / "metrics.json", summary)
     model_card.write(out, log=log)  # from the files just written: recipe.yaml, metrics.json, the model's config
     rundir.write_status(out, "finished", step=summary["steps"])
+    log(done_line(summary, out))
+
+
+def done_line(summary: dict, out) -> str:
+    """The run's last line: time, pace (tokens for token tasks, examples for the others), best, where it is."""
+    if "achieved_gflops" in summary:
+        pace = f": {summary['tokens']:,} tokens, {summary['tokens_per_s']:,.0f} tokens/s, {summary['achieved_gflops']} GFLOP/s"
+    else:
+        pace = f" ({summary['examples']:,} examples, {rate(summary['examples_per_s'], 'examples')})"
     best = summary.get("best")
-    log(f"done in {summary['train_runtime_s']:.1f}s{pace}"
-        + (f"; best validation {summary['metric_for_best']} {best:.4f} at step {summary['best_step']}" if best is not None else "")
-        + f"; {summary.get('saved', 'model')} saved to {out}")
+    return (f"done in {summary['train_runtime_s']:.1f}s{pace}"
+            + (f"; best validation {summary['metric_for_best']} {best:.4f} at step {summary['best_step']}" if best is not None else "")
+            + f"; {summary.get('saved', 'model')} saved to {out}")
