@@ -164,20 +164,31 @@ def _columns(text: Optional[str], pair: Optional[str], label: Optional[str], nam
 
 def _data_options(items: Optional[List[str]]) -> dict:
     """-D KEY=VALUE -> {KEY: VALUE}; values are YAML (3, true, [a, b]); the schema checks the keys."""
-    import yaml
+    from ftkit.recipe.load import parse_value
 
     out = {}
     for item in items or []:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise UserError(f"--data-option {item}: expected KEY=VALUE, e.g. tag_field=3")
-        out[key.strip().removeprefix("data.")] = yaml.safe_load(value)
+        out[key.strip().removeprefix("data.")] = parse_value(value)
     return out
 
 
 TextColOpt = typer.Option(None, "--text-column", help="Column with the text (default: the model's recipe's).")
 PairColOpt = typer.Option(None, "--pair-column", help="Column with the second text of pairs (default: the recipe's).")
 NamesOpt = typer.Option(None, "--column-names", help="Comma-separated column names for a csv/tsv file without a header.")
+DelimOpt = typer.Option(None, "--delimiter", help="The character between the fields of a csv/tsv file, e.g. ';' or '|' "
+                        "(TAB: '\\t'; default: TAB for .tsv; .csv: the comma, or the one its header row shows).")
+
+
+def _delimiter(value: Optional[str]) -> dict:
+    from ftkit.recipe.fields import check_delimiter
+
+    try:
+        return {} if value is None else {"delimiter": check_delimiter(value)}
+    except ValueError as e:
+        raise UserError(f"--delimiter {value!r}: {e}") from None
 
 
 @app.command("eval")
@@ -190,7 +201,7 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
           as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
           text_column: Optional[str] = TextColOpt, pair_column: Optional[str] = PairColOpt,
           label_column: Optional[str] = typer.Option(None, "--label-column", help="Column with the label (cls; default: the recipe's)."),
-          column_names: Optional[str] = NamesOpt,
+          column_names: Optional[str] = NamesOpt, delimiter: Optional[str] = DelimOpt,
           encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the file (default: the recipe's data.encoding, utf-8)."),
           data_option: Optional[List[str]] = typer.Option(None, "--data-option", "-D", help="Another data.* setting for "
                                                          "this file, KEY=VALUE (e.g. -D tag_field=3 -D format=conll); repeatable."),
@@ -217,7 +228,8 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
                      max_batches=max_batches, log=log, plot=plot, generate=generate_, generations=generations,
                      precision=precision, recipe=recipe,
                      data_overrides={**_columns(text_column, pair_column, label_column, column_names),
-                                     **({"encoding": encoding} if encoding else {}), **_data_options(data_option)})
+                                     **_delimiter(delimiter), **({"encoding": encoding} if encoding else {}),
+                                     **_data_options(data_option)})
     typer.echo(json.dumps(metrics) if as_json else wf.render(metrics))
 
 
@@ -255,7 +267,7 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
                                                          "or a csv/tsv/json/jsonl/parquet file; image models: image files "
                                                          "and folders; - or nothing: stdin (image models: one path per line)."),
             text_column: Optional[str] = TextColOpt, pair_column: Optional[str] = PairColOpt,
-            column_names: Optional[str] = NamesOpt,
+            column_names: Optional[str] = NamesOpt, delimiter: Optional[str] = DelimOpt,
             batch_size: int = typer.Option(32, "--batch-size", min=1),
             all_scores: bool = typer.Option(False, "--all-scores", help="Add every class's probability."),
             encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of FILE (default: the recipe's data.encoding, utf-8)."),
@@ -271,7 +283,8 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
     if fmt not in ("auto", "text", "conll"):
         raise UserError(f"--format: '{fmt}'; expected auto, text or conll")
     for result in wf.run(model, source, cols.get("text_column"), cols.get("text_pair_column"), cols.get("column_names"),
-                         batch_size=batch_size, all_scores=all_scores, fmt=fmt, encoding=encoding):
+                         batch_size=batch_size, all_scores=all_scores, fmt=fmt, encoding=encoding,
+                         delimiter=_delimiter(delimiter).get("delimiter")):
         typer.echo(result if isinstance(result, str) else json.dumps(result, ensure_ascii=False))
 
 

@@ -41,6 +41,8 @@ def test_second_run_reads_the_cache(tiny_gpt_recipe):
     # a different setting is a different cache entry
     r2 = validate({**tiny_gpt_recipe, "data": {**tiny_gpt_recipe["data"], "add_eos": True}})
     assert token_cache.cache_key(r2, tok, "train") != token_cache.cache_key(r, tok, "train")
+    r3 = validate({**tiny_gpt_recipe, "data": {**tiny_gpt_recipe["data"], "delimiter": ";"}})  # fields split otherwise
+    assert token_cache.cache_key(r3, tok, "train") != token_cache.cache_key(r, tok, "train")
 
 
 def test_a_tokenizer_json_with_its_own_padding_and_truncation_encodes_unpadded():

@@ -61,6 +61,25 @@ def test_table_of_paths_round_trip(tmp_path, fashion):
     _same(images, x[:20], y[:20])
 
 
+def test_semicolon_table_of_paths(tmp_path, fashion, capsys):
+    """A table of image paths exported with ';' (issue 36): sniffed from its header, or data.delimiter."""
+    from PIL import Image
+
+    x, y = fashion
+    (tmp_path / "img").mkdir()
+    for i in range(6):
+        Image.fromarray(x[i]).save(tmp_path / "img" / f"{i}.png")
+    table = tmp_path / "data.csv"
+    table.write_text("image;label\n" + "".join(f"img/{i}.png;{int(y[i])}\n" for i in range(6)))
+    _same(_load(table), x[:6], y[:6])
+    assert "read with the delimiter ';'" in capsys.readouterr().err
+    _same(_load(table, delimiter=";"), x[:6], y[:6])
+    assert capsys.readouterr().err == ""
+    with pytest.raises(UserError, match=r"columns are: image;label \(the file was read as one column; its name holds "
+                                         r"';': set data.delimiter"):
+        _load(table, delimiter=",")  # told the comma: not sniffed, and the message says why nothing is found
+
+
 def test_parquet_image_feature_round_trip(tmp_path, fashion):
     import datasets
     from PIL import Image

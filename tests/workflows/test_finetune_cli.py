@@ -212,3 +212,40 @@ def test_a_moved_classifier_still_predicts_and_evaluates(sst2_run, tmp_path, mon
     assert code == 0 and json.loads(stdout)["label"] in ("negative", "positive"), err
     code, stdout, err = run_cli("eval", "--model", "moved", "--json")  # its recipe's validation data, by absolute path
     assert code == 0 and json.loads(stdout)["examples"] == 64, err
+
+
+def test_semicolon_csv_finetunes_evaluates_and_predicts(tmp_path):
+    """Issue 36: a ';'-separated export (commas inside the texts) trains with data.delimiter; eval reads another file
+    in its own layout (a comma csv; a '|' one with --delimiter), predict takes --delimiter; a bad one is one line."""
+    import csv
+
+    from conftest import fails
+
+    lines = need(SST2 / "train.tsv").read_text(encoding="utf-8").splitlines()[1:41]
+    rows = [(str(i), *line.split("\t")) for i, line in enumerate(lines)]  # id, sentence, label
+    with open(tmp_path / "train.csv", "w", newline="") as f:
+        w = csv.writer(f, delimiter=";")
+        w.writerow(["id", "sentence", "label"])
+        w.writerows([(i, s + ", really", y) for i, s, y in rows])  # every text holds a comma
+    recipe = {"task": "cls", "output_dir": str(tmp_path / "run"), "tokenizer": {"path": MINILM},
+              "model": {"model_type": "bert", "config": {"hidden_size": 32, "num_hidden_layers": 1,
+                                                         "num_attention_heads": 2, "intermediate_size": 64}},
+              "data": {"train": str(tmp_path / "train.csv"), "delimiter": ";", "text_column": "sentence",
+                       "validation_split": 0.25, "block_size": 32},
+              "train": {"max_steps": 2, "batch_size": 8, "eval_every": 0, "precision": "fp32", "plots": False}}
+    code, _, err = run_cli("finetune", "-r", str(write_recipe(tmp_path / "r.yaml", recipe)))
+    assert code == 0, err
+    assert "train: 30 examples" in err and "validation: 10 examples" in err, err  # all 40 rows
+    out = tmp_path / "run"
+    with open(tmp_path / "comma.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("sentence", "label"), *[(s + ", really", y) for _, s, y in rows[:5]]])
+    code, stdout, err = run_cli("eval", "--model", str(out), "--data", str(tmp_path / "comma.csv"), "--json")
+    assert code == 0 and json.loads(stdout)["examples"] == 5, err  # the recipe's ';' is not this file's
+    pipe = tmp_path / "pipe.csv"
+    pipe.write_text("sentence|label\n" + "".join(f"{s}, really|{y}\n" for _, s, y in rows[:3]))
+    code, stdout, err = run_cli("eval", "--model", str(out), "--data", str(pipe), "--delimiter", "|", "--json")
+    assert code == 0 and json.loads(stdout)["examples"] == 3, err
+    got = predict("--model", str(out), str(pipe), "--delimiter", "|")
+    assert [g["row"] for g in got] == [1, 2, 3] and all(g["label"] is not None for g in got)
+    assert "--delimiter ';;': expected one character" in fails("predict", "--model", str(out), str(pipe),
+                                                               "--delimiter", ";;")

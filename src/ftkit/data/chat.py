@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 from typing import Optional
 
-from ftkit.data import sources
+from ftkit.data import sources, tables
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
 
@@ -121,7 +121,7 @@ def load(spec, data: DataSection, key: str, rows: Optional[int] = None) -> Conve
     for c in dict.fromkeys(needed):
         if c not in columns:
             which = "data.prompt_template / response_template name" if layout == "template" else f"format {layout} needs"
-            raise UserError(f"{source}: {which} column '{c}', which it does not have; columns are: {', '.join(columns)}")
+            raise UserError(f"{source}: {which} column '{c}', which it does not have; columns are: {', '.join(tables.visible(columns))}")
     if rows is not None:
         ds = ds.select(range(min(rows, len(ds))))
     out, where = [], []

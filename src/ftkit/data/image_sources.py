@@ -12,11 +12,13 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import sys
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from ftkit.data import tables
 from ftkit.data.images import ArrayImages, DatasetImages, FileImages, ImageSet, mode_channels
 from ftkit.errors import UserError
 
@@ -102,8 +104,9 @@ def from_folder(folder: str, labelled: bool) -> ImageSet:
 
 
 def from_table(path: str, image_column: str, label_column: str, labelled: bool, hub_config: Optional[str] = None,
-               split: str = "train") -> ImageSet:
-    """csv / jsonl of image paths (relative to the table's folder) or parquet / hub data with an Image feature."""
+               split: str = "train", delimiter: Optional[str] = None) -> ImageSet:
+    """csv / jsonl of image paths (relative to the table's folder) or parquet / hub data with an Image feature.
+    `delimiter`: data.delimiter (csv / tsv; default: TAB for .tsv, else the comma or the one sniffed, data/tables.py)."""
     import datasets
 
     datasets.disable_progress_bars()
@@ -112,7 +115,9 @@ def from_table(path: str, image_column: str, label_column: str, labelled: bool, 
     try:
         if local:
             kind = TABLE_EXTENSIONS[ext]
-            kwargs = {"delimiter": "\t"} if ext == ".tsv" else {}
+            kwargs = {"delimiter": _delimiter(path, ext, delimiter)} if kind == "csv" else {}
+            if kwargs:
+                tables.check_first_row(path, "csv", kwargs["delimiter"], "utf-8-sig", None, True)
             ds = datasets.load_dataset(kind, data_files=[path], split="train", **kwargs)
         else:
             ds = datasets.load_dataset(path, hub_config, split=split)
@@ -123,10 +128,11 @@ def from_table(path: str, image_column: str, label_column: str, labelled: bool, 
         where = "could not be read" if local else "is not a local file and could not be loaded from the hub"
         raise UserError(f"{path}: {where}: {first}") from None
     columns = list(ds.column_names)
+    shown = f"{', '.join(tables.visible(columns))}{tables.one_column_hint(columns)}"
     if image_column not in columns:
-        raise UserError(f"{path}: image.image_column '{image_column}' not found; columns are: {', '.join(columns)}")
+        raise UserError(f"{path}: image.image_column '{image_column}' not found; columns are: {shown}")
     if labelled and label_column not in columns:
-        raise UserError(f"{path}: data.label_column '{label_column}' not found; columns are: {', '.join(columns)}")
+        raise UserError(f"{path}: data.label_column '{label_column}' not found; columns are: {shown}")
     labels = None
     if labelled:
         labels = list(ds[label_column])
@@ -145,6 +151,16 @@ def from_table(path: str, image_column: str, label_column: str, labelled: bool, 
     if missing:
         raise UserError(f"{path}: image file not found: {missing}")
     return FileImages(files, path, labels)
+
+
+def _delimiter(path: str, ext: str, given: Optional[str]) -> str:
+    if given:
+        return given
+    found = tables.sniff(path, "utf-8-sig", None) if ext == ".csv" else None
+    if found:
+        print(f"{path}: read with the delimiter {tables.shown(found)}: its header row is one column with the comma "
+              f"(set data.delimiter to choose)", file=sys.stderr)  # stderr: `ftkit predict` answers on stdout
+    return found or tables.default(ext[1:])
 
 
 def check_paths(spec, key: str) -> None:
@@ -167,7 +183,8 @@ def load(spec, data, image, key: str, labelled: bool) -> ImageSet:
     sets = []
     for i, item in enumerate(items):
         path, rows = (item, None) if isinstance(item, str) else (item.path, item.rows)
-        images = _one(os.path.expanduser(path), path, data, image, key, labelled)
+        delimiter = (None if isinstance(item, str) else item.delimiter) or data.delimiter
+        images = _one(os.path.expanduser(path), path, data, image, key, labelled, delimiter)
         local = os.path.expanduser(path)
         if rows is not None and rows < len(images) and os.path.isdir(local) and len(_class_names(local)) > 1:
             where = f"{key}[{i}].rows" if not isinstance(spec, str) else f"{key}.rows"
@@ -178,7 +195,7 @@ def load(spec, data, image, key: str, labelled: bool) -> ImageSet:
     return sets[0] if len(sets) == 1 else concatenate(sets)
 
 
-def _one(path: str, given: str, data, image, key: str, labelled: bool) -> ImageSet:
+def _one(path: str, given: str, data, image, key: str, labelled: bool, delimiter: Optional[str] = None) -> ImageSet:
     from ftkit.paths import is_local, missing
 
     if os.path.isdir(path):
@@ -187,7 +204,7 @@ def _one(path: str, given: str, data, image, key: str, labelled: bool) -> ImageS
         if is_idx(path):
             return from_idx(path, labelled)
         if Path(path).suffix.lower() in TABLE_EXTENSIONS:
-            return from_table(path, image.image_column, data.label_column, labelled)
+            return from_table(path, image.image_column, data.label_column, labelled, delimiter=delimiter)
         if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
             if labelled:
                 raise UserError(f"{key}: {given} is a single image; labelled data is a class folder, IDX files or a table")

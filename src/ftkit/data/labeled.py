@@ -15,7 +15,6 @@ follows the raw values: integers numerically (so 0/1 stay ids 0/1), strings alph
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ftkit.data import sources
+from ftkit.data import sources, tables
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
 
@@ -84,19 +83,13 @@ class Locator:
     def _record_starts(self, path: str, part: sources.Part) -> list:
         """The 1-based line where each record of `path` starts, counted as the loaders count records."""
         fmt, names = part.format, part.column_names
-        cached = (path, fmt, tuple(names or ()))
+        cached = (path, fmt, tuple(names or ()), part.delimiter)
         if cached in self._starts:
             return self._starts[cached]
         starts: list = []
         if fmt in ("csv", "tsv"):
-            with open(path, encoding=sources.reading_encoding(self.data.encoding), newline="") as f:
-                kw = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
-                reader = csv.reader(f, **kw)
-                last = 0
-                for rec in reader:
-                    first, last = last + 1, reader.line_num
-                    if rec:  # pandas skips blank lines
-                        starts.append(first)
+            starts = [line for line, _ in tables.records(path, fmt, part.delimiter,
+                                                           sources.reading_encoding(self.data.encoding))]
             if (names is None or self.data.header == "true") and starts:
                 starts = starts[1:]  # the header row
         elif fmt in ("text", "label_text") or (fmt == "json" and not _is_json_array(path)):  # one record per non-blank line
@@ -127,7 +120,7 @@ def _json_rows(path: str) -> int:
 
 def load_rows(spec, data: DataSection, key: str, split: str = "train", log=print) -> Rows:
     """Load a split and check its text / pair / label columns; skip (and count) rows with empty text."""
-    ds = sources.load_split(spec, data, key, split=split)
+    ds = sources.load_split(spec, data, key, split=split, log=log)
     locate = Locator(spec, data, key)
     source = f"{key} ({sources.describe(spec)})"
     for col, what in ((data.text_column, "data.text_column"), (data.text_pair_column, "data.text_pair_column"),
@@ -177,7 +170,7 @@ def _text_values(ds, column: str, what: str, source: str) -> list[Optional[str]]
     dtype = getattr(feature, "dtype", None)
     if dtype not in ("string", "large_string"):
         raise UserError(f"{source}: {what} '{column}' holds {dtype or type(feature).__name__} values; expected text "
-                        f"(is it the right column? columns are: {', '.join(ds.column_names)})")
+                        f"(is it the right column? columns are: {', '.join(tables.visible(ds.column_names))})")
     return _column(ds, column)
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+from ftkit.data import tables
 from ftkit.errors import UserError
 from ftkit.paths import is_local, missing
 from ftkit.recipe.schema import DataFile, DataSection
@@ -86,26 +88,25 @@ def check_utf8(path: str, encoding: str = "utf-8") -> None:
         raise UserError(f"{path}:{line}: not valid {name} (byte 0x{raw[e.start]:02x}); {hint}") from None
 
 
-def check_columns(path: str, fmt: str, names: list[str], encoding: str) -> None:
+def check_columns(path: str, fmt: str, names: list[str], encoding: str, delimiter: str) -> None:
     """csv/tsv with data.column_names: the first row must have as many fields as there are names."""
-    import csv
-
-    with open(path, encoding=encoding, newline="") as f:
-        first = f.readline()
-    fields = first.rstrip("\r\n").split("\t") if fmt == "tsv" else next(csv.reader([first]), [])
+    fields = next(iter(tables.head(path, fmt, delimiter, reading_encoding(encoding), 1)), [])
     if len(fields) != len(names):
         raise UserError(f"{path}:1: {len(fields)} fields, but data.column_names has {len(names)} names "
-                        f"({', '.join(names)}); expected one name per {fmt} column (data.format {fmt})")
+                        f"({', '.join(names)}); expected one name per {fmt} column (data.format {fmt}, delimiter "
+                        f"{tables.shown(delimiter)}: data.delimiter sets another)")
 
 
 @dataclass
 class Part:
-    """Files loaded with one builder call: same format, text column and column names."""
+    """Files loaded with one builder call: same format, text column, column names and delimiter."""
     files: list[str]
     format: str
     text_column: Optional[str] = None
     column_names: Optional[list[str]] = None
     rows: Optional[int] = None  # the entry's `rows`: only its first N records, across its files in order
+    delimiter: Optional[str] = None  # csv / tsv: the one in force (given, sniffed or the format's own)
+    sniffed: bool = False  # the delimiter was read off the files' header row (data/tables.py), not given
 
 
 def source_parts(spec, data: DataSection, key: str) -> list[Part]:
@@ -116,13 +117,15 @@ def source_parts(spec, data: DataSection, key: str) -> list[Part]:
     for i, item in enumerate(items):
         entry = item if isinstance(item, DataFile) else DataFile(path=item)
         names = entry.column_names if entry.column_names is not None else data.column_names
+        given = entry.delimiter or data.delimiter
         mine: list[Part] = []
         for f in resolve_files([entry.path], key) or []:
             fmt = entry.format or (data.format if data.format != "auto" else FORMATS.get(Path(f).suffix.lower(), "text"))
-            if mine and mine[-1].format == fmt:
+            delimiter, sniffed = _delimiter(f, fmt, given, names, data)
+            if mine and mine[-1].format == fmt and mine[-1].delimiter == delimiter:
                 mine[-1].files.append(f)
             else:
-                mine.append(Part([f], fmt, entry.text_column, names, entry.rows))
+                mine.append(Part([f], fmt, entry.text_column, names, entry.rows, delimiter, sniffed))
         if entry.rows is not None and len(mine) > 1:
             raise UserError(f"{key}[{i}]: rows {entry.rows} counts the records of one format, but '{entry.path}' holds "
                             f"{' and '.join(sorted({p.format for p in mine}))} files; give each format its own entry")
@@ -134,10 +137,27 @@ def source_parts(spec, data: DataSection, key: str) -> list[Part]:
 
 
 def _settings(part: Part) -> tuple:
-    return part.format, part.text_column, part.column_names
+    return part.format, part.text_column, part.column_names, part.delimiter
 
 
-def load_split(spec, data: DataSection, key: str, streaming: bool = False, split: str = "train"):
+def _delimiter(path: str, fmt: str, given: Optional[str], names, data: DataSection) -> tuple[Optional[str], bool]:
+    """(the delimiter a csv/tsv file is read with, whether it was sniffed); None for other formats."""
+    if fmt in ("text", "label_text") and given is not None:
+        raise UserError(f"{path}: read as {'plain text' if fmt == 'text' else fmt} (data.format {data.format}), so "
+                        f"data.delimiter cannot apply; set data.format: csv (or name the file .csv)")
+    if fmt not in ("csv", "tsv"):
+        return None, False
+    if given is not None:
+        return given, False
+    found = tables.sniff(path, reading_encoding(data.encoding), names) if fmt == "csv" else None
+    return (found, True) if found else (tables.default(fmt), False)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)  # never stdout: `ftkit predict` writes its answers there
+
+
+def load_split(spec, data: DataSection, key: str, streaming: bool = False, split: str = "train", log=_stderr):
     """Load one spec as a datasets Dataset (or IterableDataset when streaming)."""
     import datasets
 
@@ -147,6 +167,10 @@ def load_split(spec, data: DataSection, key: str, streaming: bool = False, split
         return _load_hub(spec, data, key, streaming, split)
     loaded = []
     for part in source_parts(spec, data, key):
+        if part.sniffed:
+            log(f"{key}: {part.files[0]}{' (and more)' if len(part.files) > 1 else ''} read with the delimiter "
+                f"{tables.shown(part.delimiter)}: its header row is one column with the comma (set data.delimiter to "
+                f"choose)")
         ds = _load_part(part, data, key, streaming)
         if part.rows is not None:
             ds = ds.take(part.rows) if streaming else ds.select(range(min(part.rows, len(ds))))
@@ -200,7 +224,10 @@ def _load_part(part: Part, data: DataSection, key: str, streaming: bool):
             raise UserError(f"{f}: read as plain text (data.format {data.format}: '{Path(f).suffix or 'no extension'}' "
                             f"is not a table), so data.column_names cannot apply; set data.format: tsv or csv")
         if fmt in ("csv", "tsv") and part.column_names:
-            check_columns(f, fmt, part.column_names, data.encoding)
+            check_columns(f, fmt, part.column_names, data.encoding, part.delimiter)
+        if fmt in ("csv", "tsv"):
+            tables.check_first_row(f, fmt, part.delimiter, reading_encoding(data.encoding), part.column_names,
+                                   not part.column_names or data.header == "true")
     kwargs: dict = {"encoding": data.encoding} if fmt in ("text", "csv", "tsv", "json") else {}
     if fmt == "label_text":
         return _load_label_text(files, part.column_names or ["label", "text"], key, streaming, data.encoding)
@@ -210,7 +237,7 @@ def _load_part(part: Part, data: DataSection, key: str, streaming: bool):
         kwargs.update(sample_by=data.sample_by, keep_linebreaks=True)
     elif fmt in ("csv", "tsv"):
         builder = "csv"
-        kwargs["sep"] = "\t" if fmt == "tsv" else ","
+        kwargs["sep"] = part.delimiter
         kwargs["encoding"] = reading_encoding(data.encoding)
         if fmt == "tsv":
             kwargs["quoting"] = 3  # csv.QUOTE_NONE: GLUE TSVs contain bare quotes
@@ -261,7 +288,8 @@ def _load_hub(spec: str, data: DataSection, key: str, streaming: bool, split: st
 def require_column(ds, column: str, key: str, source: str) -> None:
     names = list(ds.column_names or [])
     if column not in names:
-        raise UserError(f"{source}: {key} '{column}' not found; columns are: {', '.join(names) or '(none)'}")
+        raise UserError(f"{source}: {key} '{column}' not found; columns are: {', '.join(tables.visible(names)) or '(none)'}"
+                        f"{tables.one_column_hint(names)}")
 
 
 def train_and_validation(data: DataSection, seed: int, streaming: bool = False):

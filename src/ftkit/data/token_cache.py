@@ -80,6 +80,8 @@ def cache_key(recipe: Recipe, tokenizer, split: str) -> str:
     h.update(tokenizer.backend_tokenizer.to_str().encode())
     fields = d.model_dump(include={"train", "validation", "validation_split", "split_mode", "format", "sample_by",
                                    "text_column", "hub_config", "column_names", "add_eos"})
+    if d.delimiter is not None:  # only when set: the keys of caches built before the key existed stay valid
+        fields["delimiter"] = d.delimiter
     h.update(json.dumps([CACHE_VERSION, split, fields, recipe.train.seed], sort_keys=True).encode())
     for spec in (d.train, d.validation):
         for f in _local_files(spec):

@@ -32,7 +32,8 @@ def _rows(model: type[BaseModel], prefix: str, sections: list) -> list[str]:
         if sub is not None:
             sections.append((f"{prefix}{name}", sub, field.description or ""))
             continue
-        rows.append(f"| `{prefix}{name}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")
+        cell = (field.description or "").replace("|", "\\|")  # a bare | would end the table cell
+        rows.append(f"| `{prefix}{name}` | {_type_name(field.annotation)} | {_default(field)} | {cell} |")
     return rows
 
 

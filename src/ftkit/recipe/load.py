@@ -78,10 +78,7 @@ def apply_override(raw: dict, item: str) -> tuple:
     if not sep or not key:
         raise UserError(f"override {item!r}: expected dotted.key=value, e.g. train.lr=3e-4")
     parts = key.strip().split(".")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        parsed = value
+    parsed = parse_value(value)
     node = raw
     for i, part in enumerate(parts[:-1]):
         if _is_scalar_key(tuple(parts[: i + 1])):
@@ -94,6 +91,21 @@ def apply_override(raw: dict, item: str) -> tuple:
         node = child
     node[parts[-1]] = parsed
     return tuple(parts)
+
+
+def parse_value(value: str) -> Any:
+    """A command-line value as YAML (3e-4, true, [1, 2]); text YAML cannot read, or reads as nothing although it is
+    not empty and no spelling of null (`|`, `>`: block-scalar marks; `#`: a comment), is kept as it was written
+    (data.delimiter=| means the pipe)."""
+    if not value.strip():
+        return None
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    if parsed in (None, "") and value.strip() not in ("null", "Null", "NULL", "~", "''", '""'):
+        return value.strip()
+    return parsed
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ftkit import registry
-from ftkit.recipe.fields import DataFile, DataFiles, Section  # noqa: F401 (re-exported)
+from ftkit.recipe.fields import DELIMITER_HELP, DataFile, DataFiles, Section, check_delimiter  # noqa: F401 (re-exported)
 from ftkit.recipe.task_sections import DistillSection, ElectraSection, ImageSection, MaskingSection, SftSection  # noqa: F401
 
 Task = Literal[registry.NAMES]  # type: ignore[valid-type]  (the registry's names: one place lists tasks)
@@ -54,7 +54,7 @@ class ModelSection(Section):
 class DataSection(Section):
     train: DataFiles = Field(
         description="Training data: a file, a glob, a list of files, or a hub dataset id. List entries may be "
-        "{path, format, text_column, column_names, rows} mappings; files of different formats are loaded one by one "
+        "{path, format, text_column, column_names, delimiter, rows} mappings; files of different formats are loaded one by one "
         "and concatenated (columns kept: those all of them share); rows: N keeps the first N records of an entry.")
     validation: Optional[DataFiles] = Field(None, description="Validation data (same forms as train).")
     validation_split: float = Field(
@@ -87,6 +87,7 @@ class DataSection(Section):
     header: Literal["auto", "true", "false"] = Field(
         "auto", description="csv/tsv: does the first row hold column names? auto: yes unless data.column_names is set; "
         "true with column_names: the header row is skipped and the columns renamed.")
+    delimiter: Optional[str] = Field(None, description=DELIMITER_HELP)
     encoding: str = Field("utf-8", description="Text encoding of the data files (e.g. latin-1 for TREC); files are "
                           "checked with it before anything is read.")
     label_regex: Optional[str] = Field(None, description="cls: a regular expression applied to each raw label; its first "
@@ -121,6 +122,8 @@ class DataSection(Section):
                                     "Default: yes where an example is a document (table rows, hub rows, text by paragraph or document), "
                                     "no for plain-text files read line by line (a line break is not the end of a text).")
     cache_dir: str = Field(".ftkit_cache", description="Where tokenized, packed corpora are cached (keyed by tokenizer, data and settings).")
+
+    _delimiter = field_validator("delimiter")(check_delimiter)
 
 
 class TrainSection(Section):

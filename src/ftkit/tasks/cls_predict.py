@@ -36,9 +36,10 @@ def predict(req: PredictRequest) -> Iterator:
         raise UserError(f"--model: {req.model_dir} is not a sequence classifier; fine-tune one with `ftkit finetune --task cls`")
     data = recipe.data if recipe is not None else DataSection(train="-")
     changes = {k: v for k, v in (("text_column", req.text_column), ("text_pair_column", req.pair_column),
-                                 ("column_names", req.column_names)) if v is not None}
-    # the input file's own layout: its extension decides the format, a table's header names its columns
-    data = data.model_copy(update={"column_names": None, "header": "auto", **changes, "format": "auto",
+                                 ("column_names", req.column_names), ("delimiter", req.delimiter)) if v is not None}
+    # the input file's own layout: its extension decides the format, a table's header names its columns (and a
+    # csv file's header row its delimiter, when --delimiter does not)
+    data = data.model_copy(update={"column_names": None, "header": "auto", "delimiter": None, **changes, "format": "auto",
                                    **({"encoding": req.encoding} if req.encoding else {})})
     pairs = data.text_pair_column is not None
     cap = length_cap(data.block_size, model.config)
@@ -48,6 +49,9 @@ def predict(req: PredictRequest) -> Iterator:
         raise UserError(f"FILE: not found: {source}")
     if source not in (None, "-") and Path(source).suffix.lower() in TABLES:
         inputs = table_inputs(source, data, pairs)
+    elif req.delimiter is not None:
+        raise UserError(f"--delimiter: applies to csv/tsv files; {source if source not in (None, '-') else 'stdin'} is "
+                        f"read as text lines (pairs: TAB-separated)")
     else:
         inputs = plain_inputs(lines(source, req.stdin, data.encoding), pairs, source if source not in (None, "-") else "<stdin>")
 

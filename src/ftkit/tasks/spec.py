@@ -86,6 +86,7 @@ class PredictRequest:
     pair_column: Optional[str] = None
     column_names: Optional[list] = None
     sources: list = field(default_factory=list)  # every FILE argument (image models take several files and folders)
+    delimiter: Optional[str] = None  # --delimiter: of a csv/tsv FILE (default: TAB for tsv; csv: comma, or sniffed)
 
 
 @dataclass(frozen=True)

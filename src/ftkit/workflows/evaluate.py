@@ -47,7 +47,7 @@ def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Opti
     if data is not None:
         # another file: read in its own layout (header row, extension) unless the command line says otherwise
         raw["data"].update(train=data, validation=None, validation_split=0.0, streaming=False, column_names=None,
-                           header="auto", format="auto")
+                           header="auto", format="auto", delimiter=None)
     elif base is None or (base.data.validation is None and base.data.validation_split == 0
                           and not (generate and base.sft.eval_data is not None)):
         raise UserError(f"--data: {model_dir} has no recipe with validation data; pass --data FILE")

@@ -18,7 +18,8 @@ from ftkit.wording import with_article
 
 def run(model_dir: str, source=None, text_column: Optional[str] = None,
         pair_column: Optional[str] = None, column_names: Optional[list[str]] = None, batch_size: int = 32,
-        all_scores: bool = False, stdin=None, fmt: str = "auto", encoding: Optional[str] = None) -> Iterator:
+        all_scores: bool = False, stdin=None, fmt: str = "auto", encoding: Optional[str] = None,
+        delimiter: Optional[str] = None) -> Iterator:
     from transformers.utils import logging as hf_logging
 
     from ftkit.workflows.evaluate import saved_recipe
@@ -37,5 +38,5 @@ def run(model_dir: str, source=None, text_column: Optional[str] = None,
         raise UserError(f"FILE: {len(sources)} files given; {with_article(task)} model reads one file (or stdin)")
     req = PredictRequest(model_dir, path, model, saved.load_preprocessor(path, task), saved_recipe(model_dir),
                          sources[0] if sources else None, stdin, batch_size, all_scores, fmt, encoding, text_column,
-                         pair_column, column_names, sources)
+                         pair_column, column_names, sources, delimiter)
     yield from predict(req)
