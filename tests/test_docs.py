@@ -275,6 +275,12 @@ def test_help_texts_that_list_tasks_come_from_the_registry():
     strategies = Recipe.model_fields["finetune"].description
     for task in registry.names(registry.FINETUNE):
         assert re.search(rf"\({'[^)]*'}(?<![\w+-]){re.escape(task)}(?![\w+-])", lr.split("fine-tuning", 1)[1]), task
+    examples = Recipe.model_fields["data"].annotation.model_fields["train_examples"].description
+    image = Recipe.model_fields["image"].description
+    distill = cli._command().commands["compress"].commands["distill"].help
+    for t in registry.TASKS:
+        for listed, text in ((t.train_examples, examples), (t.images, image), (t.compress, distill)):
+            assert bool(re.search(rf"(?<![\w+-]){re.escape(t.name)}(?![\w+-])", text)) == listed, (t.name, text)
     for task in (t for t in registry.TASKS if t.adapters):
         for adapter in task.adapters:
             assert re.search(rf"{adapter} \([^)]*\b{re.escape(task.name)}\b", strategies), (adapter, task.name)

@@ -338,10 +338,10 @@ def compress_prune(model: str = typer.Option(..., "--model", "-m", help="A saved
     typer.echo(json.dumps(report) if as_json else wf.render(report))
 
 
-@compress_app.command("distill")
+@compress_app.command("distill", help="Train a smaller student on the soft targets of the teacher in model.from_pretrained "
+                      f"({' or '.join(t.name for t in registry.TASKS if t.compress)}; see the distill section).")
 def compress_distill(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg, print_config: bool = PrintOpt,
                      resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt) -> None:
-    """Train a smaller student on the soft targets of the teacher in model.from_pretrained (cls or clm; see the distill section)."""
     r = _recipe(recipe, overrides, print_config)
     _offline_defaults()
     from ftkit.workflows import distill as wf

@@ -74,7 +74,7 @@ class DataSection(Section):
         "fastText files); columns label and text, or the two data.column_names.")
     train_examples: Optional[int] = Field(
         None, gt=0, description="Train on a seeded sample of N training examples, classes in proportion (few-label "
-        "experiments; cls, image-cls, mim); the validation data stays whole.")
+        f"experiments; {', '.join(t.name for t in registry.TASKS if t.train_examples)}); the validation data stays whole.")
     sample_by: Literal["line", "paragraph", "document"] = Field(
         "line", description="For text files: one example per line, per blank-line-separated paragraph, or per file.")
     text_column: str = Field("text", description="Column holding the text.")
@@ -244,7 +244,7 @@ class Recipe(Section):
     finetune: FinetuneSection = Field(default_factory=FinetuneSection, description=_STRATEGIES)
     distill: DistillSection = Field(default_factory=DistillSection, description="Knowledge distillation settings (`ftkit compress distill`).")
     sft: SftSection = Field(default_factory=SftSection, description="Instruction / chat fine-tuning settings (task sft).")
-    image: ImageSection = Field(default_factory=ImageSection, description="Image settings (tasks image-cls, mim).")
+    image: ImageSection = Field(default_factory=ImageSection, description=f"Image settings (tasks {', '.join(t.name for t in registry.TASKS if t.images)}).")
 
     @model_validator(mode="after")
     def _family_defaults(self) -> "Recipe":
