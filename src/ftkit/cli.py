@@ -95,13 +95,14 @@ def tokenize(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
     wf.run(r, encode=encode, overwrite=overwrite, log=log)
 
 
-@app.command()
+@app.command(help=f"Pre-train a model as the recipe describes; its task is one of: "
+                  f"{'; '.join(f'{t.name}: {t.help}' for t in registry.TASKS if t.family == registry.PRETRAIN)} "
+                  "(every key: ftkit recipes docs).")
 def pretrain(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg, print_config: bool = PrintOpt,
              resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
              num_processes: Optional[int] = NumProcOpt, num_machines: int = NumMachOpt, machine_rank: int = MachRankOpt,
              main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
              accelerate_config: Optional[str] = AccCfgOpt, keep_at_end: Optional[int] = KeepEndOpt) -> None:
-    """Pre-train a model as the recipe describes (its task: clm, mlm, mlm+nsp; see ftkit recipes docs)."""
     r = _recipe(recipe, [*(overrides or []), *_keep(keep_at_end)], print_config)
     _offline_defaults()
     from ftkit.launch import Launch
@@ -123,16 +124,14 @@ def _launch(launch, recipe, resume: bool, overwrite: bool) -> None:
     raise typer.Exit(relaunch(launch, sys.argv[1:], log=log))
 
 
-@app.command()
+@app.command(help="Fine-tune (or train from scratch) a model for a downstream task: "
+                  f"{'; '.join(f'{t.name} = {t.help}' for t in registry.TASKS if t.family == registry.FINETUNE)}.")
 def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg,
              task: Optional[str] = typer.Option(None, "--task", help=f"A fine-tuning task ({'; '.join(f'{t.name}: {t.help}' for t in registry.TASKS if t.family == registry.FINETUNE)}); must agree with the recipe's task, or sets it."),
              print_config: bool = PrintOpt, resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
              num_processes: Optional[int] = NumProcOpt, num_machines: int = NumMachOpt, machine_rank: int = MachRankOpt,
              main_process_ip: Optional[str] = MainIpOpt, main_process_port: Optional[int] = MainPortOpt,
              accelerate_config: Optional[str] = AccCfgOpt, keep_at_end: Optional[int] = KeepEndOpt) -> None:
-    """Fine-tune (or train from scratch) a model for a downstream task: cls = text / text-pair classification,
-    ner = token classification (named entities), sft = instruction / chat fine-tuning of a causal LM, image-cls = image
-    classification (ViT)."""
     from ftkit.recipe import load_recipe, packaged
 
     extra = []
@@ -353,10 +352,10 @@ def compress_prune(model: str = typer.Option(..., "--model", "-m", help="A saved
     typer.echo(json.dumps(report) if as_json else wf.render(report))
 
 
-@compress_app.command("distill")
+@compress_app.command("distill", help="Train a smaller student on the soft targets of the teacher in model.from_pretrained "
+                      f"({' or '.join(t.name for t in registry.TASKS if t.compress)}; see the distill section).")
 def compress_distill(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg, print_config: bool = PrintOpt,
                      resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt) -> None:
-    """Train a smaller student on the soft targets of the teacher in model.from_pretrained (cls or clm; see the distill section)."""
     r = _recipe(recipe, overrides, print_config)
     _offline_defaults()
     from ftkit.workflows import distill as wf

@@ -74,7 +74,7 @@ class DataSection(Section):
         "fastText files); columns label and text, or the two data.column_names.")
     train_examples: Optional[int] = Field(
         None, gt=0, description="Train on a seeded sample of N training examples, classes in proportion (few-label "
-        "experiments; cls, image-cls, mim); the validation data stays whole.")
+        f"experiments; {', '.join(t.name for t in registry.TASKS if t.train_examples)}); the validation data stays whole.")
     sample_by: Literal["line", "paragraph", "document"] = Field(
         "line", description="For text files: one example per line, per blank-line-separated paragraph, or per file.")
     text_column: str = Field("text", description="Column holding the text.")
@@ -133,8 +133,9 @@ class TrainSection(Section):
     epochs: float = Field(1.0, gt=0, description="Passes over the training data when no step/token budget is set.")
     batch_size: int = Field(8, gt=0, description="Sequences per micro-batch per process.")
     grad_accum: int = Field(1, gt=0, description="Micro-batches accumulated per optimizer step.")
-    lr: float = Field(3e-4, gt=0, description="Peak learning rate (AdamW). Default per family: pre-training 3e-4; "
-                      "fine-tuning (cls, ner) 5e-5, as transformers' Trainer.")
+    lr: float = Field(3e-4, gt=0, description="Peak learning rate (AdamW). Default per family: pre-training "
+                      f"({', '.join(registry.names(registry.PRETRAIN))}) 3e-4; fine-tuning "
+                      f"({', '.join(registry.names(registry.FINETUNE))}) 5e-5, as transformers' Trainer.")
     weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay (never applied to biases and norms). "
                                 "Default: pre-training 0.1, fine-tuning 0.01.")
     betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas. Default: pre-training (0.9, 0.95), "
@@ -185,7 +186,8 @@ class TrainSection(Section):
 
 
 class FinetuneSection(Section):
-    """How much of a pre-trained model trains (cls via `ftkit finetune`; causal LMs via `ftkit pretrain` with model.from_pretrained)."""
+    """How much of a pre-trained model trains (`ftkit finetune` tasks; a causal LM via `ftkit pretrain` with
+    model.from_pretrained). Which adapters a task takes is its registry entry's `adapters`."""
     strategy: Literal["full", "freeze", "lora", "prefix", "prompt"] = Field(
         "full", description="full: every weight trains; freeze: freeze_embeddings / freeze_layers stay fixed; "
         "lora, prefix, prompt: a peft adapter trains on a frozen model (saved in PEFT format: adapter_config.json + "
@@ -223,6 +225,15 @@ def _line_text(data: "DataSection") -> bool:
     return True
 
 
+def _strategies() -> str:
+    adapters = {a: [t.name for t in registry.TASKS if a in t.adapters] for t in registry.TASKS for a in t.adapters}
+    return ("Fine-tuning strategy: full and freeze; the peft adapters and the tasks that take them: "
+            + "; ".join(f"{a} ({', '.join(tasks)})" for a, tasks in adapters.items()) + ".")
+
+
+_STRATEGIES = _strategies()  # from the registry: the task lists cannot go stale
+
+
 class Recipe(Section):
     name: Optional[str] = Field(None, description="A name for the run (default: the recipe file's stem).")
     task: Task = Field("clm", description="; ".join(f"{t.name}: {t.help}" for t in registry.TASKS) + ".")
@@ -233,10 +244,10 @@ class Recipe(Section):
     masking: MaskingSection = Field(default_factory=MaskingSection, description="Masked-LM settings (mlm, mlm+nsp, electra).")
     electra: ElectraSection = Field(default_factory=ElectraSection, description="ELECTRA settings (task electra).")
     train: TrainSection = Field(default_factory=TrainSection)
-    finetune: FinetuneSection = Field(default_factory=FinetuneSection, description="Fine-tuning strategy: full, freeze, lora, prefix, prompt (cls, clm).")
+    finetune: FinetuneSection = Field(default_factory=FinetuneSection, description=_STRATEGIES)
     distill: DistillSection = Field(default_factory=DistillSection, description="Knowledge distillation settings (`ftkit compress distill`).")
     sft: SftSection = Field(default_factory=SftSection, description="Instruction / chat fine-tuning settings (task sft).")
-    image: ImageSection = Field(default_factory=ImageSection, description="Image settings (tasks image-cls, mim).")
+    image: ImageSection = Field(default_factory=ImageSection, description=f"Image settings (tasks {', '.join(t.name for t in registry.TASKS if t.images)}).")
 
     @model_validator(mode="after")
     def _family_defaults(self) -> "Recipe":
