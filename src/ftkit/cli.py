@@ -16,7 +16,7 @@ from typing import List, Optional
 import typer
 
 from ftkit import registry  # task names for the help (no heavy imports)
-from ftkit.errors import NothingToDo, UserError
+from ftkit.errors import NothingToDo, PartialFailure, UserError
 from ftkit.wording import with_article
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -274,8 +274,10 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
                                     "(append a predicted-tag column); auto: conll for .conll/.iob/.bio files.")) -> None:
     """Classify texts or images: one JSON line per input, {"line" or "row" or "image": ..., "label": ..., "probability": ...}.
     Token classifiers (ner): {"line": n, "entities": [{text, type, start, end, score}]} per line, or a CoNLL file
-    with a predicted-tag column."""
+    with a predicted-tag column. An image that cannot be read gets "error: FILE: why" on stderr, the others are
+    answered, and the exit code is 3 (2: none could be read)."""
     _offline_defaults()
+    from ftkit.tasks.spec import Skipped
     from ftkit.workflows import predict as wf
 
     cols = _columns(text_column, pair_column, None, column_names)
@@ -284,6 +286,9 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
     for result in wf.run(model, source, cols.get("text_column"), cols.get("text_pair_column"), cols.get("column_names"),
                          batch_size=batch_size, all_scores=all_scores, fmt=fmt, encoding=encoding,
                          delimiter=_delimiter(delimiter).get("delimiter")):
+        if isinstance(result, Skipped):
+            typer.echo(f"error: {result.input}: {result.why}", err=True)
+            continue
         typer.echo(result if isinstance(result, str) else json.dumps(result, ensure_ascii=False))
 
 
@@ -587,6 +592,9 @@ def main() -> None:
     except NothingToDo as e:
         typer.echo(str(e), err=True)
         sys.exit(0)
+    except PartialFailure as e:  # the failed inputs have had their error lines; this sums them up
+        typer.echo(str(e), err=True)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,6 +69,41 @@ def test_pipeline_answers_with_class_names_on_grayscale_images(cls_run, fashion)
     assert [o["probability"] for o in ours] == pytest.approx([g[0]["score"] for g in got], abs=1e-4)
     code, stdout, _ = run_cli("predict", "--model", str(out), str(d / "new"))  # a folder: every image below it
     assert [json.loads(line)["image"] for line in stdout.splitlines()] == sorted(map(str, files))
+
+
+def test_predict_answers_every_readable_image_and_names_the_others(cls_run, fashion, tmp_path):
+    """A broken or missing file costs only its own answer: one `error: FILE: why` line each on stderr, every other
+    image answered as it would be alone (same JSON lines, same order), exit 3 at the end; none readable: exit 2."""
+    from PIL import Image
+
+    from conftest import fails
+
+    _, out, _, _ = cls_run
+    x, _ = fashion
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(x[2600]).save(folder / "0.png")  # grayscale
+    Image.fromarray(np.stack([x[2601]] * 3, -1)).resize((40, 40)).save(folder / "2.jpg")  # RGB, another size
+    (folder / "1.jpg").write_bytes((folder / "2.jpg").read_bytes()[:200])  # cut short
+    bad, missing = tmp_path / "bad.png", tmp_path / "nowhere.png"
+    bad.write_bytes(b"not an image")
+    code, alone, err = run_cli("predict", "--model", str(out), str(folder / "0.png"), str(folder / "2.jpg"))
+    assert code == 0, err
+    # batches of 2: [bad, missing] (nothing to answer), [0.png, 1.jpg] (one of two), [2.jpg]
+    code, stdout, err = run_cli("predict", "--model", str(out), "--batch-size", "2", str(bad), str(missing), str(folder))
+    assert code == 3, err
+    assert [l for l in err.splitlines() if l.startswith("error:")] == [
+        f"error: {bad}: cannot read this image: cannot identify image file",
+        f"error: {missing}: file not found",
+        f"error: {folder / '1.jpg'}: cannot read this image: Truncated File Read"]  # Pillow's words for a cut JPEG
+    assert "3 of 5 inputs could not be read (the error lines above); the other 2 were answered" in err
+    ours, ref = [json.loads(line) for line in stdout.splitlines()], [json.loads(line) for line in alone.splitlines()]
+    assert [list(o) for o in ours] == [list(r) for r in ref] == [["image", "label", "probability"]] * 2
+    assert [(o["image"], o["label"]) for o in ours] == [(r["image"], r["label"]) for r in ref]
+    assert [o["probability"] for o in ours] == pytest.approx([r["probability"] for r in ref], abs=1e-5)
+    assert fails("predict", "--model", str(out), str(bad)) == f"error: {bad}: cannot read this image: cannot identify image file"
+    assert fails("predict", "--model", str(out), str(bad), str(missing)) == \
+        f"error: FILE: none of the 2 inputs could be read (first: {bad}: cannot read this image: cannot identify image file)"
 
 
 def test_resume_is_exact_for_images(cls_run, tmp_path):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from ftkit.data import image_sources
-from ftkit.data.images import Images, inspect
+from ftkit.data.image_checks import inspect
+from ftkit.data.images import Images
 from ftkit.data.pixels import augment, image_processor, to_pixels
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection, ImageSection
@@ -137,23 +138,83 @@ def test_idx_errors_name_the_file(tmp_path, fashion):
         _load(tmp_path / "b-images-idx3-ubyte.gz")
 
 
-def test_bad_images_are_named(tmp_path, fashion):
+def test_every_problem_of_a_folder_in_one_line(tmp_path, fashion):
+    """A broken file, an RGB image among grayscale ones and an odd size: one error that counts each problem with
+    an example file and gives the recipe lines fixing them together (not one problem per run)."""
     from PIL import Image
 
     x, y = fashion
-    folder = image_folder(tmp_path / "f", x[:6], np.array([0, 0, 0, 1, 1, 1]), names=["a", "b"])
+    folder = image_folder(tmp_path / "f", x[:7], np.array([0, 0, 0, 1, 1, 1, 1]), names=["a", "b"])
     png = folder / "b" / "00004.png"
     png.write_bytes(png.read_bytes()[:60])  # truncated
-    with pytest.raises(UserError, match=r"b/00004.png: cannot read this image"):
-        inspect(_load(folder), "data.train", None, None)
+    Image.fromarray(np.stack([x[5]] * 3, -1)).save(folder / "b" / "00005.png")  # an RGB image among grayscale ones
+    Image.fromarray(x[6][:20]).save(folder / "b" / "00006.png")  # 28 wide, 20 high
+    with pytest.raises(UserError) as e:
+        inspect({"data.train": _load(folder)}, None, None)
+    assert str(e.value) == (
+        f"data.train: 3 problems in 7 images: 1 of 7 images cannot be read ({png}: image file is truncated); "
+        f"mixed channel counts: 5 grayscale (e.g. {folder}/a/00000.png), 1 RGB (e.g. {folder}/b/00005.png); "
+        f"mixed image sizes: 5 are 28x28 (e.g. {folder}/a/00000.png), 1 is 28x20 (e.g. {folder}/b/00006.png); "
+        "fix: set image.channels: 1 and image.size: 28 in the recipe (every image is converted to grayscale and "
+        "resized to 28x28), and remove or replace the image that cannot be read")
+    with pytest.raises(UserError, match=r"^data.train: 1 problem in 7 images: 1 of 7 images cannot be read .*00004.png"):
+        inspect({"data.train": _load(folder)}, 1, 28)  # the settings leave the broken file
     png.unlink()
-    Image.fromarray(np.stack([x[4]] * 3, -1)).save(folder / "b" / "00004.png")  # an RGB image among grayscale ones
-    with pytest.raises(UserError, match=r"mixed channel counts: .*00000.png has 1, .*00004.png has 3; set image.channels"):
-        inspect(_load(folder), "data.train", None, None)
-    assert inspect(_load(folder), "data.train", 1, None).channels == 1  # image.channels fixes it
-    Image.fromarray(x[5][:20]).save(folder / "b" / "00005.png")
-    with pytest.raises(UserError, match=r"mixed image sizes: .*28x28, .*00005.png is 28x20; set image.size"):
-        inspect(_load(folder), "data.train", 1, None)
+    assert inspect({"data.train": _load(folder)}, 1, 28).channels == 1
+
+
+def test_image_settings_suggested(tmp_path):
+    """The suggestion: the channels most images have (RGB on a tie), the side of the most common size, at most 224;
+    sizes past the third are counted; a single size that is not square is a problem too."""
+    from PIL import Image
+
+    def folder(name, shapes):
+        d = tmp_path / name
+        d.mkdir()
+        for i, shape in enumerate(shapes):
+            Image.fromarray(np.zeros(shape, np.uint8)).save(d / f"{i}.png")
+        return d
+
+    photos = folder("photos", [(480, 640, 3), (480, 640, 3), (480, 640), (640, 480, 3), (300, 300, 3), (100, 120), (50, 60)])
+    with pytest.raises(UserError) as e:
+        inspect({"data.train": _load(photos, labelled=False)}, None, None)
+    assert "mixed channel counts: 4 RGB (e.g. " in str(e.value) and ", 3 grayscale (e.g. " in str(e.value)
+    assert "mixed image sizes: 3 are 640x480 (e.g. " in str(e.value)
+    assert "1 is 300x300 (e.g. " in str(e.value) and ", and 2 images in 2 other sizes;" in str(e.value)
+    assert str(e.value).endswith("fix: set image.channels: 3 and image.size: 224 in the recipe (every image is converted "
+                                 "to RGB and resized to 224x224)")
+    tie = folder("tie", [(8, 8), (8, 8, 3)])
+    with pytest.raises(UserError, match=r"fix: set image.channels: 3 in the recipe \(every image is converted to RGB\)$"):
+        inspect({"data.train": _load(tie, labelled=False)}, None, None)
+    wide = folder("wide", [(20, 28), (20, 28)])
+    with pytest.raises(UserError, match=r"^data.train: 1 problem in 2 images: the images are 28x20, not square; "
+                                        r"fix: set image.size: 20 in the recipe"):
+        inspect({"data.train": _load(wide, labelled=False)}, None, None)
+    assert inspect({"data.train": _load(wide, labelled=False)}, None, 20).height == 20
+
+
+def test_train_and_validation_are_scanned_together(tmp_path, fashion):
+    """Channels agree over data.train and data.validation; the problems of both come in the same line. Sizes agree
+    within each (validation images of another size are resized to the training size, as before)."""
+    from PIL import Image
+
+    from ftkit.data import image_data
+    from ftkit.recipe import validate
+
+    x, _ = fashion
+    train = image_folder(tmp_path / "t", x[:4], np.array([0, 0, 1, 1]), names=["a", "b"])
+    val = image_folder(tmp_path / "v", x[4:8], np.array([0, 0, 1, 1]), names=["a", "b"])
+    for i, f in enumerate(sorted(val.rglob("*.png"))):
+        Image.fromarray(np.stack([x[4 + i]] * 3, -1)).resize((32, 32)).save(f)  # data.validation: RGB, 32 x 32
+    (val / "a" / "00000.png").write_bytes(b"not a png")
+    recipe = validate({"task": "image-cls", "output_dir": str(tmp_path / "r"), "model": {"model_type": "vit"},
+                       "data": {"train": str(train), "validation": str(val)}})
+    with pytest.raises(UserError) as e:
+        image_data.load(recipe, True, log=lambda *_: None)
+    assert str(e.value).startswith("data.train + data.validation: 2 problems in 8 images: data.validation: 1 of 4 images "
+                                   f"cannot be read ({val}/a/00000.png: cannot identify image file); mixed channel counts: "
+                                   f"4 grayscale (e.g. {train}/a/00000.png), 3 RGB (e.g. {val}/a/00001.png); fix: set "
+                                   "image.channels: 1 in the recipe")
 
 
 def test_one_class_folder_is_refused(tmp_path, fashion):

@@ -12,7 +12,8 @@ from typing import Optional
 import numpy as np
 
 from ftkit.data import image_sources
-from ftkit.data.images import Images, ImageSet, class_names, inspect, pixel_stats
+from ftkit.data.image_checks import inspect
+from ftkit.data.images import Images, ImageSet, class_names, pixel_stats
 from ftkit.errors import UserError
 
 
@@ -37,16 +38,6 @@ def _split(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, Imag
     return images.subset(np.sort(perm[n_val:])), images.subset(np.sort(perm[:n_val]))
 
 
-def _size(key: str, shape, image, model_size: Optional[int]) -> int:
-    size = image.size or model_size
-    if size is None:
-        if shape.height != shape.width:
-            raise UserError(f"{key}: the images are {shape.width}x{shape.height}, not square; set image.size "
-                            f"(they are resized to image.size x image.size)")
-        size = shape.height
-    return size
-
-
 def load(recipe, labelled: bool, model_size: Optional[int] = None, model_stats: Optional[tuple] = None,
          log=print) -> ImageData:
     """Training (and validation) images of the recipe. A pre-trained model gives the defaults: `model_size`, its
@@ -55,20 +46,18 @@ def load(recipe, labelled: bool, model_size: Optional[int] = None, model_stats: 
     train_set = image_sources.load(data.train, data, image, "data.train", labelled)
     if labelled and train_set.labels is None:
         raise UserError("data.train: these images have no labels")
+    # every image given, scanned as given (before a split): all problems in one line (channels agree over both
+    # sources, sizes within each)
+    sources = {"data.train": train_set}
     if data.validation is not None:
-        val_set = image_sources.load(data.validation, data, image, "data.validation", labelled)
+        val_set = sources["data.validation"] = image_sources.load(data.validation, data, image, "data.validation", labelled)
     elif data.validation_split > 0:
         train_set, val_set = _split(train_set, data.validation_split, recipe.train.seed)
     else:
         val_set = None
-    shape = inspect(train_set, "data.train", image.channels, image.size or model_size, log)
+    shape = inspect(sources, image.channels, image.size or model_size)
     channels = image.channels or shape.channels
-    size = _size("data.train", shape, image, model_size)
-    if val_set is not None:
-        vshape = inspect(val_set, "data.validation", image.channels, image.size or model_size, log)
-        if image.channels is None and vshape.channels != channels:
-            raise UserError(f"data.validation: {vshape.channels}-channel images, data.train has {channels}; "
-                            f"set image.channels")
+    size = image.size or model_size or shape.height  # the scan checked that the images are square, of one size
     labels = label_ids = val_ids = None
     if labelled:
         names, labels = class_names(train_set.labels, data.label_map)
@@ -117,7 +106,7 @@ def ids_for(images: ImageSet, labels: list[str], label_map: dict, key: str) -> n
 def load_eval(source: str, recipe, labels: Optional[list[str]], size: int, channels: int, key: str = "--data") -> Images:
     """An evaluation file read with a saved model's settings: converted to its size and channels, its classes."""
     images = image_sources.load(source, recipe.data, recipe.image, key, labels is not None)
-    inspect(images, key, channels, size)
+    inspect({key: images}, channels, size)
     return Images(images, channels, size, None if labels is None else ids_for(images, labels, recipe.data.label_map, key))
 
 

@@ -2,14 +2,13 @@
 
 An `ImageSet` is what a reader found (data/image_sources.py): raw images (arrays, files, or rows of a
 datasets table) and raw labels. `Images` puts the recipe's settings over it: the channel count and size
-every image is converted to (Pillow's rules: L <-> RGB, bilinear resize), and class ids. `inspect` checks a
-set once before training: every file decodes (a truncated one is named), and channels and sizes agree
-when the recipe fixes none. `pixel_stats` gives the normalisation statistics from the training images.
+every image is converted to (Pillow's rules: L <-> RGB, bilinear resize), and class ids (data/image_checks.py
+scans a set once before training). An image that cannot be decoded raises `Unreadable`, which names it.
+`pixel_stats` gives the normalisation statistics from the training images.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -21,6 +20,23 @@ GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 def mode_channels(mode: str) -> int:
     return 1 if mode in GRAY_MODES else 3
+
+
+class Unreadable(UserError):
+    """An image that cannot be decoded: `where` names it, `why` is the decoder's reason. A UserError (one line,
+    exit 2) for callers that stop on it; the pre-training scan and `ftkit predict` count it and go on."""
+
+    def __init__(self, where: str, why):
+        text = str(why).replace(f" {where!r}", "")  # Pillow repeats the path ("cannot identify image file '...'")
+        self.where, self.why = where, " ".join(text.split()) or type(why).__name__
+        super().__init__(f"{where}: cannot read this image: {self.why}")
+
+
+def _decoder_errors():
+    from PIL import Image
+
+    # DecompressionBombError: an image over twice Pillow's pixel limit (not an OSError)
+    return OSError, SyntaxError, ValueError, Image.DecompressionBombError
 
 
 class ImageSet:
@@ -80,8 +96,8 @@ class FileImages(ImageSet):
             img = Image.open(self.paths[i])
             img.load()  # decode now: a truncated file fails here, named
             return img
-        except (OSError, SyntaxError, ValueError) as e:
-            raise UserError(f"{self.paths[i]}: cannot read this image: {e}") from None
+        except _decoder_errors() as e:
+            raise Unreadable(self.paths[i], e) from None
 
 
 class DatasetImages(ImageSet):
@@ -96,8 +112,8 @@ class DatasetImages(ImageSet):
     def pil(self, i: int):
         try:
             return self.ds[int(i)][self.column]
-        except (OSError, SyntaxError, ValueError) as e:
-            raise UserError(f"{self.where(i)}: cannot read this image: {e}") from None
+        except _decoder_errors() as e:
+            raise Unreadable(self.where(i), e) from None
 
 
 class Subset(ImageSet):
@@ -149,46 +165,6 @@ class Concatenated(ImageSet):
 
 def concatenate(sets: list[ImageSet]) -> ImageSet:
     return Concatenated(sets)
-
-
-@dataclass
-class Shape:
-    channels: int
-    height: int
-    width: int
-
-
-def _shape(images: ImageSet, i: int) -> Shape:
-    a = images.array(i)
-    if a is not None:
-        return Shape(a.shape[-1], a.shape[0], a.shape[1])
-    img = images.pil(i)
-    return Shape(mode_channels(img.mode), img.height, img.width)
-
-
-def inspect(images: ImageSet, key: str, channels: Optional[int], size: Optional[int], log=print) -> Shape:
-    """Decode every image once (a bad file fails now, named, not minutes into training) and check that channels
-    and sizes agree where the recipe fixes none. Returns the shape of the first image."""
-    if len(images) == 0:
-        raise UserError(f"{key}: no images")
-    arrays = isinstance(images, ArrayImages) or (isinstance(images, Subset) and isinstance(images.base, ArrayImages))
-    first = _shape(images, 0)
-    if arrays:  # one uint8 array: every image has its shape
-        return first
-    seen_channels, seen_size = {first.channels: 0}, {(first.height, first.width): 0}
-    for i in range(1, len(images)):
-        s = _shape(images, i)
-        seen_channels.setdefault(s.channels, i)
-        seen_size.setdefault((s.height, s.width), i)
-    if channels is None and len(seen_channels) > 1:
-        (c0, i0), (c1, i1) = list(seen_channels.items())[:2]
-        raise UserError(f"{key}: mixed channel counts: {images.where(i0)} has {c0}, {images.where(i1)} has {c1}; "
-                        f"set image.channels (1: grayscale, 3: RGB)")
-    if size is None and len(seen_size) > 1:
-        (a, i0), (b, i1) = list(seen_size.items())[:2]
-        raise UserError(f"{key}: mixed image sizes: {images.where(i0)} is {a[1]}x{a[0]}, {images.where(i1)} is "
-                        f"{b[1]}x{b[0]}; set image.size (images are resized to it)")
-    return first
 
 
 class Images:

@@ -3,6 +3,8 @@
 Inputs: image files and folders (every image file below them, in sorted order) given on the command line,
 or image paths on stdin, one per line. Each image is converted exactly as the saved image processor says
 (its size; RGB, as HF's pipeline does), so the answers are those of `pipeline("image-classification")`.
+A file that is missing or cannot be decoded is yielded as `Skipped` and the others are still answered:
+one broken photo in a folder of 10,000 does not cost the other 9,999 answers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from itertools import islice
 from typing import Iterator
 
 from ftkit.errors import UserError
-from ftkit.tasks.spec import PredictRequest
+from ftkit.tasks.spec import PredictRequest, Skipped
 
 
 def image_paths(sources: list[str], stdin) -> Iterator[str]:
@@ -33,18 +35,17 @@ def image_paths(sources: list[str], stdin) -> Iterator[str]:
             if not found:
                 raise UserError(f"FILE: {s}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
             yield from found
-        elif os.path.isfile(s):
+        else:  # a file, or a missing one: answered as "not found" in its place
             yield s
-        else:
-            raise UserError(f"FILE: not found: {s}")
 
 
-def predict(req: PredictRequest) -> Iterator[dict]:
-    """Yield {"image": path, "label": name, "probability": p} (+ "scores" with --all-scores) per image."""
+def predict(req: PredictRequest) -> Iterator:
+    """Yield {"image": path, "label": name, "probability": p} (+ "scores" with --all-scores) per image, in input
+    order; Skipped(path, why) for a file that is missing or cannot be read."""
     import numpy as np
     import torch
 
-    from ftkit.data.images import FileImages, Images
+    from ftkit.data.images import FileImages, Images, Unreadable
     from ftkit.data.pixels import to_pixels
     from ftkit.models.classifier import checkpoint_labels
     from ftkit.tasks.image_cls import processor_settings
@@ -60,12 +61,24 @@ def predict(req: PredictRequest) -> Iterator[dict]:
             if not chunk:
                 return
             images = Images(FileImages(chunk, "FILE"), 3, size)
-            for path in chunk:
+            arrays, failed = [], {}
+            for i, path in enumerate(chunk):
                 if not os.path.isfile(path):
-                    raise UserError(f"FILE: not found: {path}")
-            pixels = to_pixels(np.stack([images.image(i) for i in range(len(chunk))]), mean, std)
-            probs = torch.softmax(req.model(pixel_values=pixels).logits.float(), -1).tolist()
-            for path, p in zip(chunk, probs):
+                    failed[i] = "file not found"
+                    continue
+                try:
+                    arrays.append(images.image(i))
+                except Unreadable as e:
+                    failed[i] = f"cannot read this image: {e.why}"
+            probs = iter([])
+            if arrays:
+                pixels = to_pixels(np.stack(arrays), mean, std)
+                probs = iter(torch.softmax(req.model(pixel_values=pixels).logits.float(), -1).tolist())
+            for i, path in enumerate(chunk):
+                if i in failed:
+                    yield Skipped(path, failed[i])
+                    continue
+                p = next(probs)
                 best = max(range(len(p)), key=p.__getitem__)
                 out = {"image": path, "label": labels[best], "probability": round(p[best], 6)}
                 if req.all_scores:

@@ -90,11 +90,19 @@ class PredictRequest:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """What a task's predict yields for an input it cannot read (image models: a broken or missing file): the
+    other inputs are still answered; `ftkit predict` prints "error: INPUT: WHY" on stderr and fails at the end."""
+    input: str
+    why: str
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     prepare: Callable[..., Prepared]  # (recipe, tokenizer or None (image tasks), accelerator, log) -> Prepared
     evaluation: Callable[[EvalRequest], EvalSetup]
     render: Optional[Callable[[dict], str]] = None  # `ftkit eval`'s table (default: one metric per line)
-    predict: Optional[Callable[[PredictRequest], Any]] = None  # `ftkit predict`: yields one result per input
+    predict: Optional[Callable[[PredictRequest], Any]] = None  # `ftkit predict`: yields one result (or Skipped) per input
     corpus: Optional[Callable[[Any], Any]] = None  # recipe -> rows of text a new tokenizer trains on (default: data.train)
 
 

@@ -2,7 +2,9 @@
 
 The model's task (from its config, through the registry) predicts: cls labels texts (tasks/cls_predict.py),
 ner finds entities (tasks/ner_predict.py). Inputs are read and answered in chunks, so a stream on stdin
-gets answers as it goes.
+gets answers as it goes. An input the task cannot read (a broken image) comes as `Skipped` among the answers:
+the others are still answered, and the run ends with `PartialFailure` (exit 3); when no input at all could be
+read it ends as bad input (one line, exit 2).
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 from typing import Iterator, Optional
 
 from ftkit import registry
-from ftkit.errors import UserError
+from ftkit.errors import PartialFailure, UserError
 from ftkit.models import saved
-from ftkit.tasks.spec import PredictRequest
+from ftkit.tasks.spec import PredictRequest, Skipped
 from ftkit.wording import with_article
 
 
@@ -39,4 +41,30 @@ def run(model_dir: str, source=None, text_column: Optional[str] = None,
     req = PredictRequest(model_dir, path, model, saved.load_preprocessor(path, task), saved_recipe(model_dir),
                          sources[0] if sources else None, stdin, batch_size, all_scores, fmt, encoding, text_column,
                          pair_column, column_names, sources, delimiter)
-    yield from predict(req)
+    yield from _count_skipped(predict(req))
+
+
+def _count_skipped(results: Iterator) -> Iterator:
+    """Pass answers and Skipped inputs on, in order; then fail if any input was skipped. Skipped inputs are held
+    back until the first answer: when none could be read, the user gets one line (exit 2), not one per file."""
+    held, answered, skipped = [], 0, 0
+    for r in results:
+        if isinstance(r, Skipped):
+            skipped += 1
+            if answered:
+                yield r
+            else:
+                held.append(r)
+            continue
+        yield from held
+        held = []
+        answered += 1
+        yield r
+    if skipped and not answered:
+        first = held[0]
+        if skipped == 1:
+            raise UserError(f"{first.input}: {first.why}")
+        raise UserError(f"FILE: none of the {skipped:,} inputs could be read (first: {first.input}: {first.why})")
+    if skipped:
+        raise PartialFailure(f"{skipped:,} of {skipped + answered:,} inputs could not be read (the error lines above); "
+                             f"the other {answered:,} were answered")
