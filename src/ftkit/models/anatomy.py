@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+from accelerate.utils import extract_model_from_parallel
 
 
 def unwrap(model):
-    """The transformers model inside a peft wrapper (or the model itself)."""
+    """The transformers model inside whatever wraps it for training: DDP (`.module`), torch.compile (`_orig_mod`),
+    a peft adapter (`get_base_model()`); the model itself when nothing does. One helper for every such site."""
+    model = extract_model_from_parallel(model, keep_fp32_wrapper=True, keep_torch_compile=False)
     get = getattr(model, "get_base_model", None)
     return get() if callable(get) else model
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ftkit.models.anatomy import unwrap
+
 LEVELS = 1 << 16
 
 
@@ -98,7 +100,7 @@ def use_fast_attention(model: nn.Module) -> bool:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT model
+    inner = unwrap(model)
     config = getattr(inner, "config", None)
     if getattr(config, "_attn_implementation", None) != "sdpa" or not hasattr(inner, "set_attn_implementation"):
         return False

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ftkit.data.pixels import pixel_batch
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
+from ftkit.models.anatomy import unwrap
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
 
 
@@ -95,7 +96,7 @@ class MaskedImageModeling(TaskBase):
         return {"loss": float(totals["loss_sum"]) / max(int(totals["count"]), 1)}
 
     def check_model(self, model) -> None:
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = unwrap(model)
         if not hasattr(base.config, "patch_size"):
             raise UserError(f"{type(base).__name__} is not a masked-image model (MAE or SimMIM)")
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ftkit.models.anatomy import unwrap
+
 COLUMNS = ("original", "masked", "reconstruction", "visible + reconstructed")
 
 
@@ -23,7 +25,7 @@ def predicted_pixels(model, task, batch: dict) -> tuple[torch.Tensor, torch.Tens
         out = model(**batch)
     pixels = batch["pixel_values"]
     if task.mae:
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = unwrap(model)
         pred = out.logits.float()
         if base.config.norm_pix_loss:  # predictions are per-patch normalised: undo with each target patch's statistics
             target = base.patchify(pixels)

@@ -24,7 +24,7 @@ from ftkit.engine.loop import total_steps, train
 from ftkit.engine.trackers import resolve as resolve_trackers
 from ftkit.errors import UserError
 from ftkit.models import card as model_card
-from ftkit.models.anatomy import activation_bytes, flops_per_token
+from ftkit.models.anatomy import activation_bytes, flops_per_token, unwrap
 from ftkit.models.build import count_parameters
 from ftkit.models.fast_paths import use_fast_paths
 from ftkit.models.strategy import apply_strategy, save_weights
@@ -85,7 +85,7 @@ def _compile_blocks(model, log) -> None:
     model names as units that must not be split (`_no_split_modules`, transformers' own list per architecture)."""
     from collections import Counter
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap(model)
     # every PreTrainedModel inside (ELECTRA's pair holds two) names its units; the repeated ones are the blocks
     names = {n for m in base.modules() for n in (getattr(m, "_no_split_modules", None) or [])}
     counts = Counter(type(m).__name__ for m in base.modules() if type(m).__name__ in names)
@@ -101,7 +101,7 @@ def _compile_blocks(model, log) -> None:
 def _checkpointing(model, log) -> None:
     """Activations recomputed in backward (transformers' gradient checkpointing, non-reentrant: it works with
     frozen embeddings, as under LoRA, without making the inputs require grad)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap(model)
     if not getattr(base, "supports_gradient_checkpointing", False):
         raise UserError(f"train.gradient_checkpointing: {type(base).__name__} does not support it")
     base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
