@@ -145,6 +145,14 @@ def test_a_run_trained_without_a_system_prompt_chats_without_one(tmp_path, smol_
     assert session.messages[0]["role"] == "user" and "named SmolLM" in _prompt_text(calls, smol_tokenizer_dir)
 
 
+def _guard(kwargs):
+    from ftkit.workflows.repetition import ReplyRepetitionGuard
+
+    found = [p for p in kwargs.get("logits_processor") or [] if isinstance(p, ReplyRepetitionGuard)]
+    assert len(found) == 1
+    return found[0]
+
+
 def test_the_repetition_guard_reaches_generate(tmp_path, smol_tokenizer_dir, monkeypatch):
     from ftkit.workflows.chat import REPETITION_PENALTY
 
@@ -153,18 +161,20 @@ def test_the_repetition_guard_reaches_generate(tmp_path, smol_tokenizer_dir, mon
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
     code, out, err = run_cli("chat", "--model", str(d), "--max-new-tokens", "3", "--temperature", "0")
     assert code == 0, err
-    assert calls.kwargs[-1]["repetition_penalty"] == REPETITION_PENALTY == 1.1
-    assert "no_repeat_ngram_size" not in calls.kwargs[-1]
+    guard = _guard(calls.kwargs[-1])
+    assert guard.penalty == REPETITION_PENALTY == 1.1 and guard.ngram == 0
+    assert guard.prompt_len == calls.kwargs[-1]["input_ids"].shape[1] and guard.exempt.tolist() == [2]
+    assert "repetition_penalty" not in calls.kwargs[-1]  # not transformers' own: it would penalise <|im_end|> (below)
     assert calls.kwargs[-1]["eos_token_id"] == [2]  # SmolLM2: <|im_end|> is its eos and its end of turn
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
     code, out, err = run_cli("chat", "--model", str(d), "--max-new-tokens", "3", "--temperature", "0",
                              "--repetition-penalty", "1.3", "--no-repeat-ngram-size", "3")
     assert code == 0, err
-    assert calls.kwargs[-1]["repetition_penalty"] == 1.3 and calls.kwargs[-1]["no_repeat_ngram_size"] == 3
+    assert (_guard(calls.kwargs[-1]).penalty, _guard(calls.kwargs[-1]).ngram) == (1.3, 3)
     code, out, err = run_cli("generate", "--model", str(d), "--chat", "--prompt", "hello", "--max-new-tokens", "3",
                              "--temperature", "0", "--no-repeat-ngram-size", "4")
     assert code == 0, err
-    assert calls.kwargs[-1]["repetition_penalty"] == 1.1 and calls.kwargs[-1]["no_repeat_ngram_size"] == 4
+    assert (_guard(calls.kwargs[-1]).penalty, _guard(calls.kwargs[-1]).ngram) == (1.1, 4)
     code, out, err = run_cli("generate", "--model", str(d), "--prompt", "Snow is", "--max-new-tokens", "3",
                              "--repetition-penalty", "1.2", "--no-repeat-ngram-size", "2")
     assert code == 0, err
@@ -174,6 +184,21 @@ def test_the_repetition_guard_reaches_generate(tmp_path, smol_tokenizer_dir, mon
     assert "repetition_penalty" not in calls.kwargs[-1]  # plain generation: off by default, as before
     assert "--repetition-penalty: -1.0; expected a number > 0" in fails(
         "chat", "--model", str(d), "--repetition-penalty", "-1")
+
+
+def test_the_guard_looks_at_the_reply_only_and_spares_the_stop_tokens():
+    from ftkit.workflows.repetition import ReplyRepetitionGuard
+
+    prompt = [5, 2, 7]  # 2: the end-of-turn token, in the prompt as in every chat prompt
+    ids = torch.tensor([prompt + [7, 8, 9, 7, 8, 2]])
+    scores = torch.full((1, 12), 2.0)
+    scores[0, 9] = -2.0
+    out = ReplyRepetitionGuard(len(prompt), penalty=2.0, exempt=(2,))(ids, scores.clone())
+    assert out[0, 7] == out[0, 8] == 1.0 and out[0, 9] == -4.0  # the reply's tokens: penalised both ways
+    assert out[0, 5] == 2.0 and out[0, 2] == 2.0  # a prompt-only token and the stop token: untouched
+    ids = torch.tensor([prompt + [7, 8, 9, 7, 8]])
+    out = ReplyRepetitionGuard(len(prompt), ngram=3, exempt=(2,))(ids, torch.zeros((1, 12)))
+    assert out[0, 9] == -float("inf") and (out[0, :9] == 0).all()  # "7 8 9" again is blocked, nothing else
 
 
 def test_the_training_summary_records_a_shared_system_prompt():

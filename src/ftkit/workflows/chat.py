@@ -16,8 +16,8 @@ from ftkit.models import saved
 from ftkit.models.build import load_saved
 
 HELP = "/reset starts a new conversation, /exit (or end of input) quits"
-# The repetition guard's defaults for chat replies (transformers' repetition_penalty / no_repeat_ngram_size), chosen
-# by measurement on SmolLM2-135M-Instruct after a 20-step LoRA run (the report of issue 36): see `ftkit chat --help`.
+# The repetition guard's defaults for chat replies (over the reply only: workflows/repetition.py), chosen by measurement
+# on SmolLM2-135M-Instruct after a 20-step LoRA run (issue 36): see `ftkit chat --help`.
 REPETITION_PENALTY = 1.1
 NO_REPEAT_NGRAM_SIZE = 0
 
@@ -44,23 +44,13 @@ def run_system_prompt(path: str) -> Optional[str]:
     return str(prompt) if prompt else None
 
 
-def generation_options(temperature: float, top_p: Optional[float], repetition_penalty: float,
-                       no_repeat_ngram_size: int, top_k: Optional[int] = None) -> dict:
-    """generate() keyword arguments for sampling (temperature 0: greedy) and the repetition guard; bad values are
-    one-line errors naming the flag."""
+def generation_options(temperature: float, top_p: Optional[float], top_k: Optional[int] = None) -> dict:
+    """generate() keyword arguments for sampling (temperature 0: greedy); a bad value is a one-line error."""
     if temperature < 0:
         raise UserError("--temperature: expected a number >= 0 (0 = greedy)")
-    if repetition_penalty <= 0:
-        raise UserError(f"--repetition-penalty: {repetition_penalty}; expected a number > 0 (1 = off, 1.1 = mild)")
-    if no_repeat_ngram_size < 0:
-        raise UserError(f"--no-repeat-ngram-size: {no_repeat_ngram_size}; expected an integer >= 0 (0 = off)")
     out: dict = {"do_sample": temperature > 0}
     if temperature > 0:
         out.update(temperature=temperature, top_p=top_p, **({"top_k": top_k} if top_k is not None else {}))
-    if repetition_penalty != 1.0:
-        out["repetition_penalty"] = repetition_penalty
-    if no_repeat_ngram_size:
-        out["no_repeat_ngram_size"] = no_repeat_ngram_size
     return out
 
 
@@ -75,6 +65,7 @@ class Session:
         from transformers import AutoTokenizer
 
         from ftkit import registry
+        from ftkit.workflows import repetition
 
         path = saved.check_dir(model_dir, "--model")
         task = registry.infer(saved.load_config(path).architectures)
@@ -83,7 +74,9 @@ class Session:
         self.tokenizer = load_saved(AutoTokenizer, path)
         if not self.tokenizer.chat_template:
             raise UserError(f"--model: {model_dir} has no chat template (train it with task sft, or use ftkit generate)")
-        self.sampling = generation_options(temperature, top_p, repetition_penalty, no_repeat_ngram_size)
+        repetition.check(repetition_penalty, no_repeat_ngram_size)
+        self.sampling = generation_options(temperature, top_p)
+        self.repetition_penalty, self.no_repeat_ngram_size = repetition_penalty, no_repeat_ngram_size
         self.model = saved.for_generation(saved.load_model(path, "sft", log=log))
         if system is None:
             system = run_system_prompt(path)
@@ -101,9 +94,10 @@ class Session:
 
     def reply(self, text: str, out: Optional[TextIO] = None) -> str:
         """Add the user's turn, generate the assistant's (streamed to `out`), keep both in the conversation."""
-        from transformers import TextStreamer
+        from transformers import LogitsProcessorList, TextStreamer
 
         from ftkit.data.chat_tokens import prompt_ids, stop_ids
+        from ftkit.workflows import repetition
 
         self.messages.append({"role": "user", "content": text})
         ids = self.torch.tensor([prompt_ids(self.tokenizer, self.messages, "the conversation")])
@@ -112,10 +106,11 @@ class Session:
             streamer = TextStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
             streamer.on_finalized_text = lambda s, stream_end=False: (out.write(s + ("\n" if stream_end else "")), out.flush())
         stop = stop_ids(self.tokenizer, getattr(self.model, "generation_config", None))
+        guard = repetition.ReplyRepetitionGuard(ids.shape[1], self.repetition_penalty, self.no_repeat_ngram_size, tuple(stop))
         with self.torch.no_grad():
             gen = self.model.generate(input_ids=ids, attention_mask=self.torch.ones_like(ids), max_new_tokens=self.max_new_tokens,
                                       eos_token_id=stop, pad_token_id=self.tokenizer.pad_token_id, streamer=streamer,
-                                      **self.sampling)
+                                      logits_processor=LogitsProcessorList([guard]), **self.sampling)
         new = gen[0, ids.shape[1]:]
         self.stopped = bool(self.torch.isin(new, self.torch.tensor(stop)).any())  # else cut at max_new_tokens
         answer = self.tokenizer.decode(new, skip_special_tokens=True).strip()

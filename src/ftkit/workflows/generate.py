@@ -8,6 +8,7 @@ from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.build import load_saved
 from ftkit.workflows.chat import generation_options
+from ftkit.workflows.repetition import check as check_guard
 
 
 def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
@@ -25,7 +26,12 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     if task is not None and not registry.entry(task).causal:  # a classifier's hidden states would be decoded as random words
         raise UserError(f"--model: {model_dir} is a {task} model, not a causal language model; "
                         f"generate samples from causal LMs (ftkit pretrain with task: clm)")
-    options = generation_options(temperature, top_p, repetition_penalty, no_repeat_ngram_size, top_k=top_k)
+    check_guard(repetition_penalty, no_repeat_ngram_size)
+    options = generation_options(temperature, top_p, top_k=top_k)
+    if repetition_penalty != 1.0:  # a plain continuation: transformers' own guard, over prompt and text alike
+        options["repetition_penalty"] = repetition_penalty
+    if no_repeat_ngram_size:
+        options["no_repeat_ngram_size"] = no_repeat_ngram_size
     tokenizer = load_saved(AutoTokenizer, path)
     model = saved.load_model(path, task or "clm")  # plain, PEFT adapter or int8; an unknown architecture: tried as a causal LM
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"] if prompt else None
