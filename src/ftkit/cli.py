@@ -39,6 +39,8 @@ MachRankOpt = typer.Option(0, "--machine-rank", min=0, help="This machine's rank
 MainIpOpt = typer.Option(None, "--main-process-ip", help="Address of machine rank 0.")
 MainPortOpt = typer.Option(None, "--main-process-port", min=1, max=65535, help="Port on machine rank 0.")
 AccCfgOpt = typer.Option(None, "--accelerate-config", help="An Accelerate config file (e.g. recipes/launch/fsdp.yaml).")
+SystemOpt = typer.Option(None, "--system", help="A system prompt for the conversation (default: the one the model was "
+                         "trained with, data.system_prompt, when training had one; --system '' for none).")
 KeepEndOpt = typer.Option(None, "--keep-checkpoints-at-end", min=0, help="Resumable checkpoints to keep once the run "
                           "has finished (train.keep_checkpoints_at_end; default 1, 0: only the final model).")
 
@@ -242,21 +244,32 @@ def generate(model: str = typer.Option(..., "--model", "-m", help="A saved causa
              seed: int = typer.Option(1337, "--seed"),
              num_samples: int = typer.Option(1, "--num-samples", min=1),
              chat: bool = typer.Option(False, "--chat", help="Send --prompt as a user turn through the model's chat "
-                                       "template and print the assistant's reply (streamed).")) -> None:
+                                       "template and print the assistant's reply (streamed)."),
+             system: Optional[str] = SystemOpt,
+             repetition_penalty: Optional[float] = typer.Option(
+                 None, "--repetition-penalty", help="Divide the scores of tokens already in the text by this (1 = off). "
+                 "Default: 1 (off); with --chat, ftkit chat's 1.1."),
+             no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size", help="Never repeat an n-gram of this "
+                                                      "many tokens (0 = off, the default).")) -> None:
     """Sample text from a trained causal LM (with --chat: one reply of a chat model)."""
     _offline_defaults()
     if chat:
-        from ftkit.workflows.chat import Session
+        from ftkit.workflows.chat import REPETITION_PENALTY, Session
 
         if not prompt:
             raise UserError("--chat: give the user's message with --prompt")
-        session = Session(model, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, log=log)
+        session = Session(model, system=system, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                          seed=seed, log=log, no_repeat_ngram_size=no_repeat_ngram_size,
+                          repetition_penalty=REPETITION_PENALTY if repetition_penalty is None else repetition_penalty)
         session.reply(prompt, sys.stdout)
         return
+    if system is not None:
+        raise UserError("--system: only with --chat (a system turn goes through the chat template)")
     from ftkit.workflows import generate as wf
 
     samples = wf.run(model, prompt=prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                     top_p=top_p, seed=seed, num_samples=num_samples)
+                     top_p=top_p, seed=seed, num_samples=num_samples, no_repeat_ngram_size=no_repeat_ngram_size,
+                     repetition_penalty=1.0 if repetition_penalty is None else repetition_penalty)
     typer.echo("\n---\n".join(samples))
 
 
@@ -294,17 +307,23 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
 
 @app.command()
 def chat(model: str = typer.Option(..., "--model", "-m", help="A chat model directory (sft output, merged model or LoRA adapter)."),
-         system: Optional[str] = typer.Option(None, "--system", help="A system prompt for the conversation."),
+         system: Optional[str] = SystemOpt,
          max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1),
          temperature: float = typer.Option(0.2, "--temperature", min=0.0, help="0 = greedy."),
          top_p: Optional[float] = typer.Option(0.9, "--top-p", min=0.0, max=1.0),
-         seed: int = typer.Option(1337, "--seed")) -> None:
+         seed: int = typer.Option(1337, "--seed"),
+         repetition_penalty: Optional[float] = typer.Option(
+             None, "--repetition-penalty", help="Divide the scores of tokens already in the conversation by this "
+             "(1 = off; default 1.1, which keeps small models from looping)."),
+         no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size", help="Never repeat an n-gram of this "
+                                                  "many tokens (0 = off, the default; it also forbids wanted repeats).")) -> None:
     """Chat with a model in the terminal: its chat template, replies streamed as they come; /reset, /exit."""
     _offline_defaults()
-    from ftkit.workflows.chat import Session, interactive
+    from ftkit.workflows.chat import REPETITION_PENALTY, Session, interactive
 
     session = Session(model, system=system, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                      seed=seed, log=log)
+                      seed=seed, log=log, no_repeat_ngram_size=no_repeat_ngram_size,
+                      repetition_penalty=REPETITION_PENALTY if repetition_penalty is None else repetition_penalty)
     interactive(session, sys.stdin, sys.stdout, log=log)
 
 

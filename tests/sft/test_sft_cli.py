@@ -108,6 +108,8 @@ def test_sft_learns_to_answer_and_to_stop(tiny, tmp_path):
 
 
 def test_resume_is_exact_for_sft(tiny, tmp_path):
+    """Kill and --resume give bitwise the adapter of the uninterrupted run; a LoRA run's checkpoints hold the trainable
+    (adapter) weights only, not the frozen base: resuming rebuilds the base from the recipe."""
     _, gguf = tiny
     recipe = _recipe(tmp_path, gguf, max_steps=6, eval_every=3, save_every=2, keep_checkpoints=5, keep_checkpoints_at_end=5)
     recipe["output_dir"] = str(tmp_path / "full")
@@ -117,6 +119,13 @@ def test_resume_is_exact_for_sft(tiny, tmp_path):
     assert code == 0, err
     assert "packed blocks" in err
     full, cut = tmp_path / "full", tmp_path / "cut"
+    ckpt = full / "checkpoints" / "step-2"
+    saved, adapter = _checkpoint_tensors(ckpt), _checkpoint_tensors(full, "adapter_model.safetensors")
+    # the adapter's own tensors (q_proj and v_proj of both layers, A and B), under the training model's names
+    assert len(saved) == len(adapter) == 8 and all(".lora_A." in n or ".lora_B." in n for n in saved)
+    assert (ckpt / "model.safetensors").stat().st_size < 2 * (full / "adapter_model.safetensors").stat().st_size
+    weights = json.loads((ckpt / "trainer_state.json").read_text())["weights"]
+    assert weights["saved"] == "trainable" and len(weights["frozen_sha256"]) == 64
     shutil.copytree(full, cut)
     for ckpt in (cut / "checkpoints").iterdir():
         if int(ckpt.name.split("-")[1]) > 2:
@@ -131,6 +140,55 @@ def test_resume_is_exact_for_sft(tiny, tmp_path):
 
     a, b = load_file(full / "adapter_model.safetensors"), load_file(cut / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert run_cli("eval", "--model", str(cut), "--json")[0] == 0  # the saved run is the adapter directory it was
+
+
+def _checkpoint_tensors(path: Path, name: str = "model.safetensors") -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(path / name)
+
+
+def test_a_full_checkpoint_of_a_lora_run_still_resumes(tiny, tmp_path, monkeypatch):
+    """Checkpoints written before trainable-only ones (the whole model) resume as before, to the same adapter."""
+    from safetensors.torch import load_file
+
+    from ftkit.engine import checkpoint_weights
+
+    _, gguf = tiny
+    recipe = _recipe(tmp_path, gguf, max_steps=4, eval_every=2, save_every=2, keep_checkpoints=5, keep_checkpoints_at_end=5)
+    recipe["output_dir"] = str(tmp_path / "old")
+    r = write_recipe(tmp_path / "r.yaml", recipe)
+    with monkeypatch.context() as m:  # as before: the whole model in every checkpoint
+        m.setattr(checkpoint_weights.CheckpointWeights, "_on_save", lambda *a: None)
+        m.setattr(checkpoint_weights.CheckpointWeights, "describe", lambda self: {"saved": "full"})
+        assert run_cli("finetune", "-r", str(r))[0] == 0
+    old = tmp_path / "old"
+    assert any(".base_layer." in n for n in _checkpoint_tensors(old / "checkpoints" / "step-2"))
+    want = load_file(old / "adapter_model.safetensors")
+    shutil.rmtree(old / "checkpoints" / "step-4")  # as a run killed after step 2 leaves it
+    (old / "run.json").write_text(json.dumps({"status": "running"}))
+    for f in ("adapter_model.safetensors", "metrics.json"):
+        (old / f).unlink()
+    code, _, err = run_cli("finetune", "-r", str(r), "--resume")
+    assert code == 0, err
+    got = load_file(old / "adapter_model.safetensors")
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+
+
+def test_resume_refuses_a_base_that_changed(tiny, tmp_path):
+    """The checkpoint holds no base: a base file replaced since the run started is refused in one line, not mixed in."""
+    from tiny_gguf import write_tiny_llama_gguf
+    from transformers import AutoTokenizer
+
+    d, gguf = tiny
+    base = shutil.copy(gguf, tmp_path / "base.gguf")
+    r = write_recipe(tmp_path / "r.yaml", _recipe(tmp_path, Path(base), max_steps=2, eval_every=0))
+    assert run_cli("finetune", "-r", str(r))[0] == 0
+    tok = AutoTokenizer.from_pretrained(str(d / "tok"))
+    write_tiny_llama_gguf(tiny_llama(tok, seed=1), tok, Path(base))
+    line = fails("finetune", "-r", str(r), "--resume", "train.max_steps=4")
+    assert "--resume: checkpoint" in line and "frozen base weights rebuilt from the recipe differ" in line
 
 
 def test_bad_sft_inputs_fail_with_one_line(tiny, tmp_path):

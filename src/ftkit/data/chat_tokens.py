@@ -136,10 +136,27 @@ def encode(tokenizer, convs, train_on: str, block_size: int) -> Encoded:
     return Encoded(items, where, skipped, longest)
 
 
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """The special token the chat template writes right after an assistant reply (ChatML's <|im_end|>, Llama 3's
+    <|eot_id|>, Gemma's <end_of_turn>): where a reply ends, whatever the tokenizer calls its eos. Found by rendering
+    a short exchange; [] when the template writes no special token there (or refuses the exchange)."""
+    mark = "ftkit-reply-end"
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": mark}],
+                                             tokenize=False)
+    except Exception:  # a template with its own rules (jinja2 raises TemplateError or the template's raise_exception)
+        return []
+    if not isinstance(text, str) or mark not in text:
+        return []
+    after = tokenizer(text[text.index(mark) + len(mark):], add_special_tokens=False)["input_ids"]
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    return [after[0]] if after and after[0] in special else []
+
+
 def stop_ids(tokenizer, generation_config=None) -> list[int]:
-    """Tokens that end a reply: the tokenizer's eos, the model's generation config's (e.g. Gemma's <end_of_turn>),
-    and ChatML's <|im_end|> where the vocabulary has it."""
-    ids = {tokenizer.eos_token_id}
+    """Tokens that end a reply: the chat template's end-of-turn token, the tokenizer's eos, the model's generation
+    config's (e.g. Gemma's <end_of_turn>), and ChatML's <|im_end|> where the vocabulary has it."""
+    ids = {tokenizer.eos_token_id, *end_of_turn_ids(tokenizer)}
     gen = getattr(generation_config, "eos_token_id", None)
     ids |= set(gen) if isinstance(gen, (list, tuple)) else {gen}
     if "<|im_end|>" in tokenizer.get_vocab():

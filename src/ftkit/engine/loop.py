@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ftkit.engine import rundir, trackers
+from ftkit.engine.checkpoint_weights import CheckpointWeights
 from ftkit.engine.metrics_log import MetricsLog
 from ftkit.engine.optim import build_optimizer, build_scheduler
 from ftkit.engine.progress import Progress as ProgressLine  # (loop.Progress is the training state)
@@ -149,6 +150,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
     steps = total_steps(cfg, train_batches.batches_per_epoch, tokens_per_step)
     optimizer = build_optimizer(model, cfg)
     model, optimizer = accelerator.prepare(model, optimizer)
+    weights = CheckpointWeights(accelerator, model)  # a frozen base: checkpoints hold only the trainable weights
     # The scheduler is not prepared: accelerate would step it once per process.
     scheduler = build_scheduler(optimizer, cfg, steps)
     metric_name = cfg.metric_for_best or next(iter(task.metrics))
@@ -177,7 +179,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
         if cfg.keep_checkpoints == 0 and not force:
             return None
         state = {"progress": prog.__dict__, "scheduler": scheduler.state_dict(), "data": train_batches.state_dict(),
-                 "total_steps": steps}
+                 "total_steps": steps, "weights": weights.describe()}
         return rundir.save_checkpoint(accelerator, out, prog.step, state, max(cfg.keep_checkpoints, 1))
 
     def save_model(path: Path) -> None:
@@ -320,6 +322,7 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
             _promote_best(out / "best", out)
         mlog.summary(summary)
     accelerator.wait_for_everyone()
+    weights.remove()
     accelerator.end_training()
     return summary
 

@@ -3,6 +3,7 @@
 Layout of `output_dir`:
   run.json               status (running / finished / stopped), recipe name, start time
   checkpoints/step-N/    accelerate `save_state` + trainer_state.json (resumable)
+                         (a frozen base is not saved: engine/checkpoint_weights.py)
   metrics.jsonl          one line per evaluation
   metrics.json           final and best metrics, steps, tokens, train_runtime_s
   config.json, model.safetensors, tokenizer files, recipe.yaml   (the final model)

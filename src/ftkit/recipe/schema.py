@@ -160,7 +160,8 @@ class TrainSection(Section):
     keep_checkpoints: int = Field(2, ge=0, description="Resumable checkpoints kept while training (oldest deleted first); "
                                   "0: none are written (a stopped run cannot be resumed).")
     keep_checkpoints_at_end: int = Field(1, ge=0, description="Checkpoints kept once the run has finished (each holds "
-                                         "model, optimizer and RNG states: ~4x the model). 1: the last, enough to continue "
+                                         "model, optimizer and RNG states: ~4x the model; with a frozen base (lora, prefix, prompt, freeze) only the trained "
+                                         "weights and their optimizer state, the base is reloaded on --resume). 1: the last, enough to continue "
                                          "the run with a larger budget (--resume); 0: only the final model.")
     log_every: int = Field(10, gt=0, description="Log loss, learning rate and tokens/s every N steps (train_log.jsonl).")
     plots: bool = Field(True, description="Draw output_dir/training_curves.png at each evaluation (skipped while "

@@ -11,6 +11,8 @@ small LLM's step.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -155,7 +157,15 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     else:
         order = length_grouped(items)
     return Prepared(model, task, items, val_items, tokenizer, order=order, eval_seed=seed, unit=unit,
-                    summary={"train_conversations": len(train.items), "skipped_longer_than_block": train.skipped})
+                    summary={"train_conversations": len(train.items), "skipped_longer_than_block": train.skipped,
+                             "system_prompt": shared_system_prompt(train_c.messages)})
+
+
+def shared_system_prompt(conversations) -> Optional[str]:
+    """The system turn every training conversation starts with (data.system_prompt, or the same one in every row of
+    messages data), else None: `ftkit chat` uses it by default, so the model is talked to as it was trained."""
+    first = {m[0]["content"] if m and m[0]["role"] == "system" else None for m in conversations}
+    return first.pop() if len(first) == 1 else None
 
 
 def evaluation(req: EvalRequest) -> EvalSetup:

@@ -8,10 +8,15 @@ from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.build import load_saved
 from ftkit.wording import with_article
+from ftkit.workflows.chat import generation_options
+from ftkit.workflows.repetition import check as check_guard
 
 
 def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
-        top_k: Optional[int] = 200, top_p: Optional[float] = None, seed: int = 1337, num_samples: int = 1) -> list[str]:
+        top_k: Optional[int] = 200, top_p: Optional[float] = None, seed: int = 1337, num_samples: int = 1,
+        repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0) -> list[str]:
+    """`repetition_penalty` / `no_repeat_ngram_size`: transformers' repetition guard (1.0 / 0: off, the default here;
+    `ftkit chat` turns the penalty on)."""
     import torch
     from transformers import AutoTokenizer, set_seed
 
@@ -22,10 +27,14 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     if task is not None and not registry.entry(task).causal:  # a classifier's hidden states would be decoded as random words
         raise UserError(f"--model: {model_dir} is {with_article(task)} model, not a causal language model; "
                         f"generate samples from causal LMs (ftkit pretrain with task: clm)")
+    check_guard(repetition_penalty, no_repeat_ngram_size)
+    options = generation_options(temperature, top_p, top_k=top_k)
+    if repetition_penalty != 1.0:  # a plain continuation: transformers' own guard, over prompt and text alike
+        options["repetition_penalty"] = repetition_penalty
+    if no_repeat_ngram_size:
+        options["no_repeat_ngram_size"] = no_repeat_ngram_size
     tokenizer = load_saved(AutoTokenizer, path)
     model = saved.load_model(path, task or "clm")  # plain, PEFT adapter or int8; an unknown architecture: tried as a causal LM
-    if temperature < 0:
-        raise UserError("--temperature: expected a number >= 0 (0 = greedy)")
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"] if prompt else None
     if ids is None or ids.shape[1] == 0:
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -35,10 +44,7 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
     limit = limit - saved.virtual_tokens(model) if limit else ids.shape[1] + max_new_tokens  # prompt adapters take positions
     set_seed(seed)
-    kwargs = dict(do_sample=temperature > 0,
-                  pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-    if temperature > 0:
-        kwargs.update(temperature=temperature, top_k=top_k, top_p=top_p)
+    kwargs = dict(options, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
     ids = ids.repeat(num_samples, 1)
     # Models with absolute positions cannot see past their context: like nanoGPT's sampler, keep
     # only the most recent tokens as context and generate in chunks (generate() does not crop).

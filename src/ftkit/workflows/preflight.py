@@ -99,12 +99,18 @@ def _first_difference(a, b, key: str):
 
 
 def check_checkpoint_fits(output_dir: str, model) -> None:
-    """Before resuming: the latest checkpoint's weights must have this model's names and shapes."""
+    """Before resuming: the latest checkpoint's weights must have this model's names and shapes; one that holds only
+    the trainable weights needs the frozen base the run trained on (engine/checkpoint_weights.py)."""
     from safetensors import safe_open
+
+    from ftkit.engine.checkpoint_weights import unfit
 
     ckpt = rundir.latest_checkpoint(Path(output_dir))
     if ckpt is None:
         return
+    why = unfit(rundir.read_json(ckpt / rundir.STATE_FILE), model)
+    if why:
+        raise UserError(f"--resume: checkpoint {ckpt} does not fit this model and recipe: {why}")
     files = sorted(ckpt.glob("model*.safetensors"))
     if not files:
         return  # sharded (FSDP / DeepSpeed) states are checked when accelerate loads them
