@@ -27,7 +27,7 @@ class TaskEntry:
     family: str  # PRETRAIN (`ftkit pretrain`, pre-training defaults) or FINETUNE (`ftkit finetune`, HF fine-tuning defaults)
     module: str  # exports SPEC (tasks/spec.TaskSpec)
     auto_class: str  # transformers Auto class of its models
-    architectures: tuple[str, ...]  # class-name suffixes of saved models of this task (checked in this order over entries)
+    architectures: tuple[str, ...]  # class-name suffixes of saved models of this task (the longest match wins: infer)
     headline: str  # the metric that stands for the model (compress reports, `ftkit runs`)
     help: str
     peft_task_type: Optional[str] = None  # peft TaskType; None: no adapters
@@ -39,24 +39,24 @@ class TaskEntry:
     peft_head: tuple[str, ...] = ()  # modules an adapter trains in full (a new head peft does not know as one)
     pipeline_tag: Optional[str] = None  # transformers pipeline of its models (model card metadata, the usage snippet)
     train_examples: bool = False  # its data builder takes data.train_examples (a seeded sample of the training set)
+    # What its models are, each asked where it matters (one `causal` flag meant all three before):
+    decoder_only: bool = False  # a decoder-only LM (GPT-style special tokens; a GGUF file can start it; LoRA base in bf16)
+    encoder_decoder: bool = False  # an encoder-decoder (seq2seq) model
+    generates: bool = False  # its models write text: `ftkit generate`, `chat`, `eval --generate`
 
     @property
     def images(self) -> bool:
         """Its inputs are images (data read by data/images.py, an image processor saved with the model)."""
         return self.preprocessor == "image_processor"
 
-    @property
-    def causal(self) -> bool:
-        """A decoder that generates text (tokenizers get GPT-style special tokens; `ftkit generate` works)."""
-        return self.auto_class == "AutoModelForCausalLM"
-
 
 TASKS: tuple[TaskEntry, ...] = (
     TaskEntry("clm", PRETRAIN, "ftkit.tasks.clm", "AutoModelForCausalLM", ("ForCausalLM", "LMHeadModel"), "perplexity",
-              "causal LM (GPT): next-token prediction", "CAUSAL_LM", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-generation"),
+              "causal LM (GPT): next-token prediction", "CAUSAL_LM", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-generation",
+              decoder_only=True, generates=True),
     TaskEntry("mlm", PRETRAIN, "ftkit.tasks.mlm", "AutoModelForMaskedLM", ("ForMaskedLM",), "masked_accuracy",
               "masked LM (BERT / RoBERTa)", pipeline_tag="fill-mask"),
-    # before mlm+nsp: ElectraForPreTraining and ViTMAEForPreTraining also end in ForPreTraining
+    # ElectraForPreTraining and ViTMAEForPreTraining also end in mlm+nsp's ForPreTraining: the longer suffix wins (infer)
     TaskEntry("electra", PRETRAIN, "ftkit.tasks.electra", "AutoModelForPreTraining", ("ElectraForPreTraining",), "replaced_f1",
               "ELECTRA pre-training: a small generator replaces masked tokens, the discriminator finds them in every position"),
     TaskEntry("mim", PRETRAIN, "ftkit.tasks.mim", "AutoModelForPreTraining", ("MAEForPreTraining", "ForMaskedImageModeling"),
@@ -71,7 +71,8 @@ TASKS: tuple[TaskEntry, ...] = (
               "token classification (named entities)", "TOKEN_CLS", ("lora",), pipeline_tag="token-classification"),
     TaskEntry("sft", FINETUNE, "ftkit.tasks.sft", "AutoModelForCausalLM", ("ForCausalLM",), "loss",
               "instruction / chat fine-tuning of a causal LM (loss on the assistant turns)", "CAUSAL_LM", ("lora",),
-              example_formats=("messages", "prompt_completion", "alpaca", "template"), pipeline_tag="text-generation"),
+              example_formats=("messages", "prompt_completion", "alpaca", "template"), pipeline_tag="text-generation",
+              decoder_only=True, generates=True),
     TaskEntry("image-cls", FINETUNE, "ftkit.tasks.image_cls", "AutoModelForImageClassification", ("ForImageClassification",),
               "accuracy", "image classification (ViT and the other image models of transformers)", None, ("lora",),
               preprocessor="image_processor", peft_head=("classifier",), pipeline_tag="image-classification",
@@ -101,10 +102,24 @@ def spec(name: str):
     return importlib.import_module(entry(name).module).SPEC
 
 
-def infer(architectures) -> Optional[str]:
-    """The task of a saved model from its config's `architectures` (e.g. BertForTokenClassification -> ner)."""
+def candidates(architectures) -> tuple[str, ...]:
+    """Every task whose models have one of these architectures, the most specific suffix first (ElectraForPreTraining
+    is electra's before it is mlm+nsp's ForPreTraining), ties in registry order: clm and sft share ForCausalLM."""
+    found: dict[str, int] = {}
     for arch in architectures or []:
         for t in TASKS:
-            if any(arch.endswith(suffix) for suffix in t.architectures):
-                return t.name
-    return None
+            length = max((len(s) for s in t.architectures if arch.endswith(s)), default=0)
+            if length:
+                found[t.name] = max(found.get(t.name, 0), length)
+    order = {n: i for i, n in enumerate(NAMES)}
+    return tuple(sorted(found, key=lambda n: (-found[n], order[n])))
+
+
+def infer(architectures, trained_as: Optional[str] = None) -> Optional[str]:
+    """The task of a saved model: `trained_as` (the task of the recipe it was trained with) when its architecture
+    fits it (an sft model is sft, though a GPT has the same architecture), else the most specific match of its
+    config's `architectures` (e.g. BertForTokenClassification -> ner)."""
+    found = candidates(architectures)
+    if trained_as is not None and trained_as in found:
+        return trained_as
+    return found[0] if found else None

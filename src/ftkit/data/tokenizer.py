@@ -50,7 +50,7 @@ def specials_for(kind: str, task: str) -> Specials:
 
     if kind == "wordpiece":
         return BERT
-    return GPT if registry.entry(task).causal else ROBERTA
+    return GPT if registry.entry(task).decoder_only else ROBERTA
 
 
 def build_tokenizer(kind: str, cfg: TokenizerSection, specials: Specials, texts: Iterable[list[str]]):

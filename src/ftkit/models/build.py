@@ -125,7 +125,7 @@ def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, loading_i
         except ValueError as e:
             raise UserError(f"model.model_type: '{m.model_type}' cannot be built for task {task}: {str(e).splitlines()[0]}") from None
     elif is_gguf(m.from_pretrained):
-        if not registry.entry(task).causal:
+        if not registry.entry(task).decoder_only:
             raise UserError(f"model.from_pretrained: a GGUF file holds a causal LM; task {task} needs another model")
         from ftkit.models import gguf
 

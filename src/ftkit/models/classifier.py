@@ -25,7 +25,7 @@ def head_config(labels: list[str], **extra) -> dict:
 
 def checkpoint_labels(config, task: str) -> Optional[list[str]]:
     """Class (or tag) names of a checkpoint that already has this task's head, else None."""
-    if registry.infer(config.architectures) != task:
+    if task not in registry.candidates(config.architectures):
         return None
     return [str(config.id2label[i]) for i in sorted(config.id2label)]
 

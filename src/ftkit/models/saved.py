@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Optional
+
+import yaml
 
 from ftkit import registry
 from ftkit.errors import UserError
@@ -98,6 +101,24 @@ def _relocated(path: str):
         if os.path.isfile(os.path.join(candidate, "config.json")):
             return candidate
     return None
+
+
+def trained_as(path: str) -> Optional[str]:
+    """The task of the recipe.yaml saved beside a model (what it was trained for); None without one."""
+    recipe = Path(path) / "recipe.yaml"
+    if not recipe.is_file():
+        return None
+    try:
+        task = yaml.safe_load(recipe.read_text(encoding="utf-8")).get("task")
+    except (yaml.YAMLError, AttributeError, OSError, UnicodeDecodeError):
+        return None  # a recipe ftkit did not write: the architecture decides
+    return task if isinstance(task, str) else None
+
+
+def task_of(path: str, key: str = "--model") -> Optional[str]:
+    """The task of a saved model: the one it was trained for when its architecture fits it (an sft model is sft), else
+    the one its config's architectures name (registry.infer); None for an architecture of no task."""
+    return registry.infer(load_config(path, key).architectures, trained_as(path))
 
 
 def load_model(path: str, task: str, key: str = "--model", log=None):

@@ -71,8 +71,8 @@ class Session:
         from ftkit.workflows import repetition
 
         path = saved.check_dir(model_dir, "--model")
-        task = registry.infer(saved.load_config(path).architectures)
-        if task is not None and not registry.entry(task).causal:
+        task = saved.task_of(path)
+        if task is not None and not registry.entry(task).generates:
             raise UserError(f"--model: {model_dir} is {with_article(task)} model, not a chat (causal) language model")
         self.tokenizer = load_saved(AutoTokenizer, path)
         if not self.tokenizer.chat_template:

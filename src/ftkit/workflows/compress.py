@@ -56,7 +56,7 @@ def source_model(model_dir: str, output: str, key: str = "--model") -> tuple[str
                         f"(ftkit export --merge --model {model_dir} --output DIR; LoRA only)")
     if k == "int8":
         raise UserError(f"{key}: {model_dir} is already quantized (int8); compress the fp32 model instead")
-    task = registry.infer(saved.load_config(path).architectures)
+    task = saved.task_of(path)
     if task is None or not registry.entry(task).compress:
         able = [t.name for t in registry.TASKS if t.compress]
         raise UserError(f"{key}: {model_dir} is {with_article(task or 'unknown')} model; compress works on {', '.join(able)} models")

@@ -38,7 +38,7 @@ def check_teacher(recipe: Recipe):
     from ftkit.models.build import check_model_path
 
     config = AutoConfig.from_pretrained(check_model_path(recipe.model.from_pretrained))
-    if registry.infer(config.architectures) != recipe.task:
+    if recipe.task not in registry.candidates(config.architectures):
         entry = registry.entry(recipe.task)
         raise UserError(f"model.from_pretrained: {recipe.model.from_pretrained} is not {with_article(entry.help)} model ({recipe.task}); "
                         f"train the teacher first (ftkit {entry.family} --task {recipe.task})")

@@ -23,10 +23,6 @@ from ftkit.tasks.spec import EvalRequest, EvalSetup
 from ftkit.wording import with_article
 
 
-def infer_task(config) -> Optional[str]:
-    return registry.infer(config.architectures)
-
-
 def saved_recipe(model_dir: str) -> Optional[Recipe]:
     path = Path(model_dir) / "recipe.yaml"
     return load_recipe(path) if path.is_file() else None
@@ -64,9 +60,9 @@ def model_task(path: str, model_dir: str, task: Optional[str], recipe: Optional[
         from ftkit.recipe import packaged
 
         base = load_recipe(packaged.find(recipe)) if recipe else saved_recipe(model_dir)
-        inferred = infer_task(saved.load_config(path))
-        task = base.task if base is not None and registry.entry(base.task).auto_class == \
-            registry.entry(inferred or base.task).auto_class else inferred
+        task = registry.infer(saved.load_config(path).architectures, base.task if base is not None else None)
+        if task is None and base is not None:  # a config without architectures: the recipe says
+            task = base.task
     if task is None:
         raise UserError(f"--task: cannot tell the task of {model_dir} from its config; pass --task")
     registry.entry(task)  # a known task
@@ -79,7 +75,7 @@ def setup(model_dir: str, path: str, task: str, recipe: Recipe, data: Optional[s
     """The task's evaluation Task and items for a loaded model (also what compress measures on); the
     preprocessor (tokenizer, image processor) is the model's own unless given."""
     preprocessor = preprocessor or saved.load_preprocessor(path, task)
-    if generate and not registry.entry(task).causal:
+    if generate and not registry.entry(task).generates:
         raise UserError(f"--generate: {model_dir} is {with_article(task)} model; generation evaluation is for chat models (task sft)")
     return registry.spec(task).evaluation(EvalRequest(model_dir, path, recipe, data, model, preprocessor, log, split, plot,
                                                       sample, generate, generations))

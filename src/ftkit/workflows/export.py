@@ -29,9 +29,8 @@ def run(model_dir: str, output: str, merge: bool, log=print) -> Path:
     if not merge:
         raise UserError("export: pass --merge to fold the LoRA adapter into the base model's weights")
     rundir.check(output, resume=False, overwrite=False)
-    from ftkit import registry
 
-    task = registry.infer(saved.load_config(path).architectures)
+    task = saved.task_of(path)
     model = saved.load_model(path, task)
     peft_type = str(model.active_peft_config.peft_type.value if hasattr(model.active_peft_config.peft_type, "value")
                     else model.active_peft_config.peft_type)

@@ -23,8 +23,8 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     from ftkit import registry
 
     path = saved.check_dir(model_dir, "--model")
-    task = registry.infer(saved.load_config(path).architectures)
-    if task is not None and not registry.entry(task).causal:  # a classifier's hidden states would be decoded as random words
+    task = saved.task_of(path)
+    if task is not None and not registry.entry(task).generates:  # a classifier's hidden states would be decoded as random words
         raise UserError(f"--model: {model_dir} is {with_article(task)} model, not a causal language model; "
                         f"generate samples from causal LMs (ftkit pretrain with task: clm)")
     check_guard(repetition_penalty, no_repeat_ngram_size)

@@ -28,7 +28,7 @@ def run(model_dir: str, source=None, text_column: Optional[str] = None,
 
     hf_logging.disable_progress_bar()
     path = saved.check_dir(model_dir, "--model")
-    task = registry.infer(saved.load_config(path).architectures)
+    task = saved.task_of(path)
     predict = registry.spec(task).predict if task is not None else None
     if predict is None:
         able = [t.name for t in registry.TASKS if registry.spec(t.name).predict is not None]

@@ -63,7 +63,7 @@ def setup(recipe: Recipe, accelerator, resume: bool = False, overwrite: bool = F
     # LoRA on a decoder under bf16: frozen weights in bf16 (measured on SmolLM2: 1.16x faster, half the weight
     # memory, same loss); encoders keep fp32 until measured.
     # (not under FSDP: it wants one dtype per flattened unit)
-    if recipe.finetune.strategy == "lora" and accelerator.mixed_precision == "bf16" and registry.entry(recipe.task).causal \
+    if recipe.finetune.strategy == "lora" and accelerator.mixed_precision == "bf16" and registry.entry(recipe.task).decoder_only \
             and accelerator.distributed_type.name != "FSDP":
         import torch
 

@@ -1,0 +1,34 @@
+"""The registry: which task a saved model is (no ordering trap: the most specific architecture suffix wins, and a
+model's own recipe decides between tasks that share an architecture), and what its models are (flags)."""
+
+import json
+
+from ftkit import registry
+from ftkit.models import saved
+
+
+def test_the_most_specific_architecture_wins_whatever_the_order():
+    assert registry.candidates(["ElectraForPreTraining"]) == ("electra", "mlm+nsp")
+    assert registry.infer(["ElectraForPreTraining"]) == "electra"
+    assert registry.infer(["BertForPreTraining"]) == "mlm+nsp"
+    assert registry.infer(["ViTMAEForPreTraining"]) == "mim"
+    assert registry.infer(["BertForTokenClassification"]) == "ner"
+    assert registry.infer(["BertModel"]) is None
+
+
+def test_the_recipe_a_model_was_trained_with_tells_tasks_of_one_architecture_apart(tmp_path):
+    assert registry.candidates(["LlamaForCausalLM"]) == ("clm", "sft")
+    assert registry.infer(["LlamaForCausalLM"]) == "clm" and registry.infer(["LlamaForCausalLM"], "sft") == "sft"
+    assert registry.infer(["BertForTokenClassification"], "sft") == "ner"  # a recipe that does not fit: the config wins
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    assert saved.task_of(str(tmp_path)) == "clm"
+    (tmp_path / "recipe.yaml").write_text("task: sft\nmodel: {from_pretrained: x}\n")
+    assert saved.trained_as(str(tmp_path)) == "sft" and saved.task_of(str(tmp_path)) == "sft"
+    (tmp_path / "recipe.yaml").write_text("- not: a mapping\n")
+    assert saved.task_of(str(tmp_path)) == "clm"
+
+
+def test_flags_say_what_the_models_are():
+    writers = {t.name for t in registry.TASKS if t.generates}
+    assert writers == {t.name for t in registry.TASKS if t.decoder_only} == {"clm", "sft"}
+    assert not any(t.encoder_decoder for t in registry.TASKS)  # none yet
