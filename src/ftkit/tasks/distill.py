@@ -29,7 +29,7 @@ class Distillation:
         self.keep_best = base.keep_best
         # everything but the loss is the base task's
         for name in ("collate", "eval_collate", "count_targets", "count_examples", "count_tokens", "eval_step",
-                     "compute_metrics", "check_model", "logits_and_targets"):
+                     "compute_metrics", "check_model", "logits_and_targets", "nothing_learned"):
             setattr(self, name, getattr(base, name))
 
     def loss(self, model, batch) -> torch.Tensor:
