@@ -12,7 +12,7 @@ DEMO_RECIPE ?= recipes/gpt-shakespeare-char.yaml
 UPGRADE_VENV ?= .venv-upgrade
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: venv demo test test-fast bench bench-quick docs clean lock upgrade
+.PHONY: venv demo test test-fast test-all bench bench-quick docs clean lock upgrade
 
 # The extras installed here (tools/lock.py's EXTRAS: the lock pins them): docs = mkdocs + material for `make docs`
 # and the site build test of `make test`.
@@ -38,7 +38,17 @@ demo: venv
 	@echo "--- outputs: runs/gpt-shakespeare-char (model, tokenizer, metrics.json, metrics.jsonl, checkpoints/) ---"
 
 # Layers (docs/architecture.md, pyproject's importlinter contract) and lint first: seconds, before minutes of tests.
+# Tiers (pyproject's markers): `make test` = all but `slow` (CI); `make test-fast` also leaves out the end-to-end runs
+# (`e2e`: the inner loop, <= 2 minutes); `make test-all` = everything (the 2-rank contract over every task too).
 test: venv
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check src tests bench tools
+	$(OFFLINE) $(BIN)/python -m pytest -m "not slow"
+
+test-fast: venv
+	$(OFFLINE) $(BIN)/python -m pytest -m "not slow and not e2e"
+
+test-all: venv
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check src tests bench tools
 	$(OFFLINE) $(BIN)/python -m pytest

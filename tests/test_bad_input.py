@@ -63,6 +63,7 @@ def test_missing_local_model_path_is_not_looked_up(recipe, tmp_path):
     assert "directory not found: ./runs/missing" in msg
 
 
+@pytest.mark.e2e
 def test_earlier_run_is_never_overwritten(recipe, tmp_path, tiny_gpt_recipe):
     r = recipe()
     assert run_cli("pretrain", "-r", r)[0] == 0
@@ -109,6 +110,7 @@ def test_a_vocabulary_smaller_than_the_tokenizer_is_refused_and_a_padded_one_is_
     assert _json.loads((Path(r["output_dir"]) / "config.json").read_text())["vocab_size"] == 128
 
 
+@pytest.mark.e2e
 def test_train_compile_compiles_the_blocks_and_learns_the_same(tiny_gpt_recipe, tmp_path):
     """Regional compilation (workflows/train._compile_blocks): same losses as eager within float noise."""
     losses = {}

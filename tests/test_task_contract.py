@@ -15,6 +15,8 @@ from ftkit import registry
 from conftest import DATA, need, run_cli
 from tiny_models import sst2_slice, tiny_bert_dir
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 WNUT = DATA / "wnut17"
 BERT_TINY = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
 TRAIN = {"max_steps": 2, "batch_size": 8, "eval_every": 0, "log_every": 1, "precision": "fp32", "dropout": 0.0}

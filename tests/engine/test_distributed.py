@@ -11,6 +11,8 @@ import pytest
 
 from conftest import write_recipe
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 
 def ftkit(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "ftkit.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

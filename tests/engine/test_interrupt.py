@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 
 from conftest import SHAKESPEARE, need
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 STEPS = 150
 
 

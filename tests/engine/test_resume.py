@@ -9,6 +9,8 @@ from safetensors.torch import load_file
 
 from conftest import run_cli, write_recipe
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 
 def test_resume_equals_uninterrupted(tmp_path, tiny_gpt_recipe):
     tiny_gpt_recipe["train"].update(max_steps=16, save_every=4, eval_every=8, keep_checkpoints=10,

@@ -3,7 +3,8 @@ every registered task, 2 gloo ranks at the same global batch train and evaluate 
 only), with an evaluation and a checkpoint in the middle; a 2-rank run cut after its checkpoint and resumed on 2
 ranks ends with the weights of the uninterrupted 2-rank run.
 
-Each case starts 3 runs (~20-40 s on 2 cores): the whole set is marked slow (`make test-fast` leaves it out)."""
+Each case starts 3 runs (~40-70 s on 2 cores): all but cls and ner are marked slow (`make test` leaves them out,
+`make test-all` runs them)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from safetensors.torch import load_file
 from ftkit import registry
 
 from test_task_contract import CASES
+
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
 
 STEPS, GLOBAL_BATCH = 4, 8
 # what a run directory holds beside the saved model (engine/loop.py, engine/metrics_log.py, models/card.py)
@@ -48,8 +51,21 @@ def weights(out: Path) -> dict:
     return {f"{f.name}:{k}": v for f in files for k, v in load_file(f).items()}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", registry.NAMES)
+# Drawn per batch and per rank (the collate rng is seeded by seed, epoch, batch and rank), the masks of 2 batches of 4
+# are not those of 1 batch of 8: equal losses need per-example randomness, a contract change not made yet.
+PER_BATCH_RANDOMNESS = {"mlm", "mlm+nsp", "electra", "mim"}
+# cls and ner run in `make test` (the two bugs this set found were theirs); the rest only in `make test-all`
+IN_MAKE_TEST = {"cls", "ner"}
+
+
+def _case(name: str):
+    marks = [] if name in IN_MAKE_TEST else [pytest.mark.slow]
+    if name in PER_BATCH_RANDOMNESS:
+        marks.append(pytest.mark.xfail(strict=True, reason="masks drawn per batch and rank: 2 x 4 != 1 x 8"))
+    return pytest.param(name, marks=marks)
+
+
+@pytest.mark.parametrize("name", [_case(n) for n in registry.NAMES])
 def test_two_ranks_equal_one_and_resume_exactly(name, tmp_path):
     raw = CASES[name](tmp_path)
     raw["train"] = {**raw["train"], "max_steps": STEPS, "batch_size": GLOBAL_BATCH, "eval_every": 2, "save_every": 2,

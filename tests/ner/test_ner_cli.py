@@ -13,6 +13,8 @@ from ftkit.tasks.entity_metrics import entity_scores
 from conftest import DATA, fails, need, run_cli, write_recipe
 from tiny_models import MINILM, bert_config, minilm_tokenizer
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 WNUT = DATA / "wnut17"
 
 

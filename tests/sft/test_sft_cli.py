@@ -14,6 +14,8 @@ import torch
 
 from conftest import DATA, fails, need, run_cli, tiny_llama, write_recipe
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 pytest.importorskip("gguf")
 GSM8K = DATA / "gsm8k"
 

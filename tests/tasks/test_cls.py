@@ -174,6 +174,7 @@ def run_engine(tok, tmp_path, script, **cfg):
     return task, summary, steps, out
 
 
+@pytest.mark.e2e
 def test_the_best_evaluation_is_the_saved_model(tok, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
@@ -183,12 +184,14 @@ def test_the_best_evaluation_is_the_saved_model(tok, tmp_path):
     assert torch.equal(saved, task.heads[1]) and not torch.equal(saved, task.heads[3])
 
 
+@pytest.mark.e2e
 def test_early_stopping(tok, tmp_path):
     _, summary, steps, _ = run_engine(tok, tmp_path, [0.5, 0.6, 0.55, 0.54, 0.99], max_steps=10, eval_every=2,
                                       early_stopping_patience=2)
     assert steps == [2, 4, 6, 8] and summary["steps"] == 8 and summary["best_step"] == 4
 
 
+@pytest.mark.e2e
 def test_evaluation_every_epoch(tok, tmp_path):
     # 64 examples / batch 8 = 8 micro-batches per epoch; 3 per step: epochs end within steps 3, 6 and 8
     _, summary, steps, out = run_engine(tok, tmp_path, [0.1, 0.2, 0.3], epochs=3, grad_accum=3, eval_every=0,
@@ -197,6 +200,7 @@ def test_evaluation_every_epoch(tok, tmp_path):
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-8"]  # keep_checkpoints_at_end=1
 
 
+@pytest.mark.e2e
 def test_checkpoints_kept_while_training_and_at_the_end(tok, tmp_path):
     """Default: the last checkpoint only, once finished; 0 and 0: none at all, only the final model."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()

@@ -18,6 +18,8 @@ from ftkit.tasks.masking import IGNORE
 from conftest import run_cli, write_recipe
 from encoder_helpers import IMDB_TEST, FakeTokenizer, write_imdb_slice, write_sst2_slice
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 
 def tiny_pair(seed: int = 0) -> ElectraPair:
     from transformers import ElectraConfig, ElectraForPreTraining

@@ -13,6 +13,8 @@ import torch
 from conftest import run_cli, write_recipe
 from image_helpers import NAMES, vit_recipe
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 
 @pytest.fixture(scope="module")
 def cls_run(tmp_path_factory, fashion):

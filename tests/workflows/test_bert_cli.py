@@ -9,6 +9,8 @@ import pytest
 from conftest import run_cli, write_recipe
 from encoder_helpers import IMDB_TEST, WIKI_RAW, need, write_imdb_slice, write_sst2_slice
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 
 @pytest.fixture(scope="module")
 def bert_run(tmp_path_factory):

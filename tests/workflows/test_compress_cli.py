@@ -9,6 +9,8 @@ import pytest
 from conftest import run_cli, run_cli_process, write_recipe
 from tiny_models import cls_recipe, tiny_bert_dir
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

@@ -66,7 +66,7 @@ def test_causes_name_the_vocabulary_only_when_it_is_poor(tmp_path):
     assert diagnose(task, {"steps": 60, "best_metrics": {"predicted_entities": 2, "entities": 9}}, Recipe, out, poor) is None
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_run_that_learns_nothing_says_so(tmp_path):
     """MiniLM on WNUT-17 with a learning rate 10^5 times too small: the loss stays where the new head started, and
     the run says so, with the causes to check (English text: the vocabulary is not named)."""

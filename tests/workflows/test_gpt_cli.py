@@ -9,6 +9,8 @@ import pytest
 
 from conftest import run_cli, write_recipe
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

@@ -11,6 +11,8 @@ from safetensors.torch import load_file
 from conftest import run_cli, write_recipe
 from tiny_models import cls_recipe, tiny_bert_dir
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):

@@ -4,9 +4,12 @@ given as a model is refused with the path of the run's model."""
 import json
 import shutil
 
+import pytest
 import yaml
 
 from conftest import fails, run_cli, write_recipe
+
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
 
 
 def test_a_moved_run_still_evaluates_and_generates(tmp_path, tiny_gpt_recipe, monkeypatch):

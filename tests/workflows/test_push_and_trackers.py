@@ -10,6 +10,8 @@ import pytest
 
 from conftest import fails, run_cli, write_recipe
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 
 @pytest.fixture
 def gpt_run(tmp_path, tiny_gpt_recipe):

@@ -15,6 +15,8 @@ from PIL import Image
 from conftest import fails, run_cli, write_recipe
 from tiny_models import cls_recipe, tiny_bert_dir
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 
 def _train(tmp: Path, recipe: dict, name: str, **train) -> Path:
     recipe = json.loads(json.dumps(recipe))
