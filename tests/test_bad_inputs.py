@@ -87,7 +87,7 @@ def test_corpus_is_large_enough():
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_bad_input(case, shared, tmp_path):
-    names = {"tmp": str(tmp_path), "data": str(shared / "data.txt"), "recipe": str(tmp_path / "r.yaml")}
+    names = {"tmp": str(tmp_path), "root": str(ROOT), "data": str(shared / "data.txt"), "recipe": str(tmp_path / "r.yaml")}
     for name, text in case.get("files", {}).items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)

@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
+import yaml
+
 from ftkit.errors import UserError
 
 #: CLI flag -> number of values it takes; these are removed from the command passed to the ranks.
@@ -41,7 +43,7 @@ class Launch:
             return False
         return bool(self.accelerate_config) or (self.num_processes or 1) > 1 or self.num_machines > 1
 
-    def check(self) -> None:
+    def check(self, cuda: bool = True) -> None:
         if self.num_machines > 1 and self.main_process_ip is None:
             raise UserError("--main-process-ip: required with --num-machines > 1 (the address of machine rank 0)")
         if not 0 <= self.machine_rank < self.num_machines:
@@ -50,6 +52,30 @@ class Launch:
             raise UserError("--num-processes: the total over all machines; it must be at least --num-machines")
         if self.accelerate_config and not os.path.isfile(self.accelerate_config):
             raise UserError(f"--accelerate-config: file not found: {self.accelerate_config}")
+        if self.accelerate_config and not cuda:
+            _check_shards_on_cpu(self.accelerate_config)
+
+
+#: Accelerate profiles that shard a model: on a machine without CUDA they cannot do what they say.
+SHARDING = {"FSDP": "FSDP", "DEEPSPEED": "DeepSpeed", "MEGATRON_LM": "Megatron-LM"}
+
+
+def _check_shards_on_cpu(path: str) -> None:
+    """A sharding profile on a machine without CUDA is refused in one line rather than run as something else: the
+    engine's Accelerator(cpu=True) turns an FSDP profile into plain DDP over gloo (distributed_type MULTI_CPU,
+    nothing sharded; measured with accelerate 1.15, torch 2.13), and without cpu=True every rank trained alone
+    (distributed_type NO) on the whole data. DeepSpeed and Megatron-LM need CUDA."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = yaml.safe_load(f) or {}
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
+        raise UserError(f"--accelerate-config: {path} is not a YAML file ({str(e).splitlines()[0][:120]})") from None
+    kind = SHARDING.get(str(config.get("distributed_type", "")).upper()) if isinstance(config, dict) else None
+    if kind:
+        why = ("on CPU Accelerate runs it as plain DDP, nothing sharded" if kind == "FSDP" else f"{kind} needs CUDA")
+        raise UserError(f"--accelerate-config: {path} asks for {kind}, which shards the model over GPUs, and this machine "
+                        f"has no CUDA device ({why}); use --num-processes N without a config for data-parallel training "
+                        f"on CPU")
 
 
 def strip_launch_flags(argv: list[str]) -> list[str]:
@@ -93,7 +119,7 @@ def launcher_command(launch: Launch, argv: list[str], cuda: bool) -> tuple[list[
 def relaunch(launch: Launch, argv: list[str], log=print) -> int:
     import torch
 
-    launch.check()
+    launch.check(cuda=torch.cuda.is_available())
     cmd, env = launcher_command(launch, argv, torch.cuda.is_available())
     log(f"launching {launch.num_processes or launch.num_machines} process(es) on {launch.num_machines} machine(s) "
         f"through accelerate (machine rank {launch.machine_rank})")
