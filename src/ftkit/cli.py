@@ -17,6 +17,7 @@ import typer
 
 from ftkit import registry  # task names for the help (no heavy imports)
 from ftkit.errors import NothingToDo, PartialFailure, UserError
+from ftkit.launch import PEER_STOPPED, peer_stopped, rank_prefix
 from ftkit.wording import with_article
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -606,8 +607,13 @@ def main() -> None:
     except UserError as e:
         if _state["debug"]:
             raise
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {rank_prefix()}{e}", err=True)
         sys.exit(e.exit_code)
+    except RuntimeError as e:  # a rank whose collective broke because another rank ended: that one's error says why
+        if _state["debug"] or not (rank_prefix() and peer_stopped(e)):
+            raise
+        typer.echo(f"error: {rank_prefix()}{PEER_STOPPED} (its error is above)", err=True)
+        sys.exit(1)
     except NothingToDo as e:
         typer.echo(str(e), err=True)
         sys.exit(0)

@@ -56,6 +56,23 @@ class Launch:
             _check_shards_on_cpu(self.accelerate_config)
 
 
+#: what a rank says when another one stopped first (cli.main): not the cause, never the run's last line
+PEER_STOPPED = "another rank stopped first"
+
+
+def rank_prefix() -> str:
+    """'rank R: ' in a run of several processes (the rank that raised is the one to look at), else ''."""
+    world, rank = os.environ.get("WORLD_SIZE"), os.environ.get("RANK")
+    return f"rank {rank}: " if world and world != "1" and rank is not None else ""
+
+
+def peer_stopped(e: BaseException) -> bool:
+    """The collective a rank was in failed because another rank's process ended (gloo, NCCL)."""
+    text = str(e)
+    return any(s in text for s in ("Connection closed by peer", "remote worker crashing", "Connection reset by peer",
+                                   "NCCL communicator was aborted"))
+
+
 #: Accelerate profiles that shard a model: on a machine without CUDA they cannot do what they say.
 SHARDING = {"FSDP": "FSDP", "DEEPSPEED": "DeepSpeed", "MEGATRON_LM": "Megatron-LM"}
 
@@ -123,7 +140,9 @@ def relaunch(launch: Launch, argv: list[str], log=print) -> int:
     cmd, env = launcher_command(launch, argv, torch.cuda.is_available())
     log(f"launching {launch.num_processes or launch.num_machines} process(es) on {launch.num_machines} machine(s) "
         f"through accelerate (machine rank {launch.machine_rank})")
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    # the ranks' stderr passes through a pipe, so that the run can end on the line that says why it failed: the first
+    # rank's error, which the launcher's own report (ChildFailedError, the other ranks' "connection closed") buries
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True, bufsize=1)
 
     def forward(signum, _frame):
         # to the whole group: the launcher and every rank; each rank checkpoints, then exits
@@ -133,8 +152,18 @@ def relaunch(launch: Launch, argv: list[str], log=print) -> int:
             pass
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    first_error = None
     try:
-        return proc.wait()
+        with proc.stderr:
+            for line in proc.stderr:
+                sys.stderr.write(line)
+                if first_error is None and line.startswith("error: rank ") and PEER_STOPPED not in line:
+                    first_error = line.rstrip("\n")
+        code = proc.wait()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    if code != 0 and first_error is not None:  # a rank's UserError (exit 2 there; the launcher reports 1)
+        sys.stderr.write(first_error + "\n")
+        return 2
+    return code
