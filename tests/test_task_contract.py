@@ -46,9 +46,8 @@ def _lm(tmp: Path, task: str, model: dict, kind: str) -> dict:
 
 def _sft(tmp: Path) -> dict:
     """A tiny Llama written as a GGUF file (the starting point sft recipes name), GSM8K as instructions."""
-    from tiny_gguf import tiny_chat_tokenizer, write_tiny_llama_gguf
-
     from conftest import tiny_llama
+    from tiny_gguf import tiny_chat_tokenizer, write_tiny_llama_gguf
 
     tok = tiny_chat_tokenizer(tmp / "tok")
     gsm = DATA / "gsm8k"

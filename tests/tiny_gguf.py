@@ -60,22 +60,27 @@ def write_tiny_llama_gguf(model, tokenizer, path: Path) -> Path:
     return path
 
 
-def tiny_chat_tokenizer(path: Path):
-    """A byte-level BPE of ~300 tokens with ChatML's special tokens and template (SmolLM2's layout, tiny)."""
+def byte_bpe_tokenizer(path: Path, texts: list[str], specials: list[str], template: str, *, bos: str, eos: str,
+                       unk: str, vocab_size: int = 300):
+    """A tiny byte-level BPE trained on `texts`, with these special tokens (pad = eos) and chat template, saved to path."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from ftkit.data.chat_tokens import CHATML
-
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    text = ["What is two plus two? Four. The capital of France is Paris.", "Name a colour. Blue, of course."] * 20
-    bpe.train_from_iterator(text, trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
-                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                  pad_token="<|im_end|>", unk_token="<|endoftext|>")
-    tok.chat_template = CHATML
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=bos, eos_token=eos, pad_token=eos, unk_token=unk)
+    tok.chat_template = template
     tok.save_pretrained(str(path))
     return tok
+
+
+def tiny_chat_tokenizer(path: Path):
+    """A byte-level BPE of ~300 tokens with ChatML's special tokens and template (SmolLM2's layout, tiny)."""
+    from ftkit.data.chat_tokens import CHATML
+
+    text = ["What is two plus two? Four. The capital of France is Paris.", "Name a colour. Blue, of course."] * 20
+    return byte_bpe_tokenizer(path, text, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], CHATML,
+                              bos="<|im_start|>", eos="<|im_end|>", unk="<|endoftext|>")

@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from conftest import fails, run_cli, tiny_llama
+from tiny_gguf import byte_bpe_tokenizer
 
 # A template whose end of turn is not ChatML's <|im_end|> and not the tokenizer's eos (as Llama 3's <|eot_id|>).
 EOT_TEMPLATE = ("{% for m in messages %}<|start|>{{ m['role'] }}\n{{ m['content'] }}<|eot|>\n{% endfor %}"
@@ -21,20 +22,9 @@ EOT_TEMPLATE = ("{% for m in messages %}<|start|>{{ m['role'] }}\n{{ m['content'
 
 
 def _eot_tokenizer(path: Path):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(["What colour is snow? Snow is white.", "hello there"] * 10,
-                            trainers.BpeTrainer(vocab_size=280, special_tokens=["<|eot|>", "<|start|>", "<|endoftext|>"],
-                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|start|>", eos_token="<|endoftext|>",
-                                  pad_token="<|endoftext|>", unk_token="<|endoftext|>")
-    tok.chat_template = EOT_TEMPLATE
-    tok.save_pretrained(str(path))
-    return tok
+    return byte_bpe_tokenizer(path, ["What colour is snow? Snow is white.", "hello there"] * 10,
+                              ["<|eot|>", "<|start|>", "<|endoftext|>"], EOT_TEMPLATE, bos="<|start|>", eos="<|endoftext|>",
+                              unk="<|endoftext|>", vocab_size=280)
 
 
 @pytest.fixture(scope="module")

@@ -180,8 +180,9 @@ def test_a_full_checkpoint_of_a_lora_run_still_resumes(tiny, tmp_path, monkeypat
 
 def test_resume_refuses_a_base_that_changed(tiny, tmp_path):
     """The checkpoint holds no base: a base file replaced since the run started is refused in one line, not mixed in."""
-    from tiny_gguf import write_tiny_llama_gguf
     from transformers import AutoTokenizer
+
+    from tiny_gguf import write_tiny_llama_gguf
 
     d, gguf = tiny
     base = shutil.copy(gguf, tmp_path / "base.gguf")
