@@ -1,18 +1,18 @@
 """The `qa:` recipe section (task qa): windows, answer search, SQuAD v2 and the columns of the data.
 
-Torch-free: the recipe schema imports it (a recipe is read before torch is)."""
+Torch-free and free of ftkit imports: the recipe schema imports it (a recipe is read before torch is), and importing
+ftkit.recipe from here would import the schema back before this class exists."""
 
 from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import Field, model_validator
-
-from ftkit.recipe.fields import Section
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class QaSection(Section):
+class QaSection(BaseModel):
     """Extractive question answering (task qa): the answer is a span of the context, found by start/end logits."""
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)  # as recipe.fields.Section
     max_length: int = Field(384, gt=8, description="Tokens per window (question + context + special tokens); a longer "
                             "context is cut into overlapping windows (run_qa: max_seq_length 384). Capped by the model's positions.")
     doc_stride: int = Field(128, gt=0, description="Tokens of context two neighbouring windows share (run_qa's doc_stride); "
