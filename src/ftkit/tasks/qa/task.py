@@ -1,7 +1,7 @@
 """Extractive question answering (task qa): the engine Task and SPEC (prepare, evaluation, render, predict).
 
-Loss: cross-entropy of the start position plus that of the end position, halved (BertForQuestionAnswering's),
-summed over features (the engine divides by the features of the whole accumulation window). Evaluation keeps,
+Loss: cross-entropy of the start position plus that of the end position, halved (BertForQuestionAnswering's,
+but over the real tokens only: padding is left out of the softmax), summed over features (the engine divides by the features of the whole accumulation window). Evaluation keeps,
 per feature, the n-best start and end logits inside the context and the null score ([CLS]) — a few numbers per
 feature, so 2 processes gather them as they are — and compute_metrics turns them into one answer per question
 (postprocess.py) scored with the official SQuAD logic (metrics.py).
@@ -59,8 +59,15 @@ class QuestionAnswering(TaskBase):
 
     @staticmethod
     def logits(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start and end logits, padding at -inf: the softmax over positions must not depend on how far a batch is
+        padded (BertForQuestionAnswering's own loss counts the pad positions: another batch mix, another loss, and
+        2 processes, each padding its half, trained otherwise than 1)."""
         out = model(**{k: v for k, v in batch.items() if k not in SIDE and k not in LABELS})
-        return out.start_logits.float(), out.end_logits.float()
+        start, end = out.start_logits.float(), out.end_logits.float()
+        if "attention_mask" in batch:
+            pad = batch["attention_mask"] == 0
+            start, end = start.masked_fill(pad, float("-inf")), end.masked_fill(pad, float("-inf"))
+        return start, end
 
     @staticmethod
     def _loss_sum(start, end, batch) -> torch.Tensor:
