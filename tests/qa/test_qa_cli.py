@@ -156,3 +156,36 @@ def test_resume_is_exact_for_qa(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     ma, mb = (json.loads((x / "metrics.json").read_text()) for x in (full, cut))
     assert ma["final_metrics"] == mb["final_metrics"]
+
+
+def test_squad_v2_trains_reports_the_null_threshold_and_predict_uses_it(tmp_path):
+    """Every third question loses its answers (asked as if its paragraph did not hold them): with qa.version_2 the
+    run reports HasAns / NoAns and the chosen threshold, `ftkit eval` reproduces it, predict reads it from metrics.json."""
+    raw = qa_recipe(tmp_path, max_steps=2)
+    for split in ("train", "validation"):
+        path = Path(raw["data"][split])
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        for i, r in enumerate(rows):
+            if i % 3 == 0:
+                r["answers"] = {"text": [], "answer_start": []}
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert "need qa.version_2: true" in fails("finetune", "-r", str(write_recipe(tmp_path / "v1.yaml", raw)))
+    raw["qa"]["version_2"] = True
+    code, _, err = run_cli("finetune", "-r", str(write_recipe(tmp_path / "r.yaml", raw)))
+    assert code == 0, err
+    final = json.loads((tmp_path / "run" / "metrics.json").read_text())["final_metrics"]
+    assert final["NoAns_total"] == 8 and final["HasAns_total"] == 16
+    assert final["null_threshold"] == final["best_f1_thresh"] and final["f1"] == pytest.approx(final["best_f1"])
+    code, out, err = run_cli("eval", "--model", str(tmp_path / "run"))
+    assert code == 0, err
+    assert "NoAns f1" in out and "best F1" in out
+    src = tmp_path / "q.jsonl"
+    rows = [json.loads(line) for line in Path(raw["data"]["validation"]).read_text().splitlines()]
+    src.write_text("".join(json.dumps({"question": r["question"], "context": r["context"]}) + "\n" for r in rows))
+    code, out, err = run_cli("predict", "--model", str(tmp_path / "run"), str(src))
+    assert code == 0, err
+    got = [json.loads(line) for line in out.splitlines()]
+    saved = {q: a for q, a in json.loads(next((tmp_path / "run").glob("predictions-validation*.json")).read_text()).items()}
+    assert [g["answer"] for g in got] == [saved[r["id"]] for r in rows]  # predict answers as the evaluation did
+    for g, r in zip(got, rows):
+        assert bool(g.get("no_answer")) == (g["answer"] == "") and (g["answer"] == "" or r["context"][g["start"]:g["end"]] == g["answer"])

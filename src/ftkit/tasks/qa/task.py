@@ -40,7 +40,7 @@ class QuestionAnswering(TaskBase):
     def __init__(self, pad_id: int, qa, eval_set: Optional[EvalSet] = None):
         self.pad_id, self.qa, self.eval_set = pad_id, qa, eval_set
         self.metrics = {"f1": True, "exact_match": True, "loss": False}
-        self.last_answers: dict = {}  # the last evaluation's answers by question id (`ftkit eval` writes them)
+        self.last_answers: dict = {}  # the last evaluation's answer texts by question id (`ftkit eval` writes them)
 
     def collate(self, examples: list[dict], rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """Padded on the right to the batch's longest feature (positions and offsets stay as encoded)."""
@@ -110,13 +110,14 @@ class QuestionAnswering(TaskBase):
 
     def compute_metrics(self, totals) -> dict:
         found = self.answers(totals)
-        self.last_answers = found
         refs = {q: r for q, r in self.eval_set.references.items() if q in found}
+        self.last_answers = {q: a.text for q, a in found.items()}
         if self.qa.version_2:
-            scores = squad.squad_v2({q: a.text for q, a in found.items()}, {q: a.null_gap for q, a in found.items()},
-                                    refs, self.qa.null_threshold)
+            scores = squad.squad_v2(self.last_answers, {q: a.null_gap for q, a in found.items()}, refs, self.qa.null_threshold)
+            # what was scored: "no answer" where the null score wins at the threshold used
+            self.last_answers = {q: "" if a.null_gap > scores["null_threshold"] else a.text for q, a in found.items()}
         else:
-            scores = squad.squad_v1({q: a.text for q, a in found.items()}, refs)
+            scores = squad.squad_v1(self.last_answers, refs)
         out = {"f1": scores.pop("f1"), "exact_match": scores.pop("exact_match")}
         if "count" in totals:
             out["loss"] = float(totals["loss_sum"]) / max(int(totals["count"]), 1)
@@ -232,7 +233,7 @@ def _writer(req: EvalRequest, task: QuestionAnswering):
             n += 1
             path = Path(req.path) / f"predictions-{stem}-{n}.json"
         try:
-            path.write_text(json.dumps({q: a.text for q, a in task.last_answers.items()}, ensure_ascii=False), encoding="utf-8")
+            path.write_text(json.dumps(task.last_answers, ensure_ascii=False), encoding="utf-8")
         except OSError as e:
             req.log(f"predictions: not written ({e.strerror}: {path})")
             return
