@@ -285,11 +285,16 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
             all_scores: bool = typer.Option(False, "--all-scores", help="Add every class's probability."),
             encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of FILE (default: the recipe's data.encoding, utf-8)."),
             fmt: str = typer.Option("auto", "--format", help="ner models: text (one input per line) or conll "
-                                    "(append a predicted-tag column); auto: conll for .conll/.iob/.bio files.")) -> None:
+                                    "(append a predicted-tag column); auto: conll for .conll/.iob/.bio files."),
+            context: Optional[str] = typer.Option(None, "--context", help="qa models: a text file holding the context; "
+                                                  "the questions come one per line (FILE or stdin) instead of JSON lines "
+                                                  "{\"question\", \"context\"}.")) -> None:
     """Classify texts or images: one JSON line per input, {"line" or "row" or "image": ..., "label": ..., "probability": ...}.
     Token classifiers (ner): {"line": n, "entities": [{text, type, start, end, score}]} per line, or a CoNLL file
-    with a predicted-tag column. An image that cannot be read gets "error: FILE: why" on stderr, the others are
-    answered, and the exit code is 3 (2: none could be read)."""
+    with a predicted-tag column. Question answering (qa): JSON lines {"question", "context"} in (or --context FILE
+    and one question per line), {"line": n, "answer", "score", "start", "end"} out (context[start:end] == answer).
+    An image that cannot be read gets "error: FILE: why" on stderr, the others are answered, and the exit code is 3
+    (2: none could be read)."""
     _offline_defaults()
     from ftkit.tasks.spec import Skipped
     from ftkit.workflows import predict as wf
@@ -299,7 +304,7 @@ def predict(model: str = typer.Option(..., "--model", "-m", help="A saved classi
         raise UserError(f"--format: '{fmt}'; expected auto, text or conll")
     for result in wf.run(model, source, cols.get("text_column"), cols.get("text_pair_column"), cols.get("column_names"),
                          batch_size=batch_size, all_scores=all_scores, fmt=fmt, encoding=encoding,
-                         delimiter=_delimiter(delimiter).get("delimiter")):
+                         delimiter=_delimiter(delimiter).get("delimiter"), context=context):
         if isinstance(result, Skipped):
             typer.echo(f"error: {result.input}: {result.why}", err=True)
             continue
@@ -524,7 +529,7 @@ EXAMPLES = {
 
 
 METAVARS = {"model": "DIR", "recipe": "FILE", "data": "FILE", "output": "DIR", "accelerate_config": "FILE",
-            "plot": "PNG", "from_gguf": "FILE", "generations": "JSONL", "data_option": "KEY=VALUE", "fmt": "auto|text|conll", "task": "TASK",
+            "plot": "PNG", "from_gguf": "FILE", "generations": "JSONL", "data_option": "KEY=VALUE", "fmt": "auto|text|conll", "task": "TASK", "context": "FILE",
             "main_process_ip": "IP", "main_process_port": "PORT", "column_names": "A,B,...", "overrides": "KEY=VALUE"}
 
 

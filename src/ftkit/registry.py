@@ -77,6 +77,10 @@ TASKS: tuple[TaskEntry, ...] = (
               "accuracy", "image classification (ViT and the other image models of transformers)", None, ("lora",),
               preprocessor="image_processor", peft_head=("classifier",), pipeline_tag="image-classification",
               train_examples=True),
+    # pipeline_tag: hub metadata only; transformers 5 has no question-answering pipeline (models/card.py writes the code)
+    TaskEntry("qa", FINETUNE, "ftkit.tasks.qa", "AutoModelForQuestionAnswering", ("ForQuestionAnswering",), "f1",
+              "extractive question answering (SQuAD): the answer span in a context", "QUESTION_ANS", ("lora",),
+              peft_head=("qa_outputs",), pipeline_tag="question-answering"),
 )
 NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
 EXAMPLE_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TASKS for f in t.example_formats))

@@ -82,10 +82,35 @@ def _scalars(metrics: Optional[dict]) -> dict:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in COUNTS}
 
 
+QA_USAGE = """```python
+import torch
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{where}")
+model = AutoModelForQuestionAnswering.from_pretrained("{where}").eval()
+question = "Who wrote Hamlet?"
+context = "Hamlet is a tragedy written by William Shakespeare around 1600."
+enc = tokenizer(question, context, truncation="only_second", max_length=384, return_offsets_mapping=True,
+                return_tensors="pt")
+offsets = enc.pop("offset_mapping")[0].tolist()
+with torch.no_grad():
+    out = model(**enc)
+in_context = torch.tensor([s == 1 for s in enc.sequence_ids(0)])
+n = len(in_context)
+ok = torch.ones(n, n, dtype=torch.bool).triu().tril(29) & in_context[:, None] & in_context[None, :]  # end >= start, <= 30 tokens
+scores = (out.start_logits[0][:, None] + out.end_logits[0][None, :]).masked_fill(~ok, float("-inf"))
+start, end = divmod(int(scores.argmax()), n)
+print(context[offsets[start][0]:offsets[end][1]])
+```
+
+For long contexts (overlapping windows), SQuAD v2 models and JSON-lines input: `ftkit predict --model {where}`."""
+
+
 def _usage(task: Optional[registry.TaskEntry], where: str, adapter: Optional[dict]) -> str:
     if adapter is not None:
         cls = {"CAUSAL_LM": "AutoPeftModelForCausalLM", "SEQ_CLS": "AutoPeftModelForSequenceClassification",
-               "TOKEN_CLS": "AutoPeftModelForTokenClassification"}.get(adapter.get("task_type"), "AutoPeftModel")
+               "TOKEN_CLS": "AutoPeftModelForTokenClassification", "QUESTION_ANS": "AutoPeftModelForQuestionAnswering"}.get(
+            adapter.get("task_type"), "AutoPeftModel")
         return (f"A PEFT adapter ({adapter.get('peft_type', '?').lower()}) on `{adapter.get('base_model_name_or_path')}`:\n\n"
                 f"```python\nfrom peft import {cls}\n\nmodel = {cls}.from_pretrained(\"{where}\")\n```\n\n"
                 f"or merged into a plain model: `ftkit export --model {where} --output merged/`.")
@@ -95,6 +120,8 @@ def _usage(task: Optional[registry.TaskEntry], where: str, adapter: Optional[dic
         return (f"```python\nfrom transformers import {task.auto_class}\n\nmodel = {task.auto_class}.from_pretrained(\"{where}\")\n```\n\n"
                 f"Its encoder starts a classifier: `model.from_pretrained: {where}` in an `ftkit finetune` recipe "
                 f"(the decoder is dropped, a new head is added).")
+    if task.pipeline_tag == "question-answering":  # transformers 5 removed this pipeline: the few lines it ran
+        return QA_USAGE.replace("{where}", where)
     example = {"text-generation": '"Once upon a time"', "fill-mask": 'f"Paris is the {pipe.tokenizer.mask_token} of France."',
                "image-classification": 'Image.open("picture.png")'}.get(task.pipeline_tag, '"This is great!"')
     pil = "from PIL import Image\n" if task.images else ""

@@ -87,6 +87,7 @@ class PredictRequest:
     column_names: Optional[list] = None
     sources: list = field(default_factory=list)  # every FILE argument (image models take several files and folders)
     delimiter: Optional[str] = None  # --delimiter: of a csv/tsv FILE (default: TAB for tsv; csv: comma, or sniffed)
+    context: Optional[str] = None  # qa --context: a file holding the one context the questions ask about
 
 
 @dataclass(frozen=True)

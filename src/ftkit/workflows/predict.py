@@ -21,7 +21,7 @@ from ftkit.wording import with_article
 def run(model_dir: str, source=None, text_column: Optional[str] = None,
         pair_column: Optional[str] = None, column_names: Optional[list[str]] = None, batch_size: int = 32,
         all_scores: bool = False, stdin=None, fmt: str = "auto", encoding: Optional[str] = None,
-        delimiter: Optional[str] = None) -> Iterator:
+        delimiter: Optional[str] = None, context: Optional[str] = None) -> Iterator:
     from transformers.utils import logging as hf_logging
 
     from ftkit.workflows.evaluate import saved_recipe
@@ -34,13 +34,15 @@ def run(model_dir: str, source=None, text_column: Optional[str] = None,
         able = [t.name for t in registry.TASKS if registry.spec(t.name).predict is not None]
         raise UserError(f"--model: {model_dir} is not a model ftkit predicts with (its task: {task or 'unknown'}; "
                         f"predict works on {', '.join(able)} models); fine-tune one with `ftkit finetune`")
+    if context is not None and task != "qa":
+        raise UserError(f"--context: {model_dir} is {with_article(task)} model; --context is for question-answering models")
     model = saved.load_model(path, task)  # plain, PEFT adapter or int8
     sources = [source] if isinstance(source, str) else list(source or [])  # image models take several FILEs
     if len(sources) > 1 and not registry.entry(task).images:
         raise UserError(f"FILE: {len(sources)} files given; {with_article(task)} model reads one file (or stdin)")
     req = PredictRequest(model_dir, path, model, saved.load_preprocessor(path, task), saved_recipe(model_dir),
                          sources[0] if sources else None, stdin, batch_size, all_scores, fmt, encoding, text_column,
-                         pair_column, column_names, sources, delimiter)
+                         pair_column, column_names, sources, delimiter, context)
     yield from _count_skipped(predict(req))
 
 

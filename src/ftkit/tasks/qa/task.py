@@ -1,0 +1,280 @@
+"""Extractive question answering (task qa): the engine Task and SPEC (prepare, evaluation, render, predict).
+
+Loss: cross-entropy of the start position plus that of the end position, halved (BertForQuestionAnswering's,
+but over the real tokens only: padding is left out of the softmax), summed over features (the engine divides by the features of the whole accumulation window). Evaluation keeps,
+per feature, the n-best start and end logits inside the context and the null score ([CLS]) — a few numbers per
+feature, so 2 processes gather them as they are — and compute_metrics turns them into one answer per question
+(postprocess.py) scored with the official SQuAD logic (metrics.py).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ftkit.engine.task_api import TaskBase
+from ftkit.tasks.qa import metrics as squad
+from ftkit.tasks.qa.postprocess import answers
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
+
+SIDE = ("feature", "ctx_start", "ctx_end", "cls_index")  # per-feature ints the task reads; never given to the model
+LABELS = ("start_positions", "end_positions")
+
+
+class EvalSet:
+    """The evaluation questions and their features' bookkeeping (which question, character offsets)."""
+
+    def __init__(self, examples, features):
+        self.examples, self.features = examples, features
+        self.contexts = [e.context for e in examples.items]
+        self.references = {e.id: [t for t, _ in e.answers] for e in examples.items}
+
+
+class QuestionAnswering(TaskBase):
+    name = "qa"
+    keep_best = True
+
+    def __init__(self, pad_id: int, qa, eval_set: Optional[EvalSet] = None):
+        self.pad_id, self.qa, self.eval_set = pad_id, qa, eval_set
+        self.metrics = {"f1": True, "exact_match": True, "loss": False}
+        self.last_answers: dict = {}  # the last evaluation's answer texts by question id (`ftkit eval` writes them)
+
+    def collate(self, examples: list[dict], rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """Padded on the right to the batch's longest feature (positions and offsets stay as encoded)."""
+        width = max(len(ex["input_ids"]) for ex in examples)
+        batch = {}
+        for key in examples[0]:
+            if key in SIDE or key in LABELS:
+                batch[key] = torch.tensor([ex[key] for ex in examples], dtype=torch.long)
+            else:
+                fill = self.pad_id if key == "input_ids" else 0
+                batch[key] = torch.tensor([ex[key] + [fill] * (width - len(ex[key])) for ex in examples], dtype=torch.long)
+        return batch
+
+    def count_targets(self, batch) -> int:
+        return int(batch["input_ids"].shape[0])
+
+    @staticmethod
+    def logits(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start and end logits, padding at -inf: the softmax over positions must not depend on how far a batch is
+        padded (BertForQuestionAnswering's own loss counts the pad positions: another batch mix, another loss, and
+        2 processes, each padding its half, trained otherwise than 1)."""
+        out = model(**{k: v for k, v in batch.items() if k not in SIDE and k not in LABELS})
+        start, end = out.start_logits.float(), out.end_logits.float()
+        if "attention_mask" in batch:
+            pad = batch["attention_mask"] == 0
+            start, end = start.masked_fill(pad, float("-inf")), end.masked_fill(pad, float("-inf"))
+        return start, end
+
+    @staticmethod
+    def _loss_sum(start, end, batch) -> torch.Tensor:
+        return (F.cross_entropy(start, batch["start_positions"], reduction="sum")
+                + F.cross_entropy(end, batch["end_positions"], reduction="sum")) / 2
+
+    def loss(self, model, batch) -> torch.Tensor:
+        start, end = self.logits(model, batch)
+        return self._loss_sum(start, end, batch)
+
+    def eval_step(self, model, batch) -> dict:
+        start, end = self.logits(model, batch)
+        out = {}
+        if "start_positions" in batch:
+            out.update(loss_sum=self._loss_sum(start, end, batch).item(), count=int(start.shape[0]))
+        pos = torch.arange(start.shape[1], device=start.device)[None, :]
+        inside = (pos >= batch["ctx_start"][:, None]) & (pos <= batch["ctx_end"][:, None])
+        rows = torch.arange(start.shape[0], device=start.device)
+        out.update(feature=batch["feature"].cpu().numpy(),
+                   null=(start[rows, batch["cls_index"]] + end[rows, batch["cls_index"]]).cpu().numpy())
+        for name, logits in (("s", start), ("e", end)):
+            k = min(self.qa.n_best, logits.shape[1])
+            val, idx = logits.masked_fill(~inside, float("-inf")).topk(k, dim=1)
+            val, idx = val.cpu().numpy(), idx.cpu().numpy()
+            if k < self.qa.n_best:  # short batches: same width on every rank (arrays are concatenated)
+                pad = self.qa.n_best - k
+                val = np.pad(val, ((0, 0), (0, pad)), constant_values=-np.inf)
+                idx = np.pad(idx, ((0, 0), (0, pad)), constant_values=-1)
+            out[f"{name}_val"], out[f"{name}_idx"] = val, idx
+        return out
+
+    def answers(self, totals) -> dict:
+        """{question id: postprocess.Answer} of the questions scored in `totals`."""
+        es = self.eval_set
+        if not len(totals.get("feature", [])):
+            return {}
+        found = answers(totals, es.features.example, es.features.offsets, es.contexts, self.qa.n_best,
+                        self.qa.max_answer_length, self.qa.version_2)
+        return {es.examples.items[i].id: a for i, a in found.items()}
+
+    def compute_metrics(self, totals) -> dict:
+        found = self.answers(totals)
+        refs = {q: r for q, r in self.eval_set.references.items() if q in found}
+        self.last_answers = {q: a.text for q, a in found.items()}
+        if self.qa.version_2:
+            scores = squad.squad_v2(self.last_answers, {q: a.null_gap for q, a in found.items()}, refs, self.qa.null_threshold)
+            # what was scored: "no answer" where the null score wins at the threshold used
+            self.last_answers = {q: "" if a.null_gap > scores["null_threshold"] else a.text for q, a in found.items()}
+        else:
+            scores = squad.squad_v1(self.last_answers, refs)
+        out = {"f1": scores.pop("f1"), "exact_match": scores.pop("exact_match")}
+        if "count" in totals:
+            out["loss"] = float(totals["loss_sum"]) / max(int(totals["count"]), 1)
+        out.update(scores)
+        out.update(questions=len(refs), features=len(np.unique(np.asarray(totals.get("feature", []), dtype=np.int64))))
+        return out
+
+    def nothing_learned(self, metrics: dict) -> Optional[str]:
+        if metrics.get("f1", 1.0) > 0 or not metrics.get("questions"):
+            return None
+        return f"no answer overlaps a reference in {metrics['questions']:,} validation questions: F1 0"
+
+
+def _examples_note(name, examples, features) -> str:
+    from ftkit.tasks.qa import data
+
+    return f"{data.describe(name, examples)} -> {features.describe()}"
+
+
+def _encode(examples, tokenizer, model, qa, log=None, name: str = "data"):
+    from ftkit.models.classifier import input_names, length_cap
+    from ftkit.tasks.qa import features
+
+    cap = length_cap(qa.max_length, model.config, log)
+    if qa.doc_stride >= cap:
+        from ftkit.errors import UserError
+
+        raise UserError(f"qa.doc_stride {qa.doc_stride} must be less than the window of {cap} tokens (qa.max_length, capped by the model's positions)")
+    return features.encode(examples.items, tokenizer, cap, qa.doc_stride, input_names(model, tokenizer))
+
+
+def build_model(recipe, tokenizer, log):
+    """AutoModelForQuestionAnswering: a new model, or a pre-trained encoder with a new start/end head (qa_outputs)."""
+    from ftkit.models.build import build_model as build
+    from ftkit.models.build import count_parameters
+    from ftkit.models.classifier import _quiet_transformers
+
+    with _quiet_transformers():
+        model = build(recipe, tokenizer, "qa")
+    _, total = count_parameters(model)
+    origin = "random weights" if recipe.model.model_type else f"from {recipe.model.from_pretrained}"
+    log(f"model: {type(model).__name__} ({total / 1e6:.2f}M parameters), {origin}")
+    return model
+
+
+def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
+    from ftkit.engine.batches import by_length, length_grouped
+    from ftkit.engine.loop import check_metric
+    from ftkit.tasks.qa import data
+    from ftkit.tasks.qa.features import check_tokenizer
+
+    qa = recipe.qa
+    tokenizer = check_tokenizer(tokenizer, "tokenizer" if recipe.tokenizer else "model.from_pretrained")
+    train, val = data.train_and_validation(recipe.data, qa, recipe.train.seed)
+    model = build_model(recipe, tokenizer, log)
+    train_f = _encode(train, tokenizer, model, qa, log, "train")
+    log(_examples_note("train", train, train_f))
+    eval_set, val_items = None, None
+    if val is not None:
+        val_f = _encode(val, tokenizer, model, qa)
+        log(_examples_note("validation", val, val_f))
+        eval_set, val_items = EvalSet(val, val_f), by_length(val_f.items)
+    task = QuestionAnswering(tokenizer.pad_token_id or 0, qa, eval_set)
+    check_metric(recipe.train, task)
+    log(f"qa | windows of {qa.max_length} tokens, stride {qa.doc_stride} | answers up to {qa.max_answer_length} tokens"
+        + (" | SQuAD v2 (no-answer questions)" if qa.version_2 else ""))
+    return Prepared(model, task, train_f.items, val_items, tokenizer, eval_seed=recipe.train.seed,
+                    order=length_grouped(train_f.items), seq_len=qa.max_length, unit="features (question + context windows), length-grouped",
+                    summary={"train_questions": len(train), "train_features": len(train_f.items),
+                             "train_answers_lost": train_f.lost, "train_offsets_repaired": train.repaired})
+
+
+def evaluation(req: EvalRequest) -> EvalSetup:
+    """SQuAD EM / F1 (v2: HasAns / NoAns, best threshold) of a question-answering model; `ftkit eval` also writes
+    the answers (predictions file)."""
+    from ftkit import registry
+    from ftkit.engine.batches import by_length
+    from ftkit.errors import UserError
+    from ftkit.tasks.qa import data
+    from ftkit.tasks.qa.features import check_tokenizer
+
+    if registry.infer(req.model.config.architectures) != "qa":
+        raise UserError(f"--model: {req.model_dir} is not a question-answering model; fine-tune one with `ftkit finetune --task qa`")
+    tokenizer = check_tokenizer(req.preprocessor, "--model")
+    recipe, qa = req.recipe, req.recipe.qa
+    if req.data is not None or req.split == "train":
+        source, key = (req.data, "--data") if req.data is not None else (recipe.data.train, "data.train")
+        examples = data.load(source, recipe.data, qa, key)
+    else:
+        examples = data.train_and_validation(recipe.data, qa, recipe.train.seed)[1]
+    pick = sample_positions(len(examples), req.sample)
+    if pick is not None:
+        examples = data.Examples([examples.items[i] for i in pick], examples.repaired)
+    feats = _encode(examples, tokenizer, req.model, qa)
+    req.log(_examples_note("data", examples, feats))
+    task = QuestionAnswering(tokenizer.pad_token_id or 0, qa, EvalSet(examples, feats))
+    items = by_length(feats.items) if req.sample is None else feats.items
+    return EvalSetup(task, items, 0, {"answers_lost": feats.lost}, _writer(req, task))
+
+
+def _writer(req: EvalRequest, task: QuestionAnswering):
+    """After the metrics: the answers as {id: text} (the official scripts' predictions file) beside the model,
+    never over an existing file."""
+    import json
+    import os
+    from pathlib import Path
+
+    def write(result: dict) -> None:
+        stem = Path(req.data).stem if req.data else "validation"
+        path = Path(req.path) / f"predictions-{stem}.json"
+        n = 1
+        while path.exists():
+            n += 1
+            path = Path(req.path) / f"predictions-{stem}-{n}.json"
+        try:
+            path.write_text(json.dumps(task.last_answers, ensure_ascii=False), encoding="utf-8")
+        except OSError as e:
+            req.log(f"predictions: not written ({e.strerror}: {path})")
+            return
+        result["predictions"] = os.path.normpath(str(path))
+        req.log(f"predictions: {path} ({len(task.last_answers):,} answers, the SQuAD predictions layout {{id: answer}})")
+
+    return write
+
+
+def render(r: dict) -> str:
+    rows = [("model", r["model"]), ("data", r["data"]),
+            ("questions", f"{r['questions']:,} ({r['features']:,} features; {r.get('answers_lost', 0):,} answers lost to the windows)"),
+            ("exact match", f"{r['exact_match']:.2f}"), ("F1", f"{r['f1']:.2f}")]
+    if "loss" in r:
+        rows.append(("loss", f"{r['loss']:.4f}"))
+    if "best_f1" in r:
+        rows += [("null threshold", f"{r['null_threshold']:.4f}")]
+        rows += [(f"{k.replace('_', ' ')}", f"{r[k]:.2f}") for k in ("HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1") if k in r]
+        rows += [("best exact", f"{r['best_exact']:.2f} (threshold {r['best_exact_thresh']:.4f})"),
+                 ("best F1", f"{r['best_f1']:.2f} (threshold {r['best_f1_thresh']:.4f})")]
+    if "predictions" in r:
+        rows.append(("predictions", r["predictions"]))
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+
+
+def corpus(recipe):
+    """What a new tokenizer trains on: every distinct context and every question."""
+    import datasets
+
+    from ftkit.tasks.qa import data
+
+    ex = data.load(recipe.data.train, recipe.data, recipe.qa, "data.train")
+    texts = list(dict.fromkeys(e.context for e in ex.items)) + [e.question for e in ex.items]
+    return datasets.Dataset.from_dict({recipe.data.text_column: texts})
+
+
+def _predict(req):
+    from ftkit.tasks.qa.predict import predict
+
+    return predict(req)
+
+
+SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render, corpus=corpus, predict=_predict)
