@@ -17,6 +17,8 @@ import torch
 from conftest import DATA, fails, need, run_cli, write_recipe
 from tiny_models import tiny_bert_dir
 
+pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
+
 SQUAD, SHIFTS = DATA / "squad_v1.1", DATA / "squadshifts_new_wiki"
 
 
