@@ -73,6 +73,22 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def cut_run(full: Path, cut: Path, step: int) -> Path:
+    """A copy of the finished run `full` as a run killed after its step-`step` checkpoint leaves it: later checkpoints,
+    the final model and metrics.json gone, run.json saying running (what `--resume` tests start from)."""
+    import json
+    import shutil
+
+    shutil.copytree(full, cut)
+    for ckpt in (cut / "checkpoints").iterdir():
+        if int(ckpt.name.split("-")[1]) > step:
+            shutil.rmtree(ckpt)
+    (cut / "run.json").write_text(json.dumps({"status": "running"}))
+    for f in ("model.safetensors", "metrics.json"):
+        (cut / f).unlink()
+    return cut
+
+
 def run_cli_process(*args: str, timeout: int = 600) -> tuple[int, str, str]:
     """Run `ftkit ARGS` in a fresh process, as a user does (one Accelerate state per process, any precision)."""
     import subprocess

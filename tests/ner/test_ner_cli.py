@@ -10,7 +10,7 @@ import torch
 
 from ftkit.tasks.entity_metrics import entity_scores
 
-from conftest import DATA, fails, need, run_cli, write_recipe
+from conftest import DATA, cut_run, fails, need, run_cli, write_recipe
 from tiny_models import MINILM, bert_config, minilm_tokenizer
 
 pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
@@ -177,14 +177,7 @@ def test_resume_is_exact_for_ner(tmp_path):
     r = write_recipe(tmp_path / "r.yaml", recipe)
     code, _, err = run_cli("finetune", "-r", str(r))
     assert code == 0, err
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    shutil.copytree(full, cut)
-    for ckpt in (cut / "checkpoints").iterdir():
-        if int(ckpt.name.split("-")[1]) > 4:
-            shutil.rmtree(ckpt)
-    (cut / "run.json").write_text(json.dumps({"status": "running"}))
-    for f in ("model.safetensors", "metrics.json"):
-        (cut / f).unlink()
+    full, cut = tmp_path / "full", cut_run(tmp_path / "full", tmp_path / "cut", 4)
     code, _, err = run_cli("finetune", "-r", str(r), f"output_dir={cut}", "--resume")
     assert code == 0, err
     assert "at step 4" in err
