@@ -12,6 +12,7 @@ jsonl corpus and a TSV corpus can feed one run (e.g. IMDB reviews + SST-2 senten
 from __future__ import annotations
 
 import glob
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -86,6 +87,19 @@ def check_utf8(path: str, encoding: str = "utf-8") -> None:
         hint = "set data.encoding (e.g. latin-1) or re-encode the file as UTF-8" if utf8 else f"the file is not {encoding}: check data.encoding"
         name = "UTF-8" if utf8 else encoding
         raise UserError(f"{path}:{line}: not valid {name} (byte 0x{raw[e.start]:02x}); {hint}") from None
+
+
+def json_lines(path: str) -> list[dict]:
+    """The records of a JSON-lines file, blank lines skipped; a line that is not JSON is an error naming path:line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError as e:
+                    raise UserError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+    return rows
 
 
 def check_columns(path: str, fmt: str, names: list[str], encoding: str, delimiter: str) -> None:

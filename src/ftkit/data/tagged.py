@@ -82,17 +82,13 @@ def _rows(path: str, fmt: str) -> list[dict]:
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pylist()
-    text = Path(path).read_text(encoding="utf-8")
-    if path.endswith(".json") and text.lstrip().startswith("["):
-        return json.loads(text)
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError as e:
-                raise UserError(f"{path}:{n}: not a JSON object ({e.msg})") from None
-    return rows
+    if path.endswith(".json"):
+        text = Path(path).read_text(encoding="utf-8")
+        if text.lstrip().startswith("["):
+            return json.loads(text)
+    from ftkit.data.sources import json_lines
+
+    return json_lines(path)
 
 
 def read_table(rows: list[dict], where: str, data, names: Optional[list[str]], out: Tagged) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ftkit.data.sources import json_lines
 from ftkit.errors import UserError
 
 
@@ -102,15 +103,7 @@ def _rows(path: str) -> list[dict]:
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pylist()
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError as e:
-                    raise UserError(f"{path}:{n}: not a JSON object ({e.msg})") from None
-    return rows
+    return json_lines(path)
 
 
 def read_file(path: str, qa, out: Examples) -> None:
