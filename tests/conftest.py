@@ -89,6 +89,26 @@ def cut_run(full: Path, cut: Path, step: int) -> Path:
     return cut
 
 
+def resumed_equals_uninterrupted(recipe: Path, full: Path, cut: Path, step: int, metrics: str = "final_metrics") -> None:
+    """Train `recipe` into `full`, cut a copy after its step-`step` checkpoint, `--resume` it: the same weights, bit for
+    bit, and the same `metrics` in metrics.json."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    code, _, err = run_cli("finetune", "-r", str(recipe), f"output_dir={full}")
+    assert code == 0, err
+    cut_run(full, cut, step)
+    code, _, err = run_cli("finetune", "-r", str(recipe), f"output_dir={cut}", "--resume")
+    assert code == 0, err
+    assert f"at step {step}" in err
+    a, b = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ma, mb = (json.loads((x / "metrics.json").read_text()) for x in (full, cut))
+    assert ma[metrics] == mb[metrics]
+
+
 def run_cli_process(*args: str, timeout: int = 600) -> tuple[int, str, str]:
     """Run `ftkit ARGS` in a fresh process, as a user does (one Accelerate state per process, any precision)."""
     import subprocess

@@ -10,7 +10,7 @@ import torch
 
 from ftkit.tasks.entity_metrics import entity_scores
 
-from conftest import DATA, cut_run, fails, need, run_cli, write_recipe
+from conftest import DATA, fails, need, resumed_equals_uninterrupted, run_cli, write_recipe
 from tiny_models import MINILM, bert_config, minilm_tokenizer
 
 pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
@@ -174,19 +174,8 @@ def test_resume_is_exact_for_ner(tmp_path):
         "train": {"max_steps": 12, "batch_size": 8, "lr": 1e-3, "eval_every": 6, "save_every": 4, "keep_checkpoints": 5, "keep_checkpoints_at_end": 5,
                   "precision": "fp32", "log_every": 4},
     }
-    r = write_recipe(tmp_path / "r.yaml", recipe)
-    code, _, err = run_cli("finetune", "-r", str(r))
-    assert code == 0, err
-    full, cut = tmp_path / "full", cut_run(tmp_path / "full", tmp_path / "cut", 4)
-    code, _, err = run_cli("finetune", "-r", str(r), f"output_dir={cut}", "--resume")
-    assert code == 0, err
-    assert "at step 4" in err
-    from safetensors.torch import load_file
-
-    a, b = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    ma, mb = (json.loads((x / "metrics.json").read_text()) for x in (full, cut))
-    assert ma["best_metrics"] == mb["best_metrics"]
+    resumed_equals_uninterrupted(write_recipe(tmp_path / "r.yaml", recipe), tmp_path / "full", tmp_path / "cut", 4,
+                                 "best_metrics")
 
 
 def test_bad_ner_inputs_fail_with_one_line(tmp_path):

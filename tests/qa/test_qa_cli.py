@@ -11,9 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
-from conftest import DATA, cut_run, fails, need, run_cli, write_recipe
+from conftest import DATA, fails, need, resumed_equals_uninterrupted, run_cli, write_recipe
 from tiny_models import tiny_bert_dir
 
 pytestmark = pytest.mark.e2e  # end-to-end runs: `make test-fast` leaves them out
@@ -137,19 +136,7 @@ def test_resume_is_exact_for_qa(tmp_path):
     # evaluated at the end only: a best model of step 4 would sit in best/, which a finished run has moved into place
     raw = qa_recipe(tmp_path, out="full", max_steps=8, eval_every=0, save_every=4, keep_checkpoints=5,
                     keep_checkpoints_at_end=5, dropout=0.1)
-    r = write_recipe(tmp_path / "r.yaml", raw)
-    code, _, err = run_cli("finetune", "-r", str(r))
-    assert code == 0, err
-    full, cut = tmp_path / "full", cut_run(tmp_path / "full", tmp_path / "cut", 4)
-    code, _, err = run_cli("finetune", "-r", str(r), f"output_dir={cut}", "--resume")
-    assert code == 0, err
-    assert "at step 4" in err
-    from safetensors.torch import load_file
-
-    a, b = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    ma, mb = (json.loads((x / "metrics.json").read_text()) for x in (full, cut))
-    assert ma["final_metrics"] == mb["final_metrics"]
+    resumed_equals_uninterrupted(write_recipe(tmp_path / "r.yaml", raw), tmp_path / "full", tmp_path / "cut", 4)
 
 
 def test_squad_v2_trains_reports_the_null_threshold_and_predict_uses_it(tmp_path):
