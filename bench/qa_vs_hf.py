@@ -86,11 +86,16 @@ def run_ftkit(tmp: Path, a, prec: str) -> dict:
 
 # ---- the peer: run_qa.py's helpers, following transformers' examples/pytorch/question-answering (run_qa.py,
 # utils_qa.py) line for line where it matters; v1 (no null answers), no token_is_max_context filter (run_qa has none)
-def prepare_train_features(examples, tok, pad: bool):
+def _windows(examples, tok, pad: bool):
+    """Question + context windows with offsets, as both of run_qa's feature functions tokenize them."""
     questions = [q.lstrip() for q in examples["question"]]
-    enc = tok(questions, examples["context"], truncation="only_second", max_length=SETTINGS["max_length"],
-              stride=SETTINGS["doc_stride"], return_overflowing_tokens=True, return_offsets_mapping=True,
-              padding="max_length" if pad else False)
+    return tok(questions, examples["context"], truncation="only_second", max_length=SETTINGS["max_length"],
+               stride=SETTINGS["doc_stride"], return_overflowing_tokens=True, return_offsets_mapping=True,
+               padding="max_length" if pad else False)
+
+
+def prepare_train_features(examples, tok, pad: bool):
+    enc = _windows(examples, tok, pad)
     sample_mapping = enc.pop("overflow_to_sample_mapping")
     offset_mapping = enc.pop("offset_mapping")
     enc["start_positions"], enc["end_positions"] = [], []
@@ -121,10 +126,7 @@ def prepare_train_features(examples, tok, pad: bool):
 
 
 def prepare_validation_features(examples, tok, pad: bool):
-    questions = [q.lstrip() for q in examples["question"]]
-    enc = tok(questions, examples["context"], truncation="only_second", max_length=SETTINGS["max_length"],
-              stride=SETTINGS["doc_stride"], return_overflowing_tokens=True, return_offsets_mapping=True,
-              padding="max_length" if pad else False)
+    enc = _windows(examples, tok, pad)
     sample_mapping = enc.pop("overflow_to_sample_mapping")
     enc["example_id"] = []
     for i in range(len(enc["input_ids"])):
