@@ -41,5 +41,6 @@ def test_a_failing_rank_ends_the_run_with_its_own_error(tmp_path, tiny_gpt_recip
     lines = [l for l in p.stderr.splitlines() if l.strip() and not l.startswith("note: ")]
     assert p.returncode == 2, p.stderr
     assert lines[-1] == "error: rank 1: data.train: a broken row on rank 1's shard (injected)", p.stderr[-2000:]
-    assert "error: rank 0: another rank stopped first (its error is above)" in p.stderr
+    # (rank 0 says "another rank stopped first" when its collective breaks before the launcher stops it; the
+    # launcher's SIGTERM can come first, so that line is not asserted)
     assert took < 60, took  # bounded: the launcher stops the other rank at once (~12 s here, with the start-up)
