@@ -80,36 +80,60 @@ class StopRequested:
 
 def evaluate(accelerator, model, task: Task, batches: Iterable[dict], log=None, mixed_precision: bool = True) -> dict[str, float]:
     """Run the task's eval step over (this rank's share of) the batches and combine all ranks.
-    With `log`, long evaluations report progress (batches done, elapsed, ETA). `mixed_precision=False`
-    measures in fp32 whatever the accelerator's precision (compress compares models that way)."""
+
+    Numbers are summed; sequences (arrays, or lists of texts / records: generation, per-example outputs) are
+    concatenated in the *global* batch order, as one process would see them: rank r holds batches r, r + W,
+    r + 2W, ... (engine/batches.eval_batches), so the gathered parts are interleaved back batch by batch. Numeric
+    sequences arrive as numpy arrays, others as lists. With `log`, long evaluations report progress.
+    `mixed_precision=False` measures in fp32 whatever the accelerator's precision (compress compares models that way)."""
     from accelerate.utils import AutocastKwargs, gather_object
 
     model.eval()
     sums: dict[str, float] = {}
-    arrays: dict[str, list] = {}
+    per_batch: list[dict[str, list]] = []  # this rank's sequences, one dict per batch, in its order
     progress = ProgressLine(len(batches) if hasattr(batches, "__len__") else None, "eval batches",
                         log if accelerator.is_main_process else None)
     with torch.no_grad(), accelerator.autocast(None if mixed_precision else AutocastKwargs(enabled=False)):
         for batch in batches:
             progress.update()
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            seqs = {}
             for k, v in task.eval_step(model, batch).items():
-                if np.ndim(v) == 0:
-                    sums[k] = sums.get(k, 0.0) + float(v)
+                if isinstance(v, (list, tuple)) or np.ndim(v) > 0:
+                    seqs[k] = np.asarray(v).tolist() if not isinstance(v, (list, tuple)) else list(v)
                 else:
-                    arrays.setdefault(k, []).append(np.asarray(v))
+                    sums[k] = sums.get(k, 0.0) + float(v)
+            per_batch.append(seqs)
     progress.close()
     model.train()
-    local = {"sums": sums, "arrays": {k: np.concatenate(v).tolist() for k, v in arrays.items()}}
+    local = {"sums": sums, "batches": per_batch}
     parts = gather_object([local]) if accelerator.num_processes > 1 else [local]
+    return task.compute_metrics(combine_ranks(parts))
+
+
+def combine_ranks(parts: list[dict]) -> dict[str, Any]:
+    """All ranks' evaluation accumulators as one process would have them: sums added, sequences in global batch
+    order (global batch j * W + r is rank r's j-th)."""
     totals: dict[str, Any] = {}
     for p in parts:
         for k, v in p["sums"].items():
             totals[k] = totals.get(k, 0.0) + v
-        for k, v in p["arrays"].items():
-            totals.setdefault(k, []).extend(v)
-    totals = {k: (np.asarray(v) if isinstance(v, list) else v) for k, v in totals.items()}
-    return task.compute_metrics(totals)
+    for j in range(max((len(p["batches"]) for p in parts), default=0)):
+        for p in parts:
+            if j < len(p["batches"]):
+                for k, v in p["batches"][j].items():
+                    totals.setdefault(k, []).extend(v)
+    return {k: (_as_array(v) if isinstance(v, list) else v) for k, v in totals.items()}
+
+
+def _as_array(values: list):
+    """Numbers (and rows of numbers) as a numpy array, as tasks computed metrics from before; texts and records
+    (generated replies, spans, per-example outputs) stay a list."""
+    try:
+        array = np.asarray(values)
+    except ValueError:  # ragged rows
+        return values
+    return values if array.dtype.kind in "OUS" else array
 
 
 def check_metric(cfg: TrainSection, task: Task) -> None:

@@ -40,7 +40,9 @@ class Task(Protocol):
         """The SUM of the loss over the batch's targets (not the mean)."""
 
     def eval_step(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
-        """Per-batch accumulators: numbers (summed) or 1-D arrays (concatenated) keyed by name."""
+        """Per-batch accumulators keyed by name: numbers (summed over batches and ranks), or sequences, one entry per
+        example (arrays of numbers, or lists of texts / records such as generated replies), concatenated over
+        batches and ranks in the global batch order: N processes give compute_metrics what 1 process gives."""
 
     def compute_metrics(self, totals: dict[str, Any]) -> dict[str, float]:
         """Metrics from the accumulators of all batches and ranks."""

@@ -33,6 +33,10 @@ class Prepared:
     summary: dict = field(default_factory=dict)  # extra keys of metrics.json (labels, skipped rows, ...)
     # after training, on the main process: (final model, run dir) -> more keys of metrics.json (mim: its pictures)
     report: Optional[Callable[[Any, Path], dict]] = None
+    # models the task reads and never trains (a DPO reference, a distillation teacher): the workflow moves each to the
+    # training device and keeps it in eval mode without gradients; the task holds them (nn.Module.to is in place), they
+    # are neither wrapped for DDP nor given to the optimizer, nor saved
+    frozen: tuple = ()
 
 
 @dataclass

@@ -143,6 +143,8 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
     if resume:
         check_checkpoint_fits(recipe.output_dir, model)
     task.check_model(model)
+    for module in prep.frozen:  # contract: read, never trained (tasks/spec.Prepared.frozen)
+        module.to(acc.device).eval().requires_grad_(False)
     if acc.device.type == "cpu" and cfg.fast_paths:  # dropout, attention and GELU faster on CPU (models/fast_paths.py)
         use_fast_paths(model)
     trainable, total = count_parameters(model)
