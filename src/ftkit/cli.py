@@ -172,7 +172,7 @@ def _data_options(items: Optional[List[str]]) -> dict:
     for item in items or []:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise UserError(f"--data-option {item}: expected KEY=VALUE, e.g. tag_field=3")
+            raise UserError(f"--data-option {item}: expected KEY=VALUE, e.g. format=conll or ner.tag_field=3")
         out[key.strip().removeprefix("data.")] = parse_value(value)
     return out
 
@@ -206,7 +206,8 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
           column_names: Optional[str] = NamesOpt, delimiter: Optional[str] = DelimOpt,
           encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the file (default: the recipe's data.encoding, utf-8)."),
           data_option: Optional[List[str]] = typer.Option(None, "--data-option", "-D", help="Another data.* setting for "
-                                                         "this file, KEY=VALUE (e.g. -D tag_field=3 -D format=conll); repeatable."),
+                                                         "this file, KEY=VALUE, or a family section's, SECTION.KEY=VALUE (e.g. "
+                                                         "-D ner.tag_field=3 -D format=conll); repeatable."),
           plot: Optional[str] = typer.Option(None, "--plot", help="cls: where to write the confusion-matrix PNG "
                                              "(default: MODEL/confusion_matrix_<data file stem>.png)."),
           generate_: bool = typer.Option(False, "--generate", help="sft: generate replies (greedy) and score the extracted "

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftkit.tasks.entity_metrics import entity_scores
+from ftkit.tasks.ner.metrics import entity_scores
 
 from conftest import DATA, fails, need, resumed_equals_uninterrupted, run_cli, write_recipe
 from tiny_models import MINILM, bert_config, minilm_tokenizer
@@ -98,13 +98,14 @@ def test_metric_equals_seqeval_on_a_random_models_predictions():
     from seqeval.metrics import classification_report, f1_score
     from transformers import BertForTokenClassification
 
-    from ftkit.data import tagged
-    from ftkit.data.tagged_items import encode
     from ftkit.recipe.schema import DataSection
-    from ftkit.tasks.ner import TokenClassification
+    from ftkit.tasks.ner import data as tagged
+    from ftkit.tasks.ner.items import encode
+    from ftkit.tasks.ner.section import NerSection
+    from ftkit.tasks.ner.task import TokenClassification
 
     tok = minilm_tokenizer()
-    sents = tagged.normalise(tagged.load(str(need(WNUT / "emerging.dev.conll")), DataSection(train="-"), "d"), "iob2")
+    sents = tagged.normalise(tagged.load(str(need(WNUT / "emerging.dev.conll")), DataSection(train="-"), NerSection(), "d"), "iob2")
     labels = tagged.label_list(sents.tags)
     torch.manual_seed(0)
     model = BertForTokenClassification(bert_config(tok, num_labels=len(labels))).eval()

@@ -5,12 +5,13 @@ import types
 import pytest
 import torch
 
-from ftkit.data import tagged
-from ftkit.data.tagged_items import check_tokenizer, encode
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.strategy import apply_strategy, save_weights
 from ftkit.recipe.schema import DataSection, FinetuneSection
+from ftkit.tasks.ner import data as tagged
+from ftkit.tasks.ner.items import check_tokenizer, encode
+from ftkit.tasks.ner.section import NerSection
 
 from tiny_models import bert_config, minilm_tokenizer
 
@@ -75,5 +76,5 @@ def test_hub_dataset_tags_named_by_classlabel(monkeypatch):
                                   "ner_tags": datasets.Sequence(datasets.ClassLabel(names=TAGS))})
     ds = datasets.Dataset.from_dict({"tokens": [["Ann", "in", "Oslo"]], "ner_tags": [[1, 0, 3]]}, features=features)
     monkeypatch.setattr(datasets, "load_dataset", lambda name, config=None, split=None: ds)
-    t = tagged.load("someone/ner-data", DataSection(train="someone/ner-data"), "data.train")
+    t = tagged.load("someone/ner-data", DataSection(train="someone/ner-data"), NerSection(), "data.train")
     assert t.tags == [["B-PER", "O", "B-LOC"]] and t.where == ["hub:someone/ner-data row 1"]

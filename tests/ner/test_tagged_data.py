@@ -5,10 +5,11 @@ from collections import Counter
 
 import pytest
 
-from ftkit.data import tagged
-from ftkit.data.tagged_items import WORDS_PER_SENTENCE, encode, windows
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
+from ftkit.tasks.ner import data as tagged
+from ftkit.tasks.ner.items import WORDS_PER_SENTENCE, encode, windows
+from ftkit.tasks.ner.section import NerSection
 
 from conftest import DATA, need
 from tiny_models import minilm_tokenizer
@@ -20,8 +21,12 @@ def data(**kw) -> DataSection:
     return DataSection(train="-", **kw)
 
 
+def ner(**kw) -> NerSection:
+    return NerSection(**kw)
+
+
 def test_wnut_train_has_3394_sentences_despite_its_tab_only_separator_lines():
-    t = tagged.load(str(need(WNUT / "wnut17train.conll")), data(), "data.train")
+    t = tagged.load(str(need(WNUT / "wnut17train.conll")), data(), ner(), "data.train")
     assert len(t) == 3394 and sum(map(len, t.tokens)) == 62730
     assert t.where[1].endswith("wnut17train.conll:" + str(len(t.tokens[0]) + 2))  # line numbers are real
 
@@ -30,32 +35,32 @@ def test_conll_columns_docstart_and_whitespace_separators(tmp_path):
     p = tmp_path / "c.txt"
     p.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n \t \n"
                  "German JJ B-NP B-MISC\ncall NN I-NP O\n")
-    t = tagged.load(str(p), data(), "data.train")  # defaults: token column 0, tag column -1 (CoNLL-2003)
+    t = tagged.load(str(p), data(), ner(), "data.train")  # defaults: token column 0, tag column -1 (CoNLL-2003)
     assert t.tokens == [["EU", "rejects"], ["German", "call"]] and t.tags == [["B-ORG", "O"], ["B-MISC", "O"]]
-    chunk = tagged.load(str(p), data(tag_field=2), "data.train")
+    chunk = tagged.load(str(p), data(), ner(tag_field=2), "data.train")
     assert chunk.tags[0] == ["B-NP", "B-VP"]
-    with pytest.raises(UserError, match=r"c.txt:3: data.tag_field 7 does not exist: lines have 4 columns"):
-        tagged.load(str(p), data(tag_field=7), "data.train")
+    with pytest.raises(UserError, match=r"c.txt:3: ner.tag_field 7 does not exist: lines have 4 columns"):
+        tagged.load(str(p), data(), ner(tag_field=7), "data.train")
     p.write_text("EU B-ORG\nrejects\tVBZ\tO\n")
     with pytest.raises(UserError, match=r"c.txt:2: 3 columns, but the file's lines have 2"):
-        tagged.load(str(p), data(), "data.train")
+        tagged.load(str(p), data(), ner(), "data.train")
 
 
 def test_jsonl_with_int_tags_and_names(tmp_path):
     p = tmp_path / "d.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in [{"tokens": ["Ann", "runs"], "ner_tags": [1, 0]},
                                                    {"tokens": ["in", "Rome"], "ner_tags": [0, 3]}]))
-    t = tagged.load(str(p), data(tag_names=["O", "B-PER", "I-PER", "B-LOC"]), "data.train")
+    t = tagged.load(str(p), data(), ner(tag_names=["O", "B-PER", "I-PER", "B-LOC"]), "data.train")
     assert t.tags == [["B-PER", "O"], ["O", "B-LOC"]]
-    with pytest.raises(UserError, match="tags are numbers; name them with data.tag_names"):
-        tagged.load(str(p), data(), "data.train")
-    named = tagged.load(str(p), data(tag_names=["O", "B-PER", "I-PER", "B-LOC"]), "data.train")
+    with pytest.raises(UserError, match="tags are numbers; name them with ner.tag_names"):
+        tagged.load(str(p), data(), ner(), "data.train")
+    named = tagged.load(str(p), data(), ner(tag_names=["O", "B-PER", "I-PER", "B-LOC"]), "data.train")
     named.tags[1][1] = "X-LOC"  # a bad tag in a JSON row is named by row and token, not by a made-up line
     with pytest.raises(UserError, match=r"d.jsonl row 2 token 2: tag 'X-LOC'"):
         tagged.normalise(named, "iob2")
     p.write_text(json.dumps({"tokens": [], "ner_tags": []}))
     with pytest.raises(UserError, match=r"d.jsonl row 1: an empty sentence"):
-        tagged.load(str(p), data(), "data.train")
+        tagged.load(str(p), data(), ner(), "data.train")
 
 
 def sentences(*tags):
@@ -73,10 +78,10 @@ def test_iob1_becomes_iob2_and_iob2_repairs_are_counted():
 
 @pytest.mark.parametrize("scheme", ["bioes", "bilou"])
 def test_iob2_data_read_as_bioes_is_refused(scheme):
-    """IOB2 tags are valid BIOES letters: without this check `data.tag_scheme: bioes` on IOB2 data trained silently."""
+    """IOB2 tags are valid BIOES letters: without this check `ner.tag_scheme: bioes` on IOB2 data trained silently."""
     iob2 = sentences(["O", "B-PER", "I-PER", "O"], ["B-LOC", "O", "B-ORG"])
-    with pytest.raises(UserError, match=rf"f.conll:3: data.tag_scheme is {scheme} but no entity in the data ends with "
-                                        r".* \('I-PER' ends one here\): the tags are IOB2; set data.tag_scheme: iob2"):
+    with pytest.raises(UserError, match=rf"f.conll:3: ner.tag_scheme is {scheme} but no entity in the data ends with "
+                                        r".* \('I-PER' ends one here\): the tags are IOB2; set ner.tag_scheme: iob2"):
         tagged.normalise(iob2, scheme)
     closed = sentences(["O", "B-PER", "E-PER", "O"], ["S-LOC", "O"]) if scheme == "bioes" else \
         sentences(["O", "B-PER", "L-PER", "O"], ["U-LOC", "O"])
@@ -139,5 +144,5 @@ def test_rows_keeps_an_entrys_first_sentences(tmp_path):
     q = tmp_path / "d.txt"
     q.write_text("Bob B-PER\n\nOslo B-LOC\n")
     spec = [{"path": str(p), "rows": 2}, str(q)]
-    t = tagged.load(DataSection(train=spec).train, data(), "data.train")
+    t = tagged.load(DataSection(train=spec).train, data(), ner(), "data.train")
     assert t.tokens == [["Ann"], ["Rome"], ["Bob"], ["Oslo"]] and t.where[2] == f"{q}:1"

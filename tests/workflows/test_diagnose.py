@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ftkit.tasks.cls import SequenceClassification
-from ftkit.tasks.ner import TokenClassification
+from ftkit.tasks.ner.task import TokenClassification
 from ftkit.workflows.diagnose import diagnose, loss_not_falling
 
 from conftest import DATA, need, run_cli, write_recipe

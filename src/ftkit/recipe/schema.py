@@ -8,6 +8,7 @@ against these same fields. Unknown keys are errors (extra="forbid").
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
@@ -15,6 +16,8 @@ from pydantic import Field, field_validator, model_validator
 from ftkit import registry
 from ftkit.recipe.fields import DELIMITER_HELP, DataFile, DataFiles, Section, check_delimiter  # noqa: F401 (re-exported)
 from ftkit.recipe.task_sections import DistillSection, ElectraSection, ImageSection, MaskingSection, SftSection  # noqa: F401
+from ftkit.tasks.ner.section import LEGACY_DATA_KEYS as NER_LEGACY_KEYS
+from ftkit.tasks.ner.section import NerSection
 from ftkit.tasks.qa.section import QaSection  # a family package's own section (torch-free)
 
 Task = Literal[registry.NAMES]  # type: ignore[valid-type]  (the registry's names: one place lists tasks)
@@ -94,16 +97,6 @@ class DataSection(Section):
     label_regex: Optional[str] = Field(None, description="cls: a regular expression applied to each raw label; its first "
                                        "group (or whole match) becomes the class, e.g. '^([^:]+)' keeps TREC's coarse "
                                        "class of 'LOC:city'. Applied before data.label_map.")
-    token_field: int = Field(0, description="ner, conll files: column holding the token (0-based; negative counts from the end).")
-    tag_field: int = Field(-1, description="ner, conll files: column holding the tag (CoNLL-2003: -1, the NER column of token POS chunk NER).")
-    tokens_column: str = Field("tokens", description="ner, json/parquet/hub data: column with the list of tokens.")
-    tags_column: str = Field("ner_tags", description="ner, json/parquet/hub data: column with the list of tags (strings, or ints named by tag_names / the dataset's ClassLabel).")
-    tag_names: Optional[list[str]] = Field(None, description="ner: names of integer tags, in id order (e.g. [O, B-PER, I-PER]).")
-    tag_scheme: Literal["iob2", "iob1", "bioes", "bilou"] = Field(
-        "iob2", description="ner: how the tags mark entities. iob2 (B- starts every entity; an I- that starts one is "
-        "repaired to B- and counted, as conlleval reads it), iob1 (converted to iob2 on load), bioes, bilou (read as bioes).")
-    label_all_tokens: bool = Field(False, description="ner: train every piece of a word on its tag (B- becomes I- after the first piece), "
-                                   "not only the first. Scores always count words (first piece), so they are not inflated.")
     messages_column: str = Field("messages", description="sft, format messages: column with the list of {role, content} messages.")
     prompt_column: str = Field("prompt", description="sft, format prompt_completion: column with the prompt (a string or messages).")
     completion_column: str = Field("completion", description="sft, format prompt_completion: column with the reply (a string or messages).")
@@ -250,7 +243,17 @@ class Recipe(Section):
     distill: DistillSection = Field(default_factory=DistillSection, description="Knowledge distillation settings (`ftkit compress distill`).")
     sft: SftSection = Field(default_factory=SftSection, description="Instruction / chat fine-tuning settings (task sft).")
     image: ImageSection = Field(default_factory=ImageSection, description=f"Image settings (tasks {', '.join(t.name for t in registry.TASKS if t.images)}).")
+    ner: NerSection = Field(default_factory=NerSection, description="Token classification settings (task ner).")
     qa: QaSection = Field(default_factory=QaSection, description="Extractive question answering settings (task qa).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, raw: Any) -> Any:
+        """Keys that moved from `data:` to their family's section still work where they were (with a note)."""
+        if isinstance(raw, dict):
+            for section, keys in (("ner", NER_LEGACY_KEYS),):
+                moved_to_section(raw, section, keys)
+        return raw
 
     @model_validator(mode="after")
     def _family_defaults(self) -> "Recipe":
@@ -301,6 +304,32 @@ class Recipe(Section):
             if self.model.from_pretrained is None:  # an adapter over random weights could never be loaded again
                 raise ValueError(f"finetune.strategy {self.finetune.strategy} needs model.from_pretrained (a pre-trained model to adapt)")
         return self
+
+
+_NOTED: set[str] = set()  # moved keys already noted in this process
+
+
+def forget_moved_key_notes() -> None:
+    """Forget which moved keys were noted (tests)."""
+    _NOTED.clear()
+
+
+def moved_to_section(raw: dict, section: str, keys: tuple) -> None:
+    """Move `data.<key>` (the old place) to `<section>.<key>` in a raw recipe, once per key and process a note on
+    stderr (never stdout: `ftkit predict` answers there). A key set in both places is an error: which one was meant?"""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in [k for k in keys if k in data]:
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            return  # the schema names the wrong type of `section`
+        if key in target:
+            raise ValueError(f"data.{key} and {section}.{key} are both set; keep {section}.{key} (data.{key} is its old name)")
+        target[key] = data.pop(key)
+        if key not in _NOTED:
+            _NOTED.add(key)
+            print(f"note: recipe key data.{key} is now {section}.{key} (read as such; write {section}.{key})", file=sys.stderr)
 
 
 def _check_sft(recipe: "Recipe") -> None:

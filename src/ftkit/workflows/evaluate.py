@@ -30,8 +30,8 @@ def saved_recipe(model_dir: str) -> Optional[Recipe]:
 
 def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Optional[int],
                 data_overrides: Optional[dict] = None, generate: bool = False, recipe: Optional[str] = None) -> Recipe:
-    """The recipe whose data settings describe the evaluation data (`data_overrides`: data.* keys for a file laid
-    out otherwise): the model's own, or `recipe` (e.g. a fine-tuning recipe, to evaluate its starting point)."""
+    """The recipe whose data settings describe the evaluation data (`data_overrides`: data.* keys, or SECTION.KEY
+    keys of a family section, for a file laid out otherwise): the model's own, or `recipe` (e.g. a fine-tuning recipe, to evaluate its starting point)."""
     from ftkit.recipe import packaged, validate
 
     base = load_recipe(packaged.find(recipe)) if recipe else saved_recipe(model_dir)
@@ -49,7 +49,12 @@ def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Opti
         raise UserError(f"--data: {model_dir} has no recipe with validation data; pass --data FILE")
     if block_size:
         raw["data"]["block_size"] = block_size
-    raw["data"].update(data_overrides or {})
+    for key, value in (data_overrides or {}).items():  # KEY: a data.* key; SECTION.KEY: a family section's (ner.tag_field)
+        section, _, name = key.rpartition(".")
+        target = raw.setdefault(section or "data", {})
+        if not isinstance(target, dict):
+            raise UserError(f"--data-option {key}={value}: {section} is not a recipe section")
+        target[name] = value
     return validate(raw, source=f"{model_dir}/recipe.yaml")
 
 

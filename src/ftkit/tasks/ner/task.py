@@ -2,7 +2,7 @@
 
 Training follows run_ner (first piece of each word labelled, the rest -100 unless label_all_tokens).
 Evaluation scores *words*, not pieces: each word's prediction is the argmax at its first piece,
-found by the `word_key` each item carries (data/tagged_items.py), then merged per sentence and
+found by the `word_key` each item carries (items.py), then merged per sentence and
 compared with the gold tags of the evaluation sentences (`gold`), whatever windows they were cut
 into. A word with no piece at all (e.g. a lone U+FE0F, which the uncased normaliser deletes) is
 predicted O and still scored.
@@ -17,9 +17,15 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.data import vocab_coverage
-from ftkit.data.tagged_items import WORDS_PER_SENTENCE
+from ftkit.engine.batches import by_length, length_grouped
+from ftkit.engine.loop import check_metric
 from ftkit.engine.task_api import TaskBase
-from ftkit.tasks.entity_metrics import entity_scores
+from ftkit.errors import UserError
+from ftkit.models.classifier import build_classifier, checkpoint_labels, input_names, length_cap
+from ftkit.tasks.ner import data as tagged
+from ftkit.tasks.ner.items import WORDS_PER_SENTENCE, check_tokenizer, encode
+from ftkit.tasks.ner.metrics import entity_scores
+from ftkit.tasks.ner.predict import predict
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
 
 
@@ -31,7 +37,7 @@ class TokenClassification(TaskBase):
         from transformers import DataCollatorForTokenClassification
 
         self.labels = list(labels)
-        self.gold = gold  # data.tagged.Tagged of the evaluation sentences
+        self.gold = gold  # data.Tagged of the evaluation sentences
         self._pad = DataCollatorForTokenClassification(tokenizer, padding="longest", return_tensors="pt")
         self.metrics = {"f1": True, "precision": True, "recall": True, "accuracy": True, "loss": False}
 
@@ -98,14 +104,8 @@ class TokenClassification(TaskBase):
 
 def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     """Tagged sentences -> a token classifier, its Task and encoded items (first piece of each word labelled)."""
-    from ftkit.data import tagged
-    from ftkit.data.tagged_items import check_tokenizer, encode
-    from ftkit.engine.batches import by_length, length_grouped
-    from ftkit.engine.loop import check_metric
-    from ftkit.models.classifier import build_classifier, input_names, length_cap
-
     tokenizer = check_tokenizer(tokenizer, "tokenizer" if recipe.tokenizer else "model.from_pretrained")
-    train, val = tagged.train_and_validation(recipe.data, recipe.train.seed)
+    train, val = tagged.train_and_validation(recipe.data, recipe.ner, recipe.train.seed)
     labels = tagged.label_list(train.tags)
     if val is not None:
         tagged.check_known(val, labels, "data.train")
@@ -115,7 +115,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     cap = length_cap(recipe.data.block_size, model.config, log)
     names = input_names(model, tokenizer)
     label2id = {n: i for i, n in enumerate(labels)}
-    train_items, cut = encode(train, tokenizer, cap, label2id, names, recipe.data.label_all_tokens)
+    train_items, cut = encode(train, tokenizer, cap, label2id, names, recipe.ner.label_all_tokens)
     log(tagged.describe("train", train) + (f"; {cut:,} longer than {cap} pieces cut into windows" if cut else ""))
     val_items = None
     if val is not None:
@@ -123,7 +123,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
         val_items = by_length(val_items)
         log(tagged.describe("validation", val) + (f"; {cut:,} longer than {cap} pieces cut into windows (every word scored)" if cut else ""))
     log(f"ner | {len(labels)} tags ({', '.join(labels[:7])}{', ...' if len(labels) > 7 else ''}) | inputs {', '.join(names)}"
-        + (" | label_all_tokens" if recipe.data.label_all_tokens else ""))
+        + (" | label_all_tokens" if recipe.ner.label_all_tokens else ""))
     coverage = vocab_coverage.coverage(tokenizer, vocab_coverage.first_words(" ".join(s) for s in train.tokens))
     log(vocab_coverage.describe(coverage))
     return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
@@ -133,12 +133,6 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
 
 def evaluation(req: EvalRequest) -> EvalSetup:
     """Entity-level P/R/F1 (overall and per type) and token accuracy on words; long sentences windowed, every word scored."""
-    from ftkit.data import tagged
-    from ftkit.data.tagged_items import check_tokenizer, encode
-    from ftkit.engine.batches import by_length
-    from ftkit.errors import UserError
-    from ftkit.models.classifier import checkpoint_labels, input_names, length_cap
-
     labels = checkpoint_labels(req.model.config, "ner")
     if labels is None:
         raise UserError(f"--model: {req.model_dir} is not a token classifier; fine-tune one with `ftkit finetune --task ner`")
@@ -146,9 +140,9 @@ def evaluation(req: EvalRequest) -> EvalSetup:
     data = req.recipe.data
     if req.data is not None or req.split == "train":
         source, key = (req.data, "--data") if req.data is not None else (data.train, "data.train")
-        sents = tagged.normalise(tagged.load(source, data, key), data.tag_scheme)
+        sents = tagged.normalise(tagged.load(source, data, req.recipe.ner, key), req.recipe.ner.tag_scheme)
     else:
-        _, sents = tagged.train_and_validation(data, req.recipe.train.seed)
+        _, sents = tagged.train_and_validation(data, req.recipe.ner, req.recipe.train.seed)
     pick = sample_positions(len(sents), req.sample)
     if pick is not None:
         sents = tagged.Tagged(*([getattr(sents, f)[i] for i in pick] for f in ("tokens", "tags", "where")))
@@ -179,16 +173,9 @@ def corpus(recipe):
     """What a new tokenizer trains on: each training sentence's tokens joined by spaces."""
     import datasets
 
-    from ftkit.data import tagged
 
-    sents = tagged.load(recipe.data.train, recipe.data, "data.train")
+    sents = tagged.load(recipe.data.train, recipe.data, recipe.ner, "data.train")
     return datasets.Dataset.from_dict({recipe.data.text_column: [" ".join(t) for t in sents.tokens]})
 
 
-def _predict(req):
-    from ftkit.tasks.ner_predict import predict
-
-    return predict(req)
-
-
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render, corpus=corpus, predict=_predict)
+SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render, corpus=corpus, predict=predict)

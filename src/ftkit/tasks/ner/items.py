@@ -2,7 +2,7 @@
 
 Alignment (as transformers' run_ner): a fast tokenizer splits the words, `word_ids()` maps pieces
 to words; the first piece of a word carries its tag, the other pieces are ignored (-100) unless
-`data.label_all_tokens` (they then carry the word's tag with B- turned into I-: more training
+`ner.label_all_tokens` (they then carry the word's tag with B- turned into I-: more training
 signal, but a scorer that counts pieces would inflate entity scores, transformers #14043 — ftkit
 always scores words, by their first piece).
 Sentences longer than the length cap are not truncated: they are cut into consecutive windows of

@@ -1,6 +1,6 @@
 """Entity chunks of a tag sequence, with conlleval's (and seqeval's default mode's) rules: IOB1, IOB2, BIOES.
 
-Data-side knowledge (reading and converting tag schemes needs it); tasks/entity_metrics.py scores with it.
+Reading and converting tag schemes (data.py) needs it; metrics.py scores with it.
 """
 
 from __future__ import annotations

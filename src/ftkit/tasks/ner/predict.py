@@ -14,7 +14,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator, Optional
 
+from ftkit.data.inputs import lines as input_lines
+from ftkit.data.sources import check_utf8, reading_encoding
 from ftkit.errors import UserError
+from ftkit.models.classifier import checkpoint_labels, input_names, length_cap
+from ftkit.tasks.ner.data import Tagged
+from ftkit.tasks.ner.items import WORDS_PER_SENTENCE, check_tokenizer, encode
 
 CONLL_EXTS = {".conll", ".iob", ".bio", ".iob2", ".bioes"}
 
@@ -54,11 +59,7 @@ def conll_lines(model, tokenizer, path: str, token_field: int, labels: list[str]
     """The file's lines, each token line with the predicted tag appended."""
     import torch
 
-    from ftkit.data.sources import check_utf8, reading_encoding
-    from ftkit.data.tagged import Tagged
-    from ftkit.data.tagged_items import WORDS_PER_SENTENCE, encode
-    from ftkit.models.classifier import input_names
-    from ftkit.tasks.ner import TokenClassification
+    from ftkit.tasks.ner.task import TokenClassification  # task.py imports this module
 
     check_utf8(path, encoding)
     lines = Path(path).read_text(encoding=reading_encoding(encoding)).splitlines()
@@ -74,7 +75,7 @@ def conll_lines(model, tokenizer, path: str, token_field: int, labels: list[str]
         try:
             current.append((i, cols[token_field].strip()))
         except IndexError:
-            raise UserError(f"{path}:{i + 1}: no column {token_field} (data.token_field)") from None
+            raise UserError(f"{path}:{i + 1}: no column {token_field} (ner.token_field)") from None
     if current:
         sents.tokens.append([t for _, t in current]), sents.tags.append(["O"] * len(current)), where.append([j for j, _ in current])
     items, _ = encode(sents, tokenizer, cap, {n: k for k, n in enumerate(labels)}, input_names(model, tokenizer))
@@ -94,9 +95,6 @@ def conll_lines(model, tokenizer, path: str, token_field: int, labels: list[str]
 def predict(req):
     """Entities per text line (JSON objects), or a CoNLL file with a predicted column (strings); plain-text
     input is read lazily (only when the input is not CoNLL)."""
-    from ftkit.data.inputs import lines as input_lines
-    from ftkit.data.tagged_items import check_tokenizer
-    from ftkit.models.classifier import checkpoint_labels, length_cap
 
     model, source, fmt, batch_size, recipe = req.model, req.source, req.fmt, req.batch_size, req.recipe
     labels = checkpoint_labels(model.config, "ner")
@@ -108,7 +106,7 @@ def predict(req):
     if is_conll(source, fmt):
         if source in (None, "-"):
             raise UserError("FILE: --format conll needs a file (stdin is read as plain text lines)")
-        field = recipe.data.token_field if recipe is not None else 0
+        field = recipe.ner.token_field if recipe is not None else 0
         yield from conll_lines(model, tokenizer, source, field, labels, cap, batch_size, encoding)
         return
     yield from text_entities(model, tokenizer, input_lines(source, req.stdin, encoding), batch_size, cap)

@@ -1,10 +1,10 @@
 """Token-tagged sentences (NER): CoNLL-style files, JSON/JSONL/parquet list columns and hub datasets.
 
 CoNLL files: one token per line, whitespace/TAB-separated columns (which hold the token and the tag:
-data.token_field / data.tag_field), sentences separated by blank *or whitespace-only* lines
+ner.token_field / ner.tag_field), sentences separated by blank *or whitespace-only* lines
 (WNUT-17's train file uses TAB-only separators for its first 2,395 sentences), `-DOCSTART-` lines
 skipped. Tables: a column of token lists and one of tag lists (strings, or ints named by
-data.tag_names or the dataset's ClassLabel).
+ner.tag_names or the dataset's ClassLabel).
 
 Tags are checked and normalised to one scheme the metrics read (see `normalise`): IOB2 stays IOB2
 (an I- that begins an entity is repaired to B- and counted: conlleval and seqeval read it as a
@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ftkit.data.sources import check_utf8, json_lines, reading_encoding, resolve_files
 from ftkit.errors import UserError
+from ftkit.paths import is_local
+from ftkit.tasks.ner.spans import entities
 
 _TAG = re.compile(r"^(?:O|([BIESLU])-(.+))$")
 _ALLOWED = {"iob2": "BI", "iob1": "BI", "bioes": "BIES", "bilou": "BILU"}
@@ -44,10 +47,8 @@ def file_format(path: str, data) -> str:
     return {".jsonl": "json", ".json": "json", ".parquet": "parquet"}.get(ext, "conll")
 
 
-def read_conll(path: str, data, out: Tagged) -> None:
+def read_conll(path: str, data, ner, out: Tagged) -> None:
     """Append the sentences of a CoNLL file to `out` (raw tags; `normalise` checks them)."""
-    from ftkit.data.sources import check_utf8, reading_encoding
-
     check_utf8(path, data.encoding)
     width, tokens, tags, start = None, [], [], 0
     with open(path, encoding=reading_encoding(data.encoding)) as f:
@@ -63,7 +64,7 @@ def read_conll(path: str, data, out: Tagged) -> None:
             cols = [c.strip() for c in cols]
             if width is None:
                 width = len(cols)
-                for key, idx in (("data.token_field", data.token_field), ("data.tag_field", data.tag_field)):
+                for key, idx in (("ner.token_field", ner.token_field), ("ner.tag_field", ner.tag_field)):
                     if not -width <= idx < width:
                         raise UserError(f"{path}:{n}: {key} {idx} does not exist: lines have {width} columns")
             if len(cols) != width:
@@ -71,8 +72,8 @@ def read_conll(path: str, data, out: Tagged) -> None:
                                 f"(expected token and tag columns separated by TABs or spaces)")
             if not tokens:
                 start = n
-            tokens.append(cols[data.token_field])
-            tags.append(cols[data.tag_field])
+            tokens.append(cols[ner.token_field])
+            tags.append(cols[ner.tag_field])
     if tokens:
         out.tokens.append(tokens), out.tags.append(tags), out.where.append(f"{path}:{start}")
 
@@ -86,51 +87,46 @@ def _rows(path: str, fmt: str) -> list[dict]:
         text = Path(path).read_text(encoding="utf-8")
         if text.lstrip().startswith("["):
             return json.loads(text)
-    from ftkit.data.sources import json_lines
-
     return json_lines(path)
 
 
-def read_table(rows: list[dict], where: str, data, names: Optional[list[str]], out: Tagged) -> None:
+def read_table(rows: list[dict], where: str, ner, names: Optional[list[str]], out: Tagged) -> None:
     """Append rows with a token-list column and a tag-list column (strings, or ints named by `names`)."""
     for n, row in enumerate(rows, 1):
         loc = f"{where} row {n}"  # not `file:line`: a row holds many tokens (token_loc then names the token)
-        for col in (data.tokens_column, data.tags_column):
+        for col in (ner.tokens_column, ner.tags_column):
             if col not in row:
                 raise UserError(f"{loc}: no column '{col}' (have: {', '.join(map(str, row))}); "
-                                f"set data.tokens_column / data.tags_column")
-        tokens, tags = list(row[data.tokens_column]), list(row[data.tags_column])
+                                f"set ner.tokens_column / ner.tags_column")
+        tokens, tags = list(row[ner.tokens_column]), list(row[ner.tags_column])
         if not tokens:
             raise UserError(f"{loc}: an empty sentence (no tokens); drop the row")
         if len(tokens) != len(tags):
             raise UserError(f"{loc}: {len(tokens)} tokens but {len(tags)} tags")
         if tags and not isinstance(tags[0], str):
             if not names:
-                raise UserError(f"{loc}: tags are numbers; name them with data.tag_names (e.g. [O, B-PER, I-PER, ...])")
+                raise UserError(f"{loc}: tags are numbers; name them with ner.tag_names (e.g. [O, B-PER, I-PER, ...])")
             try:
                 tags = [names[int(t)] for t in tags]
             except IndexError:
-                raise UserError(f"{loc}: tag id {max(map(int, tags))} has no name in data.tag_names "
+                raise UserError(f"{loc}: tag id {max(map(int, tags))} has no name in ner.tag_names "
                                 f"({len(names)} names)") from None
         out.tokens.append([str(t) for t in tokens]), out.tags.append([str(t) for t in tags]), out.where.append(loc)
 
 
-def load(spec, data, key: str) -> Tagged:
+def load(spec, data, ner, key: str) -> Tagged:
     """All sentences of `spec` (a file, glob, list, or hub id) as raw tokens and tags."""
-    from ftkit.data.sources import resolve_files
-    from ftkit.paths import is_local
-
     out = Tagged()
     files = resolve_files(spec, key)
     if files is None:  # a hub dataset id
         if is_local(str(spec)):
             raise UserError(f"{key}: not found: {spec}")
-        _load_hub(str(spec), data, key, out)
+        _load_hub(str(spec), data, ner, key, out)
     else:
         for entry in [spec] if isinstance(spec, str) else spec:
             start = len(out)
             for f in resolve_files([entry if isinstance(entry, str) else entry.path], key) or []:
-                _read_file(f, data, out)
+                _read_file(f, data, ner, out)
             rows = None if isinstance(entry, str) else entry.rows
             if rows is not None:  # the entry's first N sentences (data.train[i].rows)
                 for column in (out.tokens, out.tags, out.where):
@@ -140,17 +136,17 @@ def load(spec, data, key: str) -> Tagged:
     return out
 
 
-def _read_file(f: str, data, out: Tagged) -> None:
+def _read_file(f: str, data, ner, out: Tagged) -> None:
     fmt = file_format(f, data)
     if fmt == "conll":
-        read_conll(f, data, out)
+        read_conll(f, data, ner, out)
     elif fmt in ("json", "parquet"):
-        read_table(_rows(f, fmt), f, data, data.tag_names, out)
+        read_table(_rows(f, fmt), f, ner, ner.tag_names, out)
     else:
         raise UserError(f"{f}: data.format {fmt} cannot hold tagged tokens; expected conll, json (JSONL) or parquet")
 
 
-def _load_hub(name: str, data, key: str, out: Tagged) -> None:
+def _load_hub(name: str, data, ner, key: str, out: Tagged) -> None:
     import datasets
 
     split = "train" if key == "data.train" else "validation"
@@ -158,9 +154,9 @@ def _load_hub(name: str, data, key: str, out: Tagged) -> None:
         ds = datasets.load_dataset(name, data.hub_config, split=split)
     except Exception as e:  # offline, unknown id, ...: the hub raises many types
         raise UserError(f"{key}: could not load hub dataset '{name}': {str(e).splitlines()[0][:200]}") from None
-    feat = ds.features.get(data.tags_column)
-    names = data.tag_names or getattr(getattr(feat, "feature", None), "names", None)
-    read_table(list(ds), f"hub:{name}", data, names, out)
+    feat = ds.features.get(ner.tags_column)
+    names = ner.tag_names or getattr(getattr(feat, "feature", None), "names", None)
+    read_table(list(ds), f"hub:{name}", ner, names, out)
 
 
 def token_loc(where: str, i: int) -> str:
@@ -178,7 +174,7 @@ def normalise(t: Tagged, scheme: str) -> Tagged:
             m = _TAG.match(tag)
             if not m or (m.group(1) and m.group(1) not in allowed):
                 raise UserError(f"{token_loc(where, i)}: tag '{tag}' is not {scheme.upper()} (expected O or "
-                                f"{'/'.join(allowed)}-TYPE, e.g. B-PER); set data.tag_scheme if the file uses another")
+                                f"{'/'.join(allowed)}-TYPE, e.g. B-PER); set ner.tag_scheme if the file uses another")
             prefix, typ = (m.group(1), m.group(2)) if m.group(1) else ("O", None)
             if scheme == "bilou":
                 prefix = {"L": "E", "U": "S"}.get(prefix, prefix)
@@ -210,8 +206,8 @@ def _check_closed(t: Tagged, scheme: str) -> None:
                 first_open = (token_loc(where, i), tag)
     if first_open is not None:
         close, single = ("E", "S") if scheme == "bioes" else ("L", "U")
-        raise UserError(f"{first_open[0]}: data.tag_scheme is {scheme} but no entity in the data ends with {close}- or is "
-                        f"a single {single}- ('{first_open[1]}' ends one here): the tags are IOB2; set data.tag_scheme: iob2")
+        raise UserError(f"{first_open[0]}: ner.tag_scheme is {scheme} but no entity in the data ends with {close}- or is "
+                        f"a single {single}- ('{first_open[1]}' ends one here): the tags are IOB2; set ner.tag_scheme: iob2")
 
 
 def label_list(tags: list[list[str]]) -> list[str]:
@@ -238,13 +234,13 @@ def subset(t: Tagged, index) -> Tagged:
     return Tagged([t.tokens[i] for i in index], [t.tags[i] for i in index], [t.where[i] for i in index], t.repaired)
 
 
-def train_and_validation(data, seed: int) -> tuple[Tagged, Optional[Tagged]]:
+def train_and_validation(data, ner, seed: int) -> tuple[Tagged, Optional[Tagged]]:
     """Normalised training and validation sentences: data.validation, or a seeded share of train (validation_split)."""
     import numpy as np
 
-    train = normalise(load(data.train, data, "data.train"), data.tag_scheme)
+    train = normalise(load(data.train, data, ner, "data.train"), ner.tag_scheme)
     if data.validation is not None:
-        return train, normalise(load(data.validation, data, "data.validation"), data.tag_scheme)
+        return train, normalise(load(data.validation, data, ner, "data.validation"), ner.tag_scheme)
     if not data.validation_split:
         return train, None
     perm = np.random.default_rng(seed).permutation(len(train))
@@ -254,8 +250,6 @@ def train_and_validation(data, seed: int) -> tuple[Tagged, Optional[Tagged]]:
 
 def describe(name: str, t: Tagged) -> str:
     from collections import Counter
-
-    from ftkit.data.entity_spans import entities
 
     types = Counter(e[0] for tags in t.tags for e in entities(tags))
     shown = ", ".join(f"{k} {v:,}" for k, v in types.most_common(8))
