@@ -153,8 +153,8 @@ def test_eval_of_a_classifier_works_without_matplotlib(tmp_path, monkeypatch):
 def test_cls_trains_on_a_seeded_sample_with_the_classes_in_proportion(tmp_path):
     """data.train_examples (the few-labels curve, bench/few_labels.py): N training rows, classes in proportion, the
     validation rows whole; the sample is a function of train.seed."""
-    from ftkit.data.labeled import train_and_validation
     from ftkit.recipe import validate
+    from ftkit.tasks.cls.data import train_and_validation
 
     raw = CASES["cls"](tmp_path)
     raw["data"]["train_examples"] = 20

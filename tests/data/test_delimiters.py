@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from ftkit.data import labeled, sources
+from ftkit.data import sources
 from ftkit.errors import UserError
 from ftkit.recipe import load_recipe
 from ftkit.recipe.schema import DataFile, DataSection
+from ftkit.tasks.cls import data as labeled
 
 from conftest import write_recipe
 

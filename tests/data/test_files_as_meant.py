@@ -3,9 +3,9 @@ labels like TREC's COARSE:fine."""
 
 import pytest
 
-from ftkit.data import labeled
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
+from ftkit.tasks.cls import data as labeled
 
 from conftest import DATA, need
 

@@ -9,7 +9,7 @@ from ftkit.compress.student import make_student
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DistillSection
 from ftkit.tasks.clm import CausalLM
-from ftkit.tasks.cls import SequenceClassification
+from ftkit.tasks.cls.task import SequenceClassification
 from ftkit.tasks.distill import Distillation
 
 from tiny_models import LAYERS, minilm_tokenizer, tiny_bert_classifier, tiny_gpt

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ftkit.tasks.cls import SequenceClassification
+from ftkit.tasks.cls.task import SequenceClassification
 from ftkit.tasks.ner.task import TokenClassification
 from ftkit.workflows.diagnose import diagnose, loss_not_falling
 

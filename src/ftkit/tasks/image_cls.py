@@ -1,5 +1,5 @@
 """Image classification (ViT and the other image models of transformers): the loss, metrics and report of text
-classification (tasks/cls.py), over batches of pixels.
+classification (tasks/cls/task.py), over batches of pixels.
 
 SPEC: images (data/image_data.py: sources checked, split, converted to one size and channel count) -> class
 names -> a model whose head matches them (models/vision.py: new, pre-trained, or an MAE encoder) -> the
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ftkit.data.pixels import pixel_batch
-from ftkit.tasks.cls import SequenceClassification
+from ftkit.tasks.cls.task import SequenceClassification
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
 
 
@@ -92,7 +92,7 @@ def evaluation(req: EvalRequest) -> EvalSetup:
     from ftkit.data import image_data
     from ftkit.errors import UserError
     from ftkit.models.classifier import checkpoint_labels
-    from ftkit.tasks.cls_report import confusion_png
+    from ftkit.tasks.cls.report import confusion_png
     from ftkit.tasks.spec import sample_positions
 
     labels = checkpoint_labels(req.model.config, "image-cls")
@@ -119,7 +119,7 @@ def evaluation(req: EvalRequest) -> EvalSetup:
 
 
 def _render(result: dict) -> str:
-    from ftkit.tasks.cls_report import render_table
+    from ftkit.tasks.cls.report import render_table
 
     return render_table(result)
 

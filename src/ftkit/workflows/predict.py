@@ -1,6 +1,6 @@
 """`ftkit predict`: run a saved model on new inputs; one JSON object (or output line) per input on stdout.
 
-The model's task (from its config, through the registry) predicts: cls labels texts (tasks/cls_predict.py),
+The model's task (from its config, through the registry) predicts: cls labels texts (tasks/cls/predict.py),
 ner finds entities (tasks/ner/predict.py). Inputs are read and answered in chunks, so a stream on stdin
 gets answers as it goes. An input the task cannot read (a broken image) comes as `Skipped` among the answers:
 the others are still answered, and the run ends with `PartialFailure` (exit 3); when no input at all could be

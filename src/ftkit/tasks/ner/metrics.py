@@ -1,7 +1,7 @@
 """Entity-level precision / recall / F1 with conlleval's (and seqeval's default mode's) chunk rules.
 
 Written here, not `evaluate.load("seqeval")`: that fetches a script from the hub and fails offline,
-and the `seqeval` package is only needed to check this one (tests/ner/test_entity_metrics.py
+and the `seqeval` package is only needed to check this one (tests/ner/test_ner_cli.py
 compares both on real model output). Works for IOB1, IOB2 and BIOES tag sequences.
 """
 

@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ftkit.data import sources, tables
+from ftkit.engine.batches import eval_subset
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
 
@@ -248,8 +249,6 @@ def _few(train: Rows, data: DataSection, seed: int, log) -> Rows:
     so the validation rows are the same whatever the sample's size)."""
     if data.train_examples is None or data.train_examples >= len(train):
         return train
-    from ftkit.engine.batches import eval_subset
-
     pick = eval_subset(len(train), 1, data.train_examples, seed, train.labels)
     missing = sorted(set(train.labels) - {train.labels[int(i)] for i in pick})
     if missing:  # the model would be built without that class, or the validation data would name an unseen one

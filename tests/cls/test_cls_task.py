@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from ftkit.data import labeled
 from ftkit.engine.accel import make_accelerator
 from ftkit.engine.batches import EpochBatches, eval_batches, length_grouped_order
 from ftkit.engine.loop import train
 from ftkit.models.classifier import build_classifier, head_config, input_names
 from ftkit.paths import resolve_package_path
 from ftkit.recipe.schema import DataSection, Recipe, TrainSection
-from ftkit.tasks.cls import SequenceClassification
+from ftkit.tasks.cls import data as labeled
+from ftkit.tasks.cls.task import SequenceClassification
 
 from conftest import DATA, need
 

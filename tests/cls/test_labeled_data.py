@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftkit.data import labeled
 from ftkit.engine.batches import length_grouped_order
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
+from ftkit.tasks.cls import data as labeled
 
 from conftest import DATA, need
 

@@ -2,9 +2,9 @@
 
 Batches are padded by `DataCollatorWithPadding` to their own longest item (never to a fixed
 maximum); with the length-grouped order of engine/batches.py that makes padding nearly free.
-SPEC: labelled rows (data/labeled.py) -> class names (from the training labels) -> a model whose head
+SPEC: labelled rows (data.py) -> class names (from the training labels) -> a model whose head
 matches them (models/classifier.py) -> tokenized items; evaluation adds per-class scores and the
-confusion matrix (tasks/cls_report.py).
+confusion matrix (report.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.data import vocab_coverage
+from ftkit.engine.batches import by_length, length_grouped
+from ftkit.engine.loop import check_metric
 from ftkit.engine.task_api import TaskBase
+from ftkit.errors import UserError
+from ftkit.models.classifier import build_classifier, checkpoint_labels, input_names, length_cap
+from ftkit.tasks.cls import data as labeled
+from ftkit.tasks.cls.predict import predict
+from ftkit.tasks.cls.report import confusion_png, render_table
 from ftkit.tasks.metrics import classification_report
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
 
@@ -86,18 +93,10 @@ class SequenceClassification(TaskBase):
 
 
 def encode_rows(rows, tokenizer, model, labels: list[str], cap: int) -> list[dict]:
-    from ftkit.data import labeled
-    from ftkit.models.classifier import input_names
-
     return labeled.encode(rows, tokenizer, cap, {n: i for i, n in enumerate(labels)}, input_names(model, tokenizer))
 
 
 def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    from ftkit.data import labeled
-    from ftkit.engine.batches import by_length, length_grouped
-    from ftkit.engine.loop import check_metric
-    from ftkit.models.classifier import build_classifier, input_names, length_cap
-
     train_rows, val_rows = labeled.train_and_validation(recipe.data, recipe.train.seed, log)
     labels = labeled.infer_labels(train_rows)
     if val_rows is not None:
@@ -120,12 +119,6 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
 
 
 def evaluation(req: EvalRequest) -> EvalSetup:
-    from ftkit.data import labeled
-    from ftkit.engine.batches import by_length
-    from ftkit.errors import UserError
-    from ftkit.models.classifier import checkpoint_labels, length_cap
-    from ftkit.tasks.cls_report import confusion_png
-
     labels = checkpoint_labels(req.model.config, "cls")
     if labels is None:
         raise UserError(f"--model: {req.model_dir} is not a sequence classifier (architectures: "
@@ -145,16 +138,4 @@ def evaluation(req: EvalRequest) -> EvalSetup:
                      {"labels": labels, "skipped_empty": len(rows.skipped)}, confusion_png(req, labels, req.data or "validation"))
 
 
-def _render(result: dict) -> str:
-    from ftkit.tasks.cls_report import render_table
-
-    return render_table(result)
-
-
-def _predict(req):
-    from ftkit.tasks.cls_predict import predict
-
-    return predict(req)
-
-
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=_render, predict=_predict)
+SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render_table, predict=predict)
