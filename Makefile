@@ -72,7 +72,7 @@ upgrade:
 	$(UPGRADE_VENV)/bin/python tools/lock.py write $(UPGRADE_VENV)/bin/python "make upgrade"
 	git diff --stat -- $(LOCK) || true
 
-# Every bench under bench/ (each ftkit against its peer in one run): bench/results.json + results.png; then
+# Every bench under bench/ (each ftkit against its peer in one run): bench/results/results.json + results.png; then
 # `python bench/suite.py --readme` rewrites docs/results.md's bench table from them.
 bench: venv
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e '.[bench]'

@@ -1,10 +1,10 @@
-"""Every benchmark under bench/ in one go: `make bench` (the benches' own settings) or `make bench-quick` (short
+"""Every peer comparison under bench/peers/ in one go: `make bench` (the benches' own settings) or `make bench-quick` (short
 settings, <= 10 minutes on 2 cores). Each bench compares ftkit with its peer in one run and ends with a line
 `ratio A/B: X`; the suite runs them one after another (never in parallel: on 2 cores that would make every timing
 meaningless), measures this machine's matmul peak (fp32 and bf16, 2048^2) first, and writes
 
-  bench/results.json   the machine, the date, each bench's ratio, peer, command, time and output tail
-  bench/results.png    the ratios (and ftkit's share of the matmul peak where a bench reports one)
+  bench/results/results.json   the machine, the date, each bench's ratio, peer, command, time and output tail
+  bench/results/results.png    the ratios (and ftkit's share of the matmul peak where a bench reports one)
 
 `python bench/suite.py --readme` rewrites the performance table of docs/results.md (between the `bench:begin` /
 `bench:end` markers) from results.json, with the machine and date it was measured on.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # the page that holds the bench table (it was README's until the docs site; the flag kept its name)
-RESULTS, PICTURE, README = ROOT / "bench" / "results.json", ROOT / "bench" / "results.png", ROOT / "docs" / "results.md"
+RESULTS, PICTURE, README = ROOT / "bench" / "results" / "results.json", ROOT / "bench" / "results" / "results.png", ROOT / "docs" / "results.md"
 BEGIN, END = "<!-- bench:begin (python bench/suite.py --readme) -->", "<!-- bench:end -->"
 RATIO = re.compile(r"^ratio ([^:]+): ([0-9.]+)\s*$")
 
@@ -44,20 +44,20 @@ class Bench:
 
 
 BENCHES = (
-    Bench("pretrain", "pretrain_throughput.py", "transformers.Trainer (run_clm path)",
+    Bench("pretrain", "peers/pretrain_throughput.py", "transformers.Trainer (run_clm path)",
           "GPT pre-training tokens/s, same model / data / precision / steps", 1.3, quick=("--steps", "20", "--repeats", "1")),
-    Bench("ner", "ner_vs_hf.py", "run_ner (Trainer)", "token classification wall clock, WNUT-17", 1.0,
+    Bench("ner", "peers/ner_vs_hf.py", "run_ner (Trainer)", "token classification wall clock, WNUT-17", 1.0,
           quick=("--epochs", "0.1")),
-    Bench("sft", "sft_vs_trl.py", "TRL SFTTrainer", "SmolLM2 LoRA SFT tokens/s, packing off and on (the smaller ratio)",
+    Bench("sft", "peers/sft_vs_trl.py", "TRL SFTTrainer", "SmolLM2 LoRA SFT tokens/s, packing off and on (the smaller ratio)",
           1.0, quick=("--steps", "2", "--batch", "4", "--held-out", "4")),
-    Bench("vit", "vit_vs_hf.py", "Trainer (run_image_classification path)", "ViT images/s, Fashion-MNIST", 1.2,
+    Bench("vit", "peers/vit_vs_hf.py", "Trainer (run_image_classification path)", "ViT images/s, Fashion-MNIST", 1.2,
           full=("--precision", "fp32"), quick=("--steps", "30", "--precision", "fp32")),
-    Bench("tokenize", "tokenize_throughput.py", "run_clm's datasets.map path (num_proc = cores)",
+    Bench("tokenize", "peers/tokenize_throughput.py", "run_clm's datasets.map path (num_proc = cores)",
           "encoding IMDB + WikiText-2 into blocks, tokens/s, same tokenizer", 10.0, quick=("--repeats", "1")),
-    Bench("cls", "cls_vs_hf.py", "run_glue defaults (Trainer, padding to 128)",
+    Bench("cls", "peers/cls_vs_hf.py", "run_glue defaults (Trainer, padding to 128)",
           "SST-2 fine-tuning examples/s, sst2-minilm-quick (also against run_glue's best flags)", 1.5,
           quick=("--steps", "20", "--repeats", "1")),
-    Bench("reporting", "reporting_cost.py", "the same run without curves and trackers",
+    Bench("reporting", "peers/reporting_cost.py", "the same run without curves and trackers",
           "tokens/s with training_curves.png + TensorBoard over without", 0.98, quick=("--steps", "300", "--rounds", "1")),
 )
 
@@ -175,7 +175,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short settings (<= 10 minutes on 2 cores)")
     ap.add_argument("--only", nargs="*", choices=[b.name for b in BENCHES], help="run only these")
-    ap.add_argument("--readme", action="store_true", help="rewrite docs/results.md's bench table from bench/results.json and stop")
+    ap.add_argument("--readme", action="store_true", help="rewrite docs/results.md's bench table from bench/results/results.json and stop")
     a = ap.parse_args()
     if a.readme:
         try:
@@ -207,7 +207,7 @@ def main() -> None:
     try:
         draw(results, PICTURE)
     except ImportError:
-        print("bench/results.png not drawn: matplotlib is missing (pip install 'ftkit[plots]')")
+        print("bench/results/results.png not drawn: matplotlib is missing (pip install 'ftkit[plots]')")
     print(f"{len(results['benches'])} benches in {results['seconds']:.0f} s: {RESULTS.relative_to(ROOT)}, {PICTURE.relative_to(ROOT)}")
     if any(r["ratio"] is None for r in results["benches"]):
         sys.exit(1)

@@ -45,9 +45,9 @@ def test_the_readme_table_is_replaced_between_its_markers_only():
     results = {"date": "2026-12-02", "quick": True, "machine": {"cpu": "AMD EPYC", "cores": 2, "torch": "2.13.0",
                                                                 "matmul_peak_gflops": {"fp32": 140.0, "bf16": 350.0}},
                "benches": [{"what": "GPT tokens/s", "peer": "Trainer", "ratio": 1.1, "label": "ftkit/trainer", "target": 1.3,
-                            "peak_share": 0.46, "precision": "bf16", "command": "python bench/pretrain_throughput.py"},
+                            "peak_share": 0.46, "precision": "bf16", "command": "python bench/peers/pretrain_throughput.py"},
                            {"what": "ViT images/s", "peer": "Trainer", "ratio": None, "label": None, "target": 1.2,
-                            "peak_share": None, "precision": None, "command": "python bench/vit_vs_hf.py"}]}
+                            "peak_share": None, "precision": None, "command": "python bench/peers/vit_vs_hf.py"}]}
     text = f"# top\n{suite.BEGIN}\nold table\n{suite.END}\n# bottom\n"
     new = suite.replace_table(text, results)
     assert new.startswith("# top\n") and new.endswith("\n# bottom\n") and "old table" not in new

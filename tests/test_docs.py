@@ -295,9 +295,9 @@ def test_the_generated_recipe_reference_is_current():
 def test_images_the_docs_show_from_bench_are_the_bench_files():
     """docs/img/ holds copies of bench pictures (mkdocs serves only docs/): a rerun bench must be copied again."""
     for img in (ROOT / "docs" / "img").glob("*.png"):
-        twin = ROOT / "bench" / img.name
+        twin = ROOT / "bench" / "results" / img.name
         if twin.exists():
-            assert img.read_bytes() == twin.read_bytes(), f"cp bench/{img.name} docs/img/"
+            assert img.read_bytes() == twin.read_bytes(), f"cp bench/results/{img.name} docs/img/"
 
 
 @pytest.mark.skipif(shutil.which("mkdocs") is None and not Path(sys.executable).with_name("mkdocs").exists(),

@@ -151,7 +151,7 @@ def test_eval_of_a_classifier_works_without_matplotlib(tmp_path, monkeypatch):
 
 
 def test_cls_trains_on_a_seeded_sample_with_the_classes_in_proportion(tmp_path):
-    """data.train_examples (the few-labels curve, bench/few_labels.py): N training rows, classes in proportion, the
+    """data.train_examples (the few-labels curve, bench/probes/few_labels.py): N training rows, classes in proportion, the
     validation rows whole; the sample is a function of train.seed."""
     from ftkit.recipe import validate
     from ftkit.tasks.cls.data import train_and_validation

@@ -2,9 +2,9 @@
 train workflow on CPU; the saved model is unchanged: no weights and no config value are touched for good).
 
 Dropout. Why by hand: on CPU `F.dropout` draws one Bernoulli per element through the generator (`bernoulli_`), ~90M
-elements/s on this 2-core machine: 15 % of a GPT step with dropout 0.1 (bench/profile_step.py). Here the mask
+elements/s on this 2-core machine: 15 % of a GPT step with dropout 0.1 (bench/probes/profile_step.py). Here the mask
 comes from 64 random bits per 4 elements (`random_` over the full int64 range, read as 16-bit integers; one element is dropped
-when its 16 bits fall below round(p * 65536)): 2-2.5x faster (`python bench/cpu_kernels.py`), the same expectation up to p's rounding to 1/65536,
+when its 16 bits fall below round(p * 65536)): 2-2.5x faster (`python bench/probes/cpu_kernels.py`), the same expectation up to p's rounding to 1/65536,
 the same scaling by 1 / (1 - p), deterministic under torch's seed. `nn.Dropout` modules are swapped (no weights,
 so the saved model is unchanged); attention-probability dropout gets the same mask through the attention
 implementation below.
@@ -113,7 +113,7 @@ def use_fast_attention(model: nn.Module) -> bool:
 def use_fast_gelu(model: nn.Module) -> int:
     """GPT-2's `gelu_new` is the tanh GELU written as seven tensor ops (NewGELUActivation); torch's fused
     F.gelu(approximate='tanh') computes the same function in one (transformers' GELUTanh; equal up to rounding).
-    On the bench GPT the seven ops were ~15 % of a step (bench/profile_step.py: mul, pow, tanh, add)."""
+    On the bench GPT the seven ops were ~15 % of a step (bench/probes/profile_step.py: mul, pow, tanh, add)."""
     from transformers.activations import GELUTanh, NewGELUActivation
 
     return _swap(model, NewGELUActivation, lambda _: GELUTanh())

@@ -18,7 +18,7 @@ class MaskingSection(Section):
     mask_random_keep: tuple[float, float, float] = Field(
         (0.8, 0.1, 0.1), description="Of the selected tokens, the shares that become the mask token, a random token, or "
         "stay as they are (BERT: [0.8, 0.1, 0.1]; [1, 0, 0]: every selected token masked, as good at scale in Wettig et "
-        "al. 2022, but a small BERT stayed at the always-'the' baseline without the kept share: bench/mlm_ablation.py). "
+        "al. 2022, but a small BERT stayed at the always-'the' baseline without the kept share: bench/probes/mlm_ablation.py). "
         "Sums to 1.")
     whole_word: bool = Field(False, description="Select whole words: all pieces of a word are masked together.")
     eval_seed: int = Field(1234, description="Masking seed for evaluation, so two evaluations of one model agree.")

@@ -115,7 +115,7 @@ def start_at_prior(discriminator, replaced_share: float) -> None:
     and Adam learns it fastest by moving every weight matrix at once: a component common to all positions
     grows until every layer's output is the same vector (tests/tasks/test_electra.py: the spread of the last
     hidden states over positions falls below 0.1 in 40 steps at lr 7e-4), the head answers the prior everywhere,
-    and even uniformly random replacements are never learned (bench/rtd_alone.py --no-prior-bias).
+    and even uniformly random replacements are never learned (bench/probes/rtd_alone.py --no-prior-bias).
     Starting at the prior (as classifiers for rare classes do, Lin et al. 2017) leaves nothing to collapse for.
     """
     share = min(max(replaced_share, 1e-4), 1 - 1e-4)

@@ -3,7 +3,7 @@
 Why by hand: the plain path (`model(...).logits` -> `.float()` -> `F.cross_entropy`) writes the full logits in
 the autocast dtype, copies them to fp32, and its backward fills a zero tensor of that size, scatters into it and
 runs log-softmax's backward over it: with vocabulary 8,000 and 2,048 tokens per step those passes over 64 MB took
-~30 % of a GPT step on a 2-core CPU (bench/profile_step.py), more than every matmul of the output layer. Here
+~30 % of a GPT step on a 2-core CPU (bench/probes/profile_step.py), more than every matmul of the output layer. Here
 the output layer and the loss run together over chunks of rows, and the gradient (softmax - one-hot) is formed
 in the forward pass, chunk by chunk, where the logits already are: backward only scales two stored gradients.
 transformers and torch have no such function (Liger-Kernel's is CUDA/Triton only).

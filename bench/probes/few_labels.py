@@ -6,8 +6,8 @@ the pre-trained run's own tokenizer) and the same seeded samples, classes in pro
 run's seed); only the starting weights differ. Steps: 5 epochs of the sample, at least 200 and at most --max-steps.
 The 872 dev sentences are scored once, after the last step. Each run is one `ftkit finetune` process.
 
-    .venv/bin/python bench/few_labels.py --pretrained runs/electra-movies [--sizes 250 1000 4000 all] [--seeds 3]
-                                         [--seeds-large 1] [--max-steps 2000] [--out bench/few_labels-electra]
+    .venv/bin/python bench/probes/few_labels.py --pretrained runs/electra-movies [--sizes 250 1000 4000 all] [--seeds 3]
+                                         [--seeds-large 1] [--max-steps 2000] [--out bench/results/few_labels-electra]
                                          [--set KEY=VALUE ...] [--sides pretrained scratch]
 
 --set changes the fine-tuning recipe of both sides (e.g. model.config.classifier_pooling=mean: ModernBERT's classifier
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SST2 = ROOT.parent / "shared" / "data" / "sst2" / "glue"
 TRAIN_ROWS = 67_349
 SMALL = 1000  # sizes up to this get --seeds runs, larger ones --seeds-large
@@ -113,7 +113,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help=f"seeds for sizes up to {SMALL}")
     ap.add_argument("--seeds-large", type=int, default=1)
     ap.add_argument("--max-steps", type=int, default=2000)
-    ap.add_argument("--out", default=None, help="OUT.json / OUT.png (default bench/few_labels-<run name>)")
+    ap.add_argument("--out", default=None, help="OUT.json / OUT.png (default bench/results/few_labels-<run name>)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a fine-tuning recipe setting for both sides, e.g. model.config.classifier_pooling=mean")
     ap.add_argument("--sides", nargs="+", default=["pretrained", "scratch"], choices=["pretrained", "scratch"])
@@ -123,7 +123,7 @@ def main() -> None:
         sys.exit(f"--pretrained: no model in {pretrained} (config.json missing)")
     if not (SST2 / "train.tsv").is_file():
         sys.exit(f"dataset not found: {SST2}")
-    out = Path(a.out or ROOT / "bench" / f"few_labels-{pretrained.name}")
+    out = Path(a.out or ROOT / "bench" / "results" / f"few_labels-{pretrained.name}")
     rows = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

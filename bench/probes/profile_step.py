@@ -9,7 +9,7 @@ Random token ids stand in for data (the data pipeline is measured separately: it
 Prints, per step kind, the top ops by self CPU time and the step's wall time. `--plain`: torch's dropout and the
 unfused loss, as before the changes this table motivated (tasks/lm_loss.py, models/fast_paths.py).
 
-    .venv/bin/python bench/profile_step.py [--steps 6] [--only clm|mlm] [--precision bf16|fp32] [--rows 15]
+    .venv/bin/python bench/probes/profile_step.py [--steps 6] [--only clm|mlm] [--precision bf16|fp32] [--rows 15]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VOCAB = 8000
 PLAIN = [False]
 ACCELERATOR: list = []

@@ -10,7 +10,7 @@ Corpus: IMDB train + test (jsonl) and WikiText-2 test (raw text), 14 MB, ~3.6M t
 Both use every core: the `tokenizers` batch encoder is multi-threaded (rayon), datasets.map gets num_proc = cores.
 Sides alternate (ftkit, datasets, ftkit, ...); the best of each is compared. Tokenizer training is not timed.
 
-    .venv/bin/python bench/tokenize_throughput.py [--repeats 2]
+    .venv/bin/python bench/peers/tokenize_throughput.py [--repeats 2]
 
 Last line: `ratio ftkit/datasets.map: X.X` (tokens/s from files to blocks).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 FILES = [DATA / "imdb" / "train.jsonl", DATA / "imdb" / "test.jsonl", DATA / "wikitext-2" / "raw" / "wiki.test.raw"]
 BLOCK = 256
@@ -90,7 +90,7 @@ def side_datasets(tmp: Path, cache: Path) -> dict:
 def run_side(name: str, tmp: Path, i: int) -> dict:
     """One side in a fresh process: its own imports, caches and peak memory."""
     cache = tmp / f"cache-{name}-{i}"
-    code = (f"import json, resource, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import tokenize_throughput as b; "
+    code = (f"import json, resource, sys; sys.path.insert(0, {str(ROOT / 'bench' / 'peers')!r}); import tokenize_throughput as b; "
             f"from pathlib import Path; r = b.side_{name}(Path({str(tmp)!r}), Path({str(cache)!r})); "
             f"r['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; "
             f"r['workers_peak_rss_mib'] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024; print(json.dumps(r))")

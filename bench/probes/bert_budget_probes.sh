@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The probes behind README's "How far 15 minutes of encoder pre-training go": bert-mlm-nsp-movies with one
 # knob changed, read at the 900-step mark (the "step 900: eval ... mlm_loss" line; stop a probe there).
-# Figures measured 2026-11-22 on the 2-core CPU. Run one:  bash bench/bert_budget_probes.sh NAME
+# Figures measured 2026-11-22 on the 2-core CPU. Run one:  bash bench/probes/bert_budget_probes.sh NAME
 set -eu
 R=recipes/bert-mlm-nsp-movies.yaml
 # The recipe as first measured: linear decay over 3,600 steps.

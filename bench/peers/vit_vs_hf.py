@@ -9,7 +9,7 @@ images (Pillow here, as torchvision's CPU wheels are not available), a collate_f
 `labels`, `remove_unused_columns=False`, Trainer. Each side runs in its own process; only training is timed
 (each trainer's own runtime); images/s = images trained / that time.
 
-    .venv/bin/python bench/vit_vs_hf.py [--steps 100] [--batch 128]
+    .venv/bin/python bench/peers/vit_vs_hf.py [--steps 100] [--batch 128]
 
 Last line: `ratio ftkit/hf: X.XX` (ftkit's images/s over the Trainer's).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FASHION = ROOT.parent / "shared" / "data" / "fashion_mnist"
 VIT = {"hidden_size": 128, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 256, "patch_size": 4}
 MEAN, STD, LR, PAD = 0.2860, 0.3530, 1e-3, 4

@@ -6,7 +6,7 @@ the alternative in one run (same model, batch of 16 x 90 tokens, 3 answer tokens
   input of every adapted layer);
 - logits only at trained positions (`logits_to_keep`, ftkit) vs the full vocabulary projection at every position.
 
-    .venv/bin/python bench/sft_step_costs.py [--steps 4]
+    .venv/bin/python bench/probes/sft_step_costs.py [--steps 4]
 
 Prints tokens/s of each variant; "ftkit" is the first line's configuration.
 """

@@ -9,8 +9,8 @@ Every variant trains on the same data with the same tokenizer for `--minutes` of
 the same masks. One variant runs at a time; each is a fresh
 `ftkit pretrain` process.
 
-    .venv/bin/python bench/mlm_ablation.py [--minutes 3] [--variants base no-nsp ...] [--eval-batches 100]
-                                           [--out bench/mlm_ablation]
+    .venv/bin/python bench/probes/mlm_ablation.py [--minutes 3] [--variants base no-nsp ...] [--eval-batches 100]
+                                           [--out bench/results/mlm_ablation]
 
 Needs the shared tokenizer: `ftkit tokenize -r recipes/bert-mlm-nsp-movies.yaml`. Writes OUT.json; prints a table
 and, last, `mlm-ablation: best VARIANT X.X % vs base Y.Y % after N min`.
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "recipes" / "bert-mlm-nsp-movies.yaml"
 COMBINED = ROOT / "recipes" / "modernbert-mlm-movies.yaml"
 IMDB_TEST = ROOT.parent / "shared" / "data" / "imdb" / "test.jsonl"
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=3.0, help="training time of each variant")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--eval-batches", type=int, default=100, help="batches of 32 blocks of IMDB test scored")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "mlm_ablation"))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "mlm_ablation"))
     a = ap.parse_args()
     if not (ROOT / "runs" / "tokenizers" / "movies-wordpiece").is_dir():
         sys.exit("the shared tokenizer is missing: run `ftkit tokenize -r recipes/bert-mlm-nsp-movies.yaml` first")

@@ -2,7 +2,7 @@
 how much width, depth, heads and patch size cost on this CPU, to choose the width of `vit-fashion-mnist` for the
 epochs its 15-minute budget holds. Steps 4.. are timed; the host's noise is ±10-20 %, so compare within one run.
 
-    .venv/bin/python bench/vit_width_probe.py [--steps 15] [--batch 128]
+    .venv/bin/python bench/probes/vit_width_probe.py [--steps 15] [--batch 128]
 
 One line per configuration: parameters and images/s.
 """

@@ -3,7 +3,7 @@ untrained SmolLM2-135M-Instruct and of a trained run, under ftkit's reply-only g
 JSON line per reply (tokens, stopped at the end of turn, seconds, the reply).
 
     ftkit finetune -r recipes/smollm2-gsm8k-lora.yaml train.max_steps=20 output_dir=runs/gsm8k-20
-    python bench/chat_guard_probe.py runs/gsm8k-20 [base|grid|all]
+    python bench/probes/chat_guard_probe.py runs/gsm8k-20 [base|grid|all]
 """
 import json
 import sys

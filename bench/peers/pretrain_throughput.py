@@ -6,7 +6,7 @@ The Trainer side follows transformers' run_clm.py: datasets.map(tokenize) + grou
 Steps 6..N are timed for both (a callback stamps the end of each step). Runs alternate (ftkit, trainer, ftkit, trainer, ...) so that load on a shared machine hits both;
 the best of each is compared. Data preparation is excluded from both timings.
 
-    .venv/bin/python bench/pretrain_throughput.py [--steps 35] [--repeats 2] [--precision bf16]
+    .venv/bin/python bench/peers/pretrain_throughput.py [--steps 35] [--repeats 2] [--precision bf16]
 
 Last line: `ratio ftkit/trainer: X.XX`.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 MODEL = {"n_layer": 4, "n_embd": 256, "n_head": 4}
 BLOCK, BATCH = 256, 8

@@ -1,6 +1,6 @@
 """How much of next-sentence prediction on IMDB reviews simple features of the two segments already solve.
 
-    .venv/bin/python bench/nsp_feature_baselines.py [--pairs N]
+    .venv/bin/python bench/probes/nsp_feature_baselines.py [--pairs N]
 
 The pairs are exactly those `ftkit eval --model runs/bert-mlm-nsp-movies --data ../shared/data/imdb/test.jsonl
 --batch-size 32` scores (the recipe's validation chunks, drawn with masking.eval_seed, batch by batch; read

@@ -5,7 +5,7 @@
            the ViT, BERT and char-GPT recipes (what models/fast_paths.py chooses between)
   dropout  a mask from torch's bernoulli_ against FastDropout's 16-bit draws (models/fast_paths.py)
 
-    .venv/bin/python bench/cpu_kernels.py
+    .venv/bin/python bench/probes/cpu_kernels.py
 """
 
 from __future__ import annotations

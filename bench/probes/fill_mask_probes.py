@@ -1,6 +1,6 @@
 """Top-5 of plain transformers' fill-mask pipeline on a pre-trained masked LM (the README's probe table).
 
-    .venv/bin/python bench/fill_mask_probes.py runs/bert-mlm-nsp-movies [--probe "this movie was [MASK] ."]
+    .venv/bin/python bench/probes/fill_mask_probes.py runs/bert-mlm-nsp-movies [--probe "this movie was [MASK] ."]
 
 Nothing of ftkit is imported: this is what a user gets with `pipeline("fill-mask", model=DIR)`. The mask
 token is the model's own ([MASK] for BERT, <mask> for RoBERTa): write [MASK] in probes either way.

@@ -14,7 +14,7 @@ steps 2..N (model loading, tokenizing and evaluation are not timed). Dev accurac
 side's own evaluation. "Time to the same dev accuracy": every side trains the same steps, so where the accuracies
 agree (printed) the ratio of training times is that.
 
-    .venv/bin/python bench/cls_vs_hf.py [--steps 600] [--repeats 2] [--precision auto]
+    .venv/bin/python bench/peers/cls_vs_hf.py [--steps 600] [--repeats 2] [--precision auto]
 
 Last line: `ratio ftkit/run_glue-defaults: X.XX` (examples/s).
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "sst2-minilm-quick.yaml"
 SST2 = ROOT.parent / "shared" / "data" / "sst2" / "glue"
 

@@ -14,7 +14,7 @@ Each side runs in its own process (Accelerate keeps one global state per process
 own train runtime) -> training features/s; evaluation from the questions to the scores (features, forward passes,
 post-processing, metric; not loading the model) -> evaluation questions/s.
 
-    .venv/bin/python bench/qa_vs_hf.py [--train-questions 7938] [--eval-questions 10570] [--steps 200] [--precision auto]
+    .venv/bin/python bench/peers/qa_vs_hf.py [--train-questions 7938] [--eval-questions 10570] [--steps 200] [--precision auto]
 
 Last lines: `train features/s ratio ftkit/hf: X.XX` and `eval questions/s ratio ftkit/hf: X.XX` (> 1: ftkit faster).
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 TRAIN, DEV = DATA / "squadshifts_new_wiki" / "train.jsonl", DATA / "squad_v1.1" / "dev.jsonl"
 SETTINGS = {"batch_size": 32, "eval_batch_size": 64, "lr": 1e-4, "warmup_ratio": 0.1, "weight_decay": 0.01, "seed": 0,

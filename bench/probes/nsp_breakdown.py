@@ -9,7 +9,7 @@
 2. The model: accuracy on the held-out pairs `ftkit eval` scores, split by kind of pair (true next, random next
    from another source, random next from the same source) and by the source of A.
 
-    .venv/bin/python bench/nsp_breakdown.py [--recipe recipes/bert-mlm-nsp-mixed.yaml] [--model runs/bert-mlm-nsp-mixed]
+    .venv/bin/python bench/probes/nsp_breakdown.py [--recipe recipes/bert-mlm-nsp-mixed.yaml] [--model runs/bert-mlm-nsp-mixed]
                                            [--pairs N] [--mix-only]
 
 A source is one entry of the recipe's data.train / data.validation list. The pairs, masks and batches are exactly

@@ -1,6 +1,6 @@
 """Next-sentence prediction trained alone (no masked LM) on bert-mlm-nsp-movies' pairs.
 
-    .venv/bin/python bench/nsp_alone.py [--steps 400] [--lr 5e-4] [--fixed] [--recipe FILE]
+    .venv/bin/python bench/probes/nsp_alone.py [--steps 400] [--lr 5e-4] [--fixed] [--recipe FILE]
 
 Batches of 16 pairs drawn as in training (ftkit's collate: half of each batch's B from another review);
 prints the mean NSP loss and accuracy of every 20 steps. `--fixed` trains on one batch only, the check that

@@ -1,7 +1,7 @@
 """The README's fine-tuning strategies / compression table: for each saved model, on the SST-2 dev set in one
 process (so the latencies compare): trainable parameters, dev accuracy, training time, size on disk, CPU latency.
 
-    .venv/bin/python bench/compress_table.py NAME=DIR [NAME=DIR ...] [--batch-size 64] [--repeats 3]
+    .venv/bin/python bench/probes/compress_table.py NAME=DIR [NAME=DIR ...] [--batch-size 64] [--repeats 3]
 
 DIR is any model ftkit writes (plain, PEFT adapter, int8). Trainable parameters come from the run's recipe
 (the strategy applied to the model again) or, for an adapter, from its weights file; training time from
@@ -20,7 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEV = ROOT.parent / "shared" / "data" / "sst2" / "glue" / "dev.tsv"
 
 

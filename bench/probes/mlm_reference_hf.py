@@ -1,7 +1,7 @@
 """A masked-LM learning curve with no ftkit code: transformers' BertForMaskedLM + DataCollatorForLanguageModeling
 in a plain PyTorch loop, on the IMDB training reviews packed into [CLS] 126 tokens [SEP] blocks.
 
-    .venv/bin/python bench/mlm_reference_hf.py [--lr 7e-4] [--steps 600] [--tokenizer runs/tokenizers/movies-wordpiece]
+    .venv/bin/python bench/probes/mlm_reference_hf.py [--lr 7e-4] [--steps 600] [--tokenizer runs/tokenizers/movies-wordpiece]
 
 It answers one question: is the slow start of bert-mlm-nsp-movies ftkit's doing? Same model shape
 (4 layers, 256 wide, no dropout), batch 16, AdamW (0.9, 0.98), warmup 300 then linear decay over 3,600
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IMDB = ROOT.parent / "shared" / "data" / "imdb" / "train.jsonl"
 
 

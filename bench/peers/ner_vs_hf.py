@@ -8,7 +8,7 @@ length-grouped batches; `ftkit eval` on dev. Each side runs in its own process (
 global state per process); only training is timed (each side's own train runtime), not loading or
 tokenizing. Entity F1 of both is printed; the wall-clock ratio is the last line.
 
-    .venv/bin/python bench/ner_vs_hf.py [--epochs 1] [--precision auto]
+    .venv/bin/python bench/peers/ner_vs_hf.py [--epochs 1] [--precision auto]
 
 Last line: `ratio ftkit/hf: X.XX` (HF train seconds / ftkit train seconds: > 1 means ftkit is faster).
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WNUT = ROOT.parent / "shared" / "data" / "wnut17"
 SETTINGS = {"batch_size": 16, "lr": 1e-4, "warmup_steps": 60, "weight_decay": 0.01, "seed": 0}
 

@@ -6,7 +6,7 @@ The time is the run's own train_runtime_s (the loop: steps, evaluations, drawing
 so the figure is what a user waits. Evaluations more often than the recipe (every 100 steps instead of 500) make
 the cost of drawing 5x as visible as in the shipped recipe.
 
-    .venv/bin/python bench/reporting_cost.py [--steps 600] [--rounds 4] [--eval-every 100]
+    .venv/bin/python bench/peers/reporting_cost.py [--steps 600] [--rounds 4] [--eval-every 100]
 
 On a shared 2-core host tokens/s drift by 10-30 % between minutes, more than the effect measured, so each round
 runs both sides back to back (in alternating order) and the ratio is the median of the rounds' ratios. The
@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "gpt-shakespeare-char.yaml"
 
 

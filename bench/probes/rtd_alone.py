@@ -11,7 +11,7 @@ and the spread of the last hidden states over positions (near 0: every position 
 `--arch modernbert`: the same detection on the encoder of recipes/modernbert-mlm-movies.yaml (pre-LN, rotary) as a
 one-label token classifier, to tell the architecture from the task; `--no-prior-bias`: the head's bias at 0.
 
-    .venv/bin/python bench/rtd_alone.py [--replace unigram|uniform] [--steps 600] [--lr 2e-4] [--arch modernbert]
+    .venv/bin/python bench/probes/rtd_alone.py [--replace unigram|uniform] [--steps 600] [--lr 2e-4] [--arch modernbert]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:
