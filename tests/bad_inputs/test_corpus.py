@@ -1,4 +1,4 @@
-"""The bad-input corpus (tests/bad_inputs/cases.yaml): one line naming the file/key and what was expected,
+"""The bad-input corpus (tests/bad_inputs/cases/*.yaml, one file per family): one line naming the file/key and what was expected,
 exit code 2, no traceback, and every file that existed before left exactly as it was."""
 
 import copy
@@ -12,7 +12,8 @@ import yaml
 
 from conftest import ROOT, SHAKESPEARE, need, run_cli
 
-CASES = yaml.safe_load((ROOT / "tests" / "bad_inputs" / "cases.yaml").read_text())
+CASE_FILES = sorted((ROOT / "tests" / "bad_inputs" / "cases").glob("*.yaml"))
+CASES = [case for f in CASE_FILES for case in yaml.safe_load(f.read_text())]
 
 
 @pytest.fixture(scope="module")
