@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ftkit import cli, registry
+from ftkit import registry
+from ftkit.cli import entry as cli
 from ftkit.errors import UserError
 from ftkit.recipe import load_recipe, packaged
 from ftkit.recipe.load import _section_type, apply_override, validate

@@ -45,7 +45,7 @@ def test_progress_lines_without_a_terminal():
 def test_library_warnings_are_summed_up_in_one_line(monkeypatch):
     import warnings
 
-    import ftkit.cli as cli
+    import ftkit.cli.entry as cli
 
     def noisy():
         warnings.warn("something deprecated", FutureWarning, stacklevel=1)
