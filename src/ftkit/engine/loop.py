@@ -1,8 +1,9 @@
 """The one training loop every task uses, on `accelerate.Accelerator`.
 
-Read it top to bottom: set-up, optional resume, then per optimizer step: gather `grad_accum`
-micro-batches, normalise the summed loss by the number of targets in the whole window (all
-ranks), backward, clip, step; log, evaluate, checkpoint; finally save the model.
+Read `train` first, it is the whole story in named steps (`_Run`'s methods): set-up, optional resume, then per
+optimizer step (`optimizer_step`): gather `grad_accum` micro-batches, normalise the summed loss by the number of
+targets in the whole window (all ranks), backward, clip, step; log (`log_progress`), evaluate
+(`evaluate_and_track`), checkpoint; finally save the model (`finish`). The run's small state lives in run_state.py.
 Not `transformers.Trainer`: the plain loop is faster here and gives exact control of resume
 and of loss normalisation (k micro-batches of b give the gradient of one batch of k*b).
 """
@@ -10,11 +11,9 @@ and of loss normalisation (k micro-batches of b give the gradient of one batch o
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
@@ -25,57 +24,22 @@ from ftkit.engine import rundir, trackers
 from ftkit.engine.checkpoint_weights import CheckpointWeights
 from ftkit.engine.metrics_log import MetricsLog
 from ftkit.engine.optim import build_optimizer, build_scheduler
-from ftkit.engine.progress import Progress as ProgressLine  # (loop.Progress is the training state)
+from ftkit.engine.progress import Progress as ProgressLine  # (run_state.Progress is the training state)
 from ftkit.engine.progress import eta_text
+from ftkit.engine.run_state import (
+    Pace,
+    Progress,
+    StopRequested,
+    all_ranks_take,
+    epoch_ended,
+    progress_bar,
+    promote_best,
+    total_steps,
+)
 from ftkit.engine.task_api import Task
 from ftkit.errors import UserError
 from ftkit.recipe.schema import TrainSection
 from ftkit.wording import rate
-
-
-@dataclass
-class Progress:
-    step: int = 0
-    tokens: int = 0
-    examples: int = 0
-    evals: int = 0
-    best: Optional[float] = None
-    best_step: Optional[int] = None
-    best_metrics: dict = field(default_factory=dict)
-    bad_evals: int = 0
-    skipped: int = 0
-    elapsed: float = 0.0
-
-
-def total_steps(cfg: TrainSection, batches_per_epoch: Optional[int], tokens_per_step: Optional[int]) -> int:
-    budgets = []
-    if cfg.max_steps:
-        budgets.append(cfg.max_steps)
-    if cfg.max_tokens and tokens_per_step:
-        budgets.append(math.ceil(cfg.max_tokens / tokens_per_step))
-    if not budgets:
-        if batches_per_epoch is None:
-            raise UserError("streaming data needs train.max_steps or train.max_tokens")
-        budgets.append(max(1, math.ceil(cfg.epochs * batches_per_epoch / cfg.grad_accum)))
-    return min(budgets)
-
-
-class StopRequested:
-    """SIGTERM / SIGINT set a flag; the loop checkpoints at the next step boundary and exits."""
-
-    def __init__(self):
-        self.signal: Optional[int] = None
-
-    def __enter__(self):
-        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
-        return self
-
-    def _handle(self, signum, _frame):
-        self.signal = signum
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
 
 
 def evaluate(accelerator, model, task: Task, batches: Iterable[dict], log=None, mixed_precision: bool = True) -> dict[str, float]:
@@ -171,214 +135,217 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
     """Train `model` on `train_batches`; evaluate with `eval_fn()` batches; write everything under `out`.
     `hparams`: the resolved recipe, logged once to the experiment trackers."""
     check_metric(cfg, task)
-    steps = total_steps(cfg, train_batches.batches_per_epoch, tokens_per_step)
-    optimizer = build_optimizer(model, cfg)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    weights = CheckpointWeights(accelerator, model)  # a frozen base: checkpoints hold only the trainable weights
-    # The scheduler is not prepared: accelerate would step it once per process.
-    scheduler = build_scheduler(optimizer, cfg, steps)
-    metric_name = cfg.metric_for_best or next(iter(task.metrics))
-    greater = task.metrics.get(metric_name)
-    prog = Progress()
-    tracking = trackers.start(accelerator, out, hparams)  # before the loop: importing a tracker costs seconds
-    mlog = MetricsLog(out, accelerator, metric=metric_name, greater=greater, plots=cfg.plots, trackers=tracking, log=log)
-
+    run = _Run(accelerator, model, task, train_batches, eval_fn, cfg, out, save_final, tokens_per_step, log, hparams)
     if resume:
-        ckpt = rundir.latest_checkpoint(out)
+        run.resume()
+    if run.prog.step >= run.steps:
+        log(f"nothing to do: step {run.prog.step} of {run.steps}")
+    stopped_by = run.steps_until_done(on_step)
+    if stopped_by is not None:
+        run.exit_stopped(stopped_by)
+    return run.finish()
+
+
+class _Run:
+    """One training run's state and its named steps; `train` above reads as the whole story."""
+
+    def __init__(self, accelerator, model, task: Task, train_batches, eval_fn, cfg: TrainSection, out: Path, save_final,
+                 tokens_per_step: Optional[int], log, hparams: Optional[dict]):
+        self.accelerator, self.task, self.train_batches, self.eval_fn = accelerator, task, train_batches, eval_fn
+        self.cfg, self.out, self.save_final, self.log = cfg, out, save_final, log
+        self.steps = total_steps(cfg, train_batches.batches_per_epoch, tokens_per_step)
+        optimizer = build_optimizer(model, cfg)
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.weights = CheckpointWeights(accelerator, self.model)  # a frozen base: checkpoints hold only the trainable weights
+        # The scheduler is not prepared: accelerate would step it once per process.
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps)
+        self.metric_name = cfg.metric_for_best or next(iter(task.metrics))
+        self.greater = task.metrics.get(self.metric_name)
+        self.prog = Progress()
+        tracking = trackers.start(accelerator, out, hparams)  # before the loop: importing a tracker costs seconds
+        self.mlog = MetricsLog(out, accelerator, metric=self.metric_name, greater=self.greater, plots=cfg.plots,
+                               trackers=tracking, log=log)
+
+    def resume(self) -> None:
+        ckpt = rundir.latest_checkpoint(self.out)
         try:
-            state = rundir.load_checkpoint(accelerator, ckpt)
+            state = rundir.load_checkpoint(self.accelerator, ckpt)
         except (RuntimeError, ValueError, KeyError, OSError) as e:
             raise UserError(f"--resume: checkpoint {ckpt} does not fit this model and recipe: "
                             f"{str(e).strip().splitlines()[0][:200]}") from None
-        scheduler.load_state_dict(state["scheduler"])
-        train_batches.load_state_dict(state["data"])
-        prog = Progress(**state["progress"])
-        mlog.truncate(prog.step)
-        log(f"resumed from {ckpt} at step {prog.step}")
-    if prog.step >= steps:
-        log(f"nothing to do: step {prog.step} of {steps}")
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.train_batches.load_state_dict(state["data"])
+        self.prog = Progress(**state["progress"])
+        self.mlog.truncate(self.prog.step)
+        self.log(f"resumed from {ckpt} at step {self.prog.step}")
 
-    def checkpoint(force: bool = False) -> Optional[Path]:
+    def checkpoint(self, force: bool = False) -> Optional[Path]:
         """force: written even with keep_checkpoints 0 (a run stopped by a signal, the final checkpoint)."""
-        if cfg.keep_checkpoints == 0 and not force:
+        if self.cfg.keep_checkpoints == 0 and not force:
             return None
-        state = {"progress": prog.__dict__, "scheduler": scheduler.state_dict(), "data": train_batches.state_dict(),
-                 "total_steps": steps, "weights": weights.describe()}
-        return rundir.save_checkpoint(accelerator, out, prog.step, state, max(cfg.keep_checkpoints, 1))
+        state = {"progress": self.prog.__dict__, "scheduler": self.scheduler.state_dict(),
+                 "data": self.train_batches.state_dict(), "total_steps": self.steps, "weights": self.weights.describe()}
+        return rundir.save_checkpoint(self.accelerator, self.out, self.prog.step, state, max(self.cfg.keep_checkpoints, 1))
 
-    def save_model(path: Path) -> None:
+    def save_model(self, path: Path) -> None:
         """Gather the full weights on every rank (needed under FSDP / ZeRO-3); only the main process writes."""
-        state_dict = accelerator.get_state_dict(model)
-        if accelerator.is_main_process:
-            save_final(accelerator.unwrap_model(model), path, state_dict)
-        accelerator.wait_for_everyone()
+        state_dict = self.accelerator.get_state_dict(self.model)
+        if self.accelerator.is_main_process:
+            self.save_final(self.accelerator.unwrap_model(self.model), path, state_dict)
+        self.accelerator.wait_for_everyone()
 
-    def run_eval() -> bool:
+    def evaluate_and_track(self) -> bool:
         """Evaluate, log, track the best; True when early stopping says stop."""
-        if eval_fn is None:
+        if self.eval_fn is None:
             return False
-        metrics = evaluate(accelerator, model, task, eval_fn(), log)
+        prog, cfg = self.prog, self.cfg
+        metrics = evaluate(self.accelerator, self.model, self.task, self.eval_fn(), self.log)
         prog.evals += 1
-        value = metrics.get(metric_name)
+        value = metrics.get(self.metric_name)
         if value is None:
-            raise UserError(f"train.metric_for_best: '{metric_name}' is not a metric of this task; "
+            raise UserError(f"train.metric_for_best: '{self.metric_name}' is not a metric of this task; "
                             f"choose one of {', '.join(metrics)}")
-        improved = prog.best is None or (value > prog.best if greater else value < prog.best)
+        improved = prog.best is None or (value > prog.best if self.greater else value < prog.best)
         if improved:
             prog.best, prog.best_step, prog.best_metrics, prog.bad_evals = value, prog.step, metrics, 0
-            if task.keep_best:
-                save_model(out / "best")
+            if self.task.keep_best:
+                self.save_model(self.out / "best")
         else:
             prog.bad_evals += 1
-        mlog.eval(prog, metrics, lr=scheduler.get_last_lr()[0])
+        self.mlog.eval(prog, metrics, lr=self.scheduler.get_last_lr()[0])
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-        log(f"step {prog.step}: eval {shown}{'  (best)' if improved else ''}")
+        self.log(f"step {prog.step}: eval {shown}{'  (best)' if improved else ''}")
         return cfg.early_stopping_patience is not None and prog.bad_evals >= cfg.early_stopping_patience
 
-    model.train()
-    world = accelerator.num_processes
-    micro_iter = iter(train_batches)
-    t_start = time.perf_counter() - prog.elapsed
-    t_log, tok_log, ex_log, loss_acc, n_acc = time.perf_counter(), prog.tokens, prog.examples, 0.0, 0
-    bar = _progress_bar(accelerator, steps, prog.step)
-    start_step, t_run = prog.step, time.perf_counter()  # ETA from this process's own pace (a resume starts midway)
-    stopped_by: Optional[int] = None
-    with StopRequested() as stop:
-        while prog.step < steps:
-            micro = [next(micro_iter) for _ in range(cfg.grad_accum)]
-            micro = [{k: v.to(accelerator.device) for k, v in b.items()} for b in micro]
-            step_loss, n_global = accumulate_gradients(accelerator, model, task, micro)
-            # One small all-reduce so that every rank takes the same decision (skip, stop) at the same step.
-            flags = torch.tensor([float(not torch.isfinite(step_loss)), float(stop.signal is not None)],
-                                 device=accelerator.device)
-            if world > 1:
-                flags = accelerator.reduce(flags, "sum")
-            stopping = bool(flags[1] > 0)
-            if flags[0] > 0:
-                optimizer.zero_grad(set_to_none=True)
-                if prog.skipped < cfg.skip_nonfinite:
-                    prog.skipped += 1
-                    log(f"step {prog.step + 1}: loss is not finite; skipped ({prog.skipped} of at most {cfg.skip_nonfinite})")
+    def optimizer_step(self, micro: list[dict], stop: StopRequested) -> tuple[Optional[tuple[float, int]], bool]:
+        """Accumulate, then clip and step: ((loss sum, targets), stopping), or (None, stopping) for a skipped
+        non-finite step. One small all-reduce makes every rank take the same decision (skip, stop) at the same step."""
+        accelerator, cfg, prog = self.accelerator, self.cfg, self.prog
+        step_loss, n_global = accumulate_gradients(accelerator, self.model, self.task, micro)
+        flags = torch.tensor([float(not torch.isfinite(step_loss)), float(stop.signal is not None)], device=accelerator.device)
+        if accelerator.num_processes > 1:
+            flags = accelerator.reduce(flags, "sum")
+        stopping = bool(flags[1] > 0)
+        if flags[0] > 0:
+            self.optimizer.zero_grad(set_to_none=True)
+            if prog.skipped < cfg.skip_nonfinite:
+                prog.skipped += 1
+                self.log(f"step {prog.step + 1}: loss is not finite; skipped ({prog.skipped} of at most {cfg.skip_nonfinite})")
+                return None, stopping
+            last = rundir.latest_checkpoint(self.out)
+            raise UserError(f"training diverged: loss is {step_loss.item()} at step {prog.step + 1}; "
+                            f"last good checkpoint: {last or 'none'}; lower train.lr or raise train.warmup_steps"
+                            + ("" if cfg.skip_nonfinite else " (train.skip_nonfinite=N skips N bad steps)"))
+        if cfg.grad_clip:
+            accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        world = accelerator.num_processes
+        prog.step += 1
+        prog.tokens += sum(self.task.count_tokens(b) for b in micro) * world
+        prog.examples += sum(self.task.count_examples(b) for b in micro) * world
+        return (step_loss.item(), n_global), stopping
+
+    def steps_until_done(self, on_step) -> Optional[int]:
+        """Optimizer steps until the budget, a signal (returned) or early stopping; logs, evaluations, checkpoints."""
+        accelerator, cfg, prog, steps = self.accelerator, self.cfg, self.prog, self.steps
+        self.model.train()
+        micro_iter = iter(self.train_batches)
+        self.t_start = time.perf_counter() - prog.elapsed
+        pace = Pace(prog)
+        bar = progress_bar(accelerator, steps, prog.step)
+        stopped_by: Optional[int] = None
+        with StopRequested() as stop:
+            while prog.step < steps:
+                micro = [next(micro_iter) for _ in range(cfg.grad_accum)]
+                micro = [{k: v.to(accelerator.device) for k, v in b.items()} for b in micro]
+                done, stopping = self.optimizer_step(micro, stop)
+                if done is None:
                     continue
-                last = rundir.latest_checkpoint(out)
-                raise UserError(f"training diverged: loss is {step_loss.item()} at step {prog.step + 1}; "
-                                f"last good checkpoint: {last or 'none'}; lower train.lr or raise train.warmup_steps"
-                                + ("" if cfg.skip_nonfinite else " (train.skip_nonfinite=N skips N bad steps)"))
-            if cfg.grad_clip:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            prog.step += 1
-            prog.tokens += sum(task.count_tokens(b) for b in micro) * world
-            prog.examples += sum(task.count_examples(b) for b in micro) * world
-            loss_acc += step_loss.item()
-            n_acc += n_global
+                pace.add(*done)
+                if prog.step % cfg.log_every == 0 or prog.step == steps:
+                    self.log_progress(pace, bar)
+                prog.elapsed = time.perf_counter() - self.t_start
+                if on_step is not None:
+                    on_step(prog)
+                at_end = prog.step == steps
+                epoch_end = cfg.eval_every_epoch and epoch_ended(prog.step, cfg.grad_accum, self.train_batches.batches_per_epoch)
+                do_eval = (cfg.eval_every and prog.step % cfg.eval_every == 0) or epoch_end or at_end
+                early = self.evaluate_and_track() if do_eval else False
+                save_every = cfg.save_every or cfg.eval_every
+                if (save_every and prog.step % save_every == 0 and not at_end) or stopping or \
+                        (epoch_end and not cfg.save_every and not at_end):
+                    self.checkpoint(force=stopping)
+                if stopping:
+                    stopped_by = stop.signal or signal.SIGTERM
+                    break
+                if early:
+                    self.log(f"early stopping: no improvement of {self.metric_name} in {cfg.early_stopping_patience} evaluations")
+                    break
+        if bar is not None:
+            bar.close()
+        prog.elapsed = time.perf_counter() - self.t_start
+        return stopped_by
 
-            if prog.step % cfg.log_every == 0 or prog.step == steps:
-                now = time.perf_counter()
-                tps = (prog.tokens - tok_log) / max(now - t_log, 1e-9)
-                # inputs that are not tokens (images): the pace in examples
-                eps = (prog.examples - ex_log) / max(now - t_log, 1e-9)
-                pace = f"{tps:,.0f} tok/s" if prog.tokens else rate(eps, "ex", ",.1f")
-                loss_sum_all = accelerator.reduce(torch.tensor(loss_acc, device=accelerator.device), "sum").item()
-                loss_val = loss_sum_all / max(n_acc, 1)
-                lr = scheduler.get_last_lr()[0]
-                prog.elapsed = now - t_start
-                mlog.train(prog, loss_val, lr, tps, eps)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", pace=pace)
-                    bar.update(prog.step - bar.n)
-                else:
-                    done = prog.step - start_step
-                    log(f"step {prog.step}/{steps}  loss {loss_val:.4f}  lr {lr:.2e}  {pace}  "
-                        f"{eta_text(done, steps - start_step, time.perf_counter() - t_run)}")
-                t_log, tok_log, ex_log, loss_acc, n_acc = now, prog.tokens, prog.examples, 0.0, 0
+    def log_progress(self, pace: Pace, bar) -> None:
+        """The train line (or the bar), train_log.jsonl and the trackers: mean loss over all ranks since the last one."""
+        accelerator, prog = self.accelerator, self.prog
+        now = time.perf_counter()
+        tps, eps = pace.rates(now)
+        shown = f"{tps:,.0f} tok/s" if prog.tokens else rate(eps, "ex", ",.1f")  # inputs that are not tokens (images)
+        loss_sum_all = accelerator.reduce(torch.tensor(pace.loss, device=accelerator.device), "sum").item()
+        loss_val = loss_sum_all / max(pace.targets, 1)
+        lr = self.scheduler.get_last_lr()[0]
+        prog.elapsed = now - self.t_start
+        self.mlog.train(prog, loss_val, lr, tps, eps)
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", pace=shown)
+            bar.update(prog.step - bar.n)
+        else:
+            self.log(f"step {prog.step}/{self.steps}  loss {loss_val:.4f}  lr {lr:.2e}  {shown}  "
+                     f"{eta_text(prog.step - pace.start_step, self.steps - pace.start_step, now - pace.t_run)}")
+        pace.restart(now)
 
-            prog.elapsed = time.perf_counter() - t_start
-            if on_step is not None:
-                on_step(prog)
-            at_end = prog.step == steps
-            epoch_end = cfg.eval_every_epoch and _epoch_ended(prog.step, cfg.grad_accum, train_batches.batches_per_epoch)
-            do_eval = (cfg.eval_every and prog.step % cfg.eval_every == 0) or epoch_end or at_end
-            early = run_eval() if do_eval else False
-            save_every = cfg.save_every or cfg.eval_every
-            if (save_every and prog.step % save_every == 0 and not at_end) or stopping or \
-                    (epoch_end and not cfg.save_every and not at_end):
-                checkpoint(force=stopping)
-            if stopping:
-                stopped_by = stop.signal or signal.SIGTERM
-                break
-            if early:
-                log(f"early stopping: no improvement of {metric_name} in {cfg.early_stopping_patience} evaluations")
-                break
-    if bar is not None:
-        bar.close()
-    prog.elapsed = time.perf_counter() - t_start
-    if stopped_by is not None:
-        rundir.write_status(out, "stopped", step=prog.step) if accelerator.is_main_process else None
-        log(f"stopped by signal {stopped_by} at step {prog.step}; resume with --resume")
+    def exit_stopped(self, signum: int) -> None:
+        """A signal stopped the run: its checkpoint is written; say how to go on and exit 128 + signal."""
+        rundir.write_status(self.out, "stopped", step=self.prog.step) if self.accelerator.is_main_process else None
+        self.log(f"stopped by signal {signum} at step {self.prog.step}; resume with --resume")
+        self.accelerator.end_training()
+        sys.exit(128 + signum)
+
+    def finish(self) -> dict:
+        """The last checkpoint, the saved model (best or last), the summary in metrics.json."""
+        accelerator, cfg, prog, out = self.accelerator, self.cfg, self.prog, self.out
+        # The last checkpoint lets `--resume` extend a finished run with a larger budget; older ones only take room.
+        final_ckpt = self.checkpoint(force=True) if cfg.keep_checkpoints_at_end else None
+        if accelerator.is_main_process:
+            rundir.prune_checkpoints(out, cfg.keep_checkpoints_at_end)
+            if final_ckpt is not None:
+                self.log(f"resumable checkpoint {final_ckpt}: {rundir.dir_bytes(final_ckpt) / 2**20:,.1f} MiB "
+                         f"(train.keep_checkpoints_at_end: 0 keeps only the final model)")
+        # One decision for all ranks, taken before the main process moves best/ into place: read from the disk by each
+        # rank, a slower rank found best/ already gone, saved the last model too and its collectives no longer matched
+        # (rank 0 exited while rank 1 waited in a barrier: gloo "Connection closed by peer").
+        use_best = all_ranks_take(accelerator, self.task.keep_best and (out / "best").is_dir())
+        if not use_best:
+            self.save_model(out)
+        summary = {
+            "task": self.task.name, "steps": prog.step, "total_steps": self.steps, "tokens": prog.tokens,
+            "examples": prog.examples, "train_runtime_s": round(prog.elapsed, 2),
+            "tokens_per_s": round(prog.tokens / max(prog.elapsed, 1e-9), 1), "world_size": accelerator.num_processes,
+            "skipped_nonfinite_steps": prog.skipped, "metric_for_best": self.metric_name, "best": prog.best,
+            "best_step": prog.best_step, "best_metrics": prog.best_metrics, "final_metrics": self.mlog.last_eval,
+            "checkpoint": str(final_ckpt) if final_ckpt else None,
+        }
+        summary["saved"] = f"best (step {prog.best_step})" if use_best else f"last (step {prog.step})"
+        if accelerator.is_main_process:
+            if use_best:
+                promote_best(out / "best", out)
+            self.mlog.summary(summary)
+        accelerator.wait_for_everyone()
+        self.weights.remove()
         accelerator.end_training()
-        sys.exit(128 + stopped_by)
-
-    # The last checkpoint lets `--resume` extend a finished run with a larger budget; older ones only take room.
-    final_ckpt = checkpoint(force=True) if cfg.keep_checkpoints_at_end else None
-    if accelerator.is_main_process:
-        rundir.prune_checkpoints(out, cfg.keep_checkpoints_at_end)
-        if final_ckpt is not None:
-            log(f"resumable checkpoint {final_ckpt}: {rundir.dir_bytes(final_ckpt) / 2**20:,.1f} MiB "
-                f"(train.keep_checkpoints_at_end: 0 keeps only the final model)")
-    # One decision for all ranks, taken before the main process moves best/ into place: read from the disk by each
-    # rank, a slower rank found best/ already gone, saved the last model too and its collectives no longer matched
-    # (rank 0 exited while rank 1 waited in a barrier: gloo "Connection closed by peer").
-    use_best = _all_ranks_take(accelerator, task.keep_best and (out / "best").is_dir())
-    if not use_best:
-        save_model(out)
-    summary = {
-        "task": task.name, "steps": prog.step, "total_steps": steps, "tokens": prog.tokens, "examples": prog.examples,
-        "train_runtime_s": round(prog.elapsed, 2), "tokens_per_s": round(prog.tokens / max(prog.elapsed, 1e-9), 1),
-        "world_size": world, "skipped_nonfinite_steps": prog.skipped, "metric_for_best": metric_name, "best": prog.best, "best_step": prog.best_step,
-        "best_metrics": prog.best_metrics, "final_metrics": mlog.last_eval, "checkpoint": str(final_ckpt) if final_ckpt else None,
-    }
-    summary["saved"] = f"best (step {prog.best_step})" if use_best else f"last (step {prog.step})"
-    if accelerator.is_main_process:
-        if use_best:
-            _promote_best(out / "best", out)
-        mlog.summary(summary)
-    accelerator.wait_for_everyone()
-    weights.remove()
-    accelerator.end_training()
-    return summary
+        return summary
 
 
-def _all_ranks_take(accelerator, value):
-    """The main process's `value`, on every rank."""
-    if accelerator.num_processes == 1:
-        return value
-    from accelerate.utils import broadcast_object_list
-
-    return broadcast_object_list([value])[0]
-
-
-def _epoch_ended(step: int, grad_accum: int, batches_per_epoch: Optional[int]) -> bool:
-    """Did optimizer step `step` consume the last micro-batch of an epoch? (Micro-batches run on across
-    epochs, so with grad_accum not dividing the epoch this is the step that crossed the boundary.)"""
-    if not batches_per_epoch:
-        return False
-    return (step * grad_accum) // batches_per_epoch > ((step - 1) * grad_accum) // batches_per_epoch
-
-
-def _promote_best(best_dir: Path, out: Path) -> None:
-    import os
-
-    for f in best_dir.iterdir():
-        os.replace(f, out / f.name)
-    best_dir.rmdir()
-
-
-def _progress_bar(accelerator, total: int, initial: int):
-    if not accelerator.is_main_process or not sys.stderr.isatty():
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)
