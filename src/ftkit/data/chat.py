@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ftkit.data import sources, tables
+from ftkit.data.splits import held_out
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
 
@@ -135,19 +136,14 @@ def load(spec, data: DataSection, key: str, rows: Optional[int] = None) -> Conve
 
 
 def train_and_validation(data: DataSection, seed: int) -> tuple[Conversations, Optional[Conversations]]:
-    import numpy as np
-
+    """Training and validation conversations: data.validation, or data.validation_split of train (data/splits.py)."""
     train = load(data.train, data, "data.train")
     if data.validation is not None:
         return train, load(data.validation, data, "data.validation")
-    if data.validation_split <= 0:
+    split = held_out(len(train.messages), data, seed)
+    if split is None:
         return train, None
-    n = len(train.messages)
-    n_val = max(1, int(round(n * data.validation_split)))
-    if n_val >= n:
-        raise UserError(f"data.validation_split={data.validation_split} leaves no training rows ({n} rows)")
-    order = np.arange(n) if data.split_mode == "tail" else np.random.default_rng(seed).permutation(n)
-    val_idx, train_idx = sorted(order[n - n_val:]), sorted(order[:n - n_val])
+    train_idx, val_idx = split
 
     def pick(idx):
         return Conversations([train.messages[i] for i in idx], [train.where[i] for i in idx], train.source)

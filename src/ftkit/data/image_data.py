@@ -14,6 +14,7 @@ import numpy as np
 from ftkit.data import image_sources
 from ftkit.data.image_checks import inspect
 from ftkit.data.images import Images, ImageSet, class_names, pixel_stats
+from ftkit.data.splits import held_out
 from ftkit.errors import UserError
 
 
@@ -27,15 +28,6 @@ class ImageData:
     std: list[float]
     labels: Optional[list[str]] = None  # class names, in id order
     notes: list[str] = field(default_factory=list)
-
-
-def _split(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
-    n = len(images)
-    n_val = max(1, int(round(n * fraction)))
-    if n_val >= n:
-        raise UserError(f"data.validation_split={fraction} leaves no training images ({n} images)")
-    perm = np.random.default_rng(seed).permutation(n)
-    return images.subset(np.sort(perm[n_val:])), images.subset(np.sort(perm[:n_val]))
 
 
 def load(recipe, labelled: bool, model_size: Optional[int] = None, model_stats: Optional[tuple] = None,
@@ -52,7 +44,8 @@ def load(recipe, labelled: bool, model_size: Optional[int] = None, model_stats: 
     if data.validation is not None:
         val_set = sources["data.validation"] = image_sources.load(data.validation, data, image, "data.validation", labelled)
     elif data.validation_split > 0:
-        train_set, val_set = _split(train_set, data.validation_split, recipe.train.seed)
+        train_idx, val_idx = held_out(len(train_set), data, recipe.train.seed, unit="images")
+        train_set, val_set = train_set.subset(train_idx), train_set.subset(val_idx)
     else:
         val_set = None
     shape = inspect(sources, image.channels, image.size or model_size)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ftkit.data import tables
+from ftkit.data.splits import held_out
 from ftkit.errors import UserError
 from ftkit.paths import is_local, missing
 from ftkit.recipe.schema import DataFile, DataSection
@@ -315,14 +316,8 @@ def train_and_validation(data: DataSection, seed: int, streaming: bool = False):
         return train, None
     if streaming:
         raise UserError("data.validation_split cannot hold rows out of a stream; set data.validation")
-    n_val = max(1, int(round(len(train) * data.validation_split)))
-    if n_val >= len(train):
-        raise UserError(f"data.validation_split={data.validation_split} leaves no training rows ({len(train)} rows)")
-    if data.split_mode == "tail":
-        cut = len(train) - n_val
-        return train.select(range(cut)), train.select(range(cut, len(train)))
-    parts = train.train_test_split(test_size=n_val, seed=seed, shuffle=True)
-    return parts["train"], parts["test"]
+    train_idx, val_idx = held_out(len(train), data, seed, drawn_order=True)  # rows shuffled before packing, as before
+    return train.select(train_idx), train.select(val_idx)
 
 
 def describe(spec) -> str:

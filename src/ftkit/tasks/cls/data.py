@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ftkit.data import sources, tables
+from ftkit.data.splits import held_out
 from ftkit.engine.batches import eval_subset
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
@@ -231,17 +232,10 @@ def train_and_validation(data: DataSection, seed: int, log=print) -> tuple[Rows,
     train = load_rows(data.train, data, "data.train", log=log)
     if data.validation is not None:
         return _few(train, data, seed, log), load_rows(data.validation, data, "data.validation", split="validation", log=log)
-    if data.validation_split <= 0:
+    split = held_out(len(train), data, seed, labels=train.labels)  # stratified by class (data/splits.py)
+    if split is None:
         return _few(train, data, seed, log), None
-    from sklearn.model_selection import train_test_split
-
-    n_val = max(1, int(round(len(train) * data.validation_split)))
-    if n_val >= len(train):
-        raise UserError(f"data.validation_split={data.validation_split} leaves no training rows ({len(train)} rows)")
-    counts = {n: train.labels.count(n) for n in set(train.labels)}
-    strat = train.labels if min(counts.values()) >= 2 and n_val >= len(counts) else None
-    tr, va = train_test_split(np.arange(len(train)), test_size=n_val, random_state=seed, shuffle=True, stratify=strat)
-    return _few(train.subset(np.sort(tr)), data, seed, log), train.subset(np.sort(va))
+    return _few(train.subset(split[0]), data, seed, log), train.subset(split[1])
 
 
 def _few(train: Rows, data: DataSection, seed: int, log) -> Rows:

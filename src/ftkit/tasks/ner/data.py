@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from ftkit.data.sources import check_utf8, json_lines, reading_encoding, resolve_files
+from ftkit.data.splits import held_out
 from ftkit.errors import UserError
 from ftkit.paths import is_local
 from ftkit.tasks.ner.spans import entities
@@ -235,17 +236,14 @@ def subset(t: Tagged, index) -> Tagged:
 
 
 def train_and_validation(data, ner, seed: int) -> tuple[Tagged, Optional[Tagged]]:
-    """Normalised training and validation sentences: data.validation, or a seeded share of train (validation_split)."""
-    import numpy as np
-
+    """Normalised training and validation sentences: data.validation, or data.validation_split of train (data/splits.py)."""
     train = normalise(load(data.train, data, ner, "data.train"), ner.tag_scheme)
     if data.validation is not None:
         return train, normalise(load(data.validation, data, ner, "data.validation"), ner.tag_scheme)
-    if not data.validation_split:
+    split = held_out(len(train), data, seed, unit="sentences")
+    if split is None:
         return train, None
-    perm = np.random.default_rng(seed).permutation(len(train))
-    n_val = max(1, int(round(len(train) * data.validation_split)))
-    return subset(train, sorted(perm[n_val:])), subset(train, sorted(perm[:n_val]))
+    return subset(train, split[0]), subset(train, split[1])
 
 
 def describe(name: str, t: Tagged) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ftkit.data.sources import json_lines
+from ftkit.data.splits import held_out
 from ftkit.errors import UserError
 
 
@@ -166,18 +167,15 @@ def load(spec, data, qa, key: str) -> Examples:
 
 
 def train_and_validation(data, qa, seed: int) -> tuple[Examples, Optional[Examples]]:
-    """Training and validation questions: data.validation, or a seeded share of train (validation_split)."""
-    import numpy as np
-
+    """Training and validation questions: data.validation, or data.validation_split of train (data/splits.py)."""
     train = load(data.train, data, qa, "data.train")
     if data.validation is not None:
         return train, load(data.validation, data, qa, "data.validation")
-    if not data.validation_split:
+    split = held_out(len(train), data, seed, unit="questions")
+    if split is None:
         return train, None
-    perm = np.random.default_rng(seed).permutation(len(train))
-    n_val = max(1, int(round(len(train) * data.validation_split)))
-    pick = lambda idx: Examples([train.items[i] for i in sorted(idx)], train.repaired)
-    return pick(perm[n_val:]), pick(perm[:n_val])
+    pick = lambda idx: Examples([train.items[i] for i in idx], train.repaired)
+    return pick(split[0]), pick(split[1])
 
 
 def describe(name: str, ex: Examples) -> str:
