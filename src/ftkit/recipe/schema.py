@@ -34,6 +34,9 @@ class TokenizerSection(Section):
     max_train_bytes: Optional[int] = Field(
         None, gt=0, description="Train the tokenizer on at most this many bytes of the corpus "
         "(tokenizer training memory grows with the corpus).")
+    extra_ids: int = Field(0, ge=0, description="T5's sentinel tokens <extra_id_0> .. <extra_id_{N-1}> added as special "
+                           "tokens on top of the trained vocabulary (<extra_id_0> highest, as T5's): span-corruption "
+                           "pre-training replaces each dropped span by one (T5: 100). The model's vocabulary follows the tokenizer.")
 
 
 class ModelSection(Section):
