@@ -76,6 +76,19 @@ def _images(tmp: Path, task: str) -> dict:
     return recipe
 
 
+def _span(tmp: Path) -> dict:
+    """A tiny T5 on Multi30K English captions; its unigram tokenizer carries T5's sentinels."""
+    tok = DATA / "multi30k" / "tok"
+    return {"task": "span-corruption", "output_dir": str(tmp / "run"),
+            "tokenizer": {"kind": "unigram", "path": str(tmp / "tok"), "vocab_size": 300, "extra_ids": 10},
+            "model": {"model_type": "t5", "config": {"num_layers": 1, "num_decoder_layers": 1, "d_model": 32, "d_kv": 8,
+                                                     "num_heads": 4, "d_ff": 64}},
+            "data": {"train": str(_lines(tok / "train.lc.norm.tok.en", tmp / "train.en", 400)),
+                     "validation": str(_lines(tok / "val.lc.norm.tok.en", tmp / "val.en", 40)), "block_size": 32,
+                     "cache_dir": str(tmp / "cache")},
+            "train": TRAIN}
+
+
 CASES = {
     "clm": lambda tmp: _lm(tmp, "clm", {"model_type": "gpt2", "config": {"n_layer": 2, "n_head": 2, "n_embd": 32}}, "char"),
     "mlm": lambda tmp: _lm(tmp, "mlm", {"model_type": "bert", "config": BERT_TINY}, "wordpiece"),
@@ -98,6 +111,7 @@ CASES = {
     "sft": _sft,
     "image-cls": lambda tmp: _images(tmp, "image-cls"),
     "mim": lambda tmp: _images(tmp, "mim"),
+    "span-corruption": _span,
 }
 
 

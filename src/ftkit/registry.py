@@ -81,6 +81,11 @@ TASKS: tuple[TaskEntry, ...] = (
     TaskEntry("qa", FINETUNE, "ftkit.tasks.qa", "AutoModelForQuestionAnswering", ("ForQuestionAnswering",), "f1",
               "extractive question answering (SQuAD): the answer span in a context", "QUESTION_ANS", ("lora",),
               peft_head=("qa_outputs",), pipeline_tag="question-answering"),
+    # any encoder-decoder's ...ForConditionalGeneration: a seq2seq fine-tuning entry placed before this one wins the tie
+    TaskEntry("span-corruption", PRETRAIN, "ftkit.tasks.seq2seq.span_corruption", "AutoModelForSeq2SeqLM",
+              ("ForConditionalGeneration",), "loss",
+              "T5's span corruption: spans of the text replaced by sentinel tokens, the decoder writes them back",
+              encoder_decoder=True),
 )
 NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
 EXAMPLE_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TASKS for f in t.example_formats))

@@ -53,7 +53,7 @@ def weights(out: Path) -> dict:
 
 # Drawn per batch and per rank (the collate rng is seeded by seed, epoch, batch and rank), the masks of 2 batches of 4
 # are not those of 1 batch of 8: equal losses need per-example randomness, a contract change not made yet.
-PER_BATCH_RANDOMNESS = {"mlm", "mlm+nsp", "electra", "mim"}
+PER_BATCH_RANDOMNESS = {"mlm", "mlm+nsp", "electra", "mim", "span-corruption"}
 # cls runs in `make test` (both bugs this set found showed there); the rest only in `make test-all`
 IN_MAKE_TEST = {"cls"}
 

@@ -46,16 +46,33 @@ def tokenize(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
                   f"{'; '.join(f'{t.name}: {t.help}' for t in registry.TASKS if t.family == registry.PRETRAIN)} "
                   "(every key: ftkit recipes docs).")
 @with_launch
-def pretrain(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg, print_config: bool = PrintOpt,
-             resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
+def pretrain(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = OverridesArg,
+             task: Optional[str] = typer.Option(None, "--task", help=f"A pre-training task ({', '.join(registry.names(registry.PRETRAIN))}); must agree with the recipe's task, or sets it."),
+             print_config: bool = PrintOpt, resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
              keep_at_end: Optional[int] = KeepEndOpt, *, launch: Launch) -> None:
-    r = _recipe(recipe, [*(overrides or []), *_keep(keep_at_end)], print_config)
+    extra = _task_option(task, registry.PRETRAIN, recipe, overrides)
+    r = _recipe(recipe, [*(overrides or []), *extra, *_keep(keep_at_end)], print_config)
     _offline_defaults()
     if launch.wanted:
         _launch(launch, r, resume, overwrite)
     from ftkit.workflows import train as wf
 
     wf.run(r, resume=resume, overwrite=overwrite, log=log, family=registry.PRETRAIN)
+
+
+def _task_option(task: Optional[str], family: str, recipe: Path, overrides: Optional[List[str]]) -> list[str]:
+    """`--task`: a task of the command's family that agrees with the recipe's (or sets it): the override it makes."""
+    if task is None:
+        return []
+    from ftkit.recipe import load_recipe, packaged
+
+    kind = "fine-tuning" if family == registry.FINETUNE else "pre-training"
+    if task not in registry.names(family):
+        raise UserError(f"--task: '{task}' is not {with_article(kind)} task; expected one of {', '.join(registry.names(family))}")
+    first = load_recipe(packaged.find(str(recipe)), overrides or [])
+    if "task" in first.model_fields_set and first.task != task:
+        raise UserError(f"--task {task}: {recipe} is {with_article(repr(first.task))} recipe; drop --task or use {with_article(task)} recipe")
+    return [f"task={task}"]
 
 
 def _launch(launch, recipe, resume: bool, overwrite: bool) -> None:
@@ -74,16 +91,7 @@ def finetune(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = Override
              task: Optional[str] = typer.Option(None, "--task", help=f"A fine-tuning task ({'; '.join(f'{t.name}: {t.help}' for t in registry.TASKS if t.family == registry.FINETUNE)}); must agree with the recipe's task, or sets it."),
              print_config: bool = PrintOpt, resume: bool = ResumeOpt, overwrite: bool = OverwriteOpt,
              keep_at_end: Optional[int] = KeepEndOpt, *, launch: Launch) -> None:
-    from ftkit.recipe import load_recipe, packaged
-
-    extra = []
-    if task is not None:
-        if task not in registry.names(registry.FINETUNE):
-            raise UserError(f"--task: '{task}' is not a fine-tuning task; expected one of {', '.join(registry.names(registry.FINETUNE))}")
-        first = load_recipe(packaged.find(str(recipe)), overrides or [])
-        if "task" in first.model_fields_set and first.task != task:
-            raise UserError(f"--task {task}: {recipe} is {with_article(repr(first.task))} recipe; drop --task or use {with_article(task)} recipe")
-        extra = [f"task={task}"]
+    extra = _task_option(task, registry.FINETUNE, recipe, overrides)
     r = _recipe(recipe, [*(overrides or []), *extra, *_keep(keep_at_end)], print_config)
     _offline_defaults()
     if launch.wanted:

@@ -4,7 +4,8 @@ Four kinds: byte-level BPE (GPT-2/RoBERTa style), WordPiece (BERT style), Unigra
 (SentencePiece style, Metaspace) and character level. The special tokens depend on the
 task: encoder tasks (mlm, mlm+nsp, cls) get [CLS]/[SEP]/[MASK]-style tokens and a pair
 template that sets token_type_ids; causal LMs get an end-of-text token and a separate
-pad token (pad == eos would teach the model never to stop).
+pad token (pad == eos would teach the model never to stop); encoder-decoders T5's <pad> </s> <unk>,
+</s> after each text, and tokenizer.extra_ids sentinels <extra_id_N> on top of the vocabulary.
 """
 
 from __future__ import annotations
@@ -42,15 +43,23 @@ class Specials:
 BERT = Specials(bos=None, eos=None, unk="[UNK]", pad="[PAD]", cls="[CLS]", sep="[SEP]", mask="[MASK]")
 ROBERTA = Specials(bos="<s>", eos="</s>", unk="<unk>", pad="<pad>", cls="<s>", sep="</s>", mask="<mask>")
 GPT = Specials(bos="<|endoftext|>", eos="<|endoftext|>", unk="<unk>", pad="<pad>")
+T5 = Specials(bos=None, eos="</s>", unk="<unk>", pad="<pad>")
+
+
+def sentinel(i: int) -> str:
+    """T5's i-th sentinel token (span corruption replaces the i-th dropped span of a text by it)."""
+    return f"<extra_id_{i}>"
 
 
 def specials_for(kind: str, task: str) -> Specials:
-    """wordpiece: BERT's tokens; otherwise GPT's for a decoder (the registry says which tasks are), RoBERTa's else."""
+    """wordpiece: BERT's tokens; otherwise GPT's for a decoder, T5's for an encoder-decoder (the registry says which
+    tasks are), RoBERTa's else."""
     from ftkit import registry
 
     if kind == "wordpiece":
         return BERT
-    return GPT if registry.entry(task).decoder_only else ROBERTA
+    entry = registry.entry(task)
+    return GPT if entry.decoder_only else T5 if entry.encoder_decoder else ROBERTA
 
 
 def build_tokenizer(kind: str, cfg: TokenizerSection, specials: Specials, texts: Iterable[list[str]]):
@@ -72,6 +81,7 @@ def build_tokenizer(kind: str, cfg: TokenizerSection, specials: Specials, texts:
         tok.decoder = decoders.Fuse()
         if cfg.lowercase:
             tok.normalizer = normalizers.Lowercase()
+        _add_sentinels(tok, cfg.extra_ids)
         _add_template(tok, specials)
         return tok
     if kind == "bpe":
@@ -108,8 +118,19 @@ def build_tokenizer(kind: str, cfg: TokenizerSection, specials: Specials, texts:
     if tok.get_vocab_size() <= len(sp):
         raise UserError("tokenizer: the training corpus is empty")
     tok = _canonical_ids(tok, kind)
+    _add_sentinels(tok, cfg.extra_ids)
     _add_template(tok, specials)
     return tok
+
+
+def _add_sentinels(tok, n: int) -> None:
+    """T5's sentinels as special tokens after the trained vocabulary, <extra_id_0> last (highest id) as in T5's
+    tokenizers: special, so no text ever splits them; each takes the space before it (as <mask> does), so "in a <extra_id_0>
+    shirt" reads [in, a, <extra_id_0>, shirt] as in training, where a sentinel stands for whole dropped pieces."""
+    from tokenizers import AddedToken
+
+    if n:
+        tok.add_special_tokens([AddedToken(sentinel(i), special=True, normalized=False, lstrip=True) for i in reversed(range(n))])
 
 
 def _canonical_ids(tok, kind: str):
@@ -139,6 +160,11 @@ def _add_template(tok, specials: Specials) -> None:
     """Encoder styles: `[CLS] A [SEP] B [SEP]` with token_type_ids 0/1; causal LMs: none."""
     from tokenizers import processors
 
+    if specials is T5:  # as T5's tokenizers: </s> closes each text (the target's end for seq2seq)
+        eos = (specials.eos, tok.token_to_id(specials.eos))
+        tok.post_processor = processors.TemplateProcessing(single=f"$A {eos[0]}", pair=f"$A {eos[0]} $B {eos[0]}",
+                                                           special_tokens=[eos])
+        return
     if specials.cls is None:
         if specials.eos is not None and tok.pre_tokenizer is not None and "ByteLevel" in repr(tok.pre_tokenizer):
             tok.post_processor = processors.ByteLevel(trim_offsets=False)
@@ -153,16 +179,18 @@ def _add_template(tok, specials: Specials) -> None:
         single=f"{cls} $A {sep}", pair=pair, special_tokens=[(t, i) for t, i in ids.items()])
 
 
-def wrap(tok, specials: Specials, max_length: int, kind: str):
-    """A transformers tokenizer around a trained `tokenizers.Tokenizer`."""
+def wrap(tok, specials: Specials, max_length: int, kind: str, extra_ids: int = 0):
+    """A transformers tokenizer around a trained `tokenizers.Tokenizer`; `extra_ids` sentinels (already in `tok`)
+    listed as its extra special tokens (tokenizer_config.json), as T5's tokenizers list them."""
     from transformers import PreTrainedTokenizerFast
 
     names = ["input_ids", "token_type_ids", "attention_mask"] if specials is BERT else ["input_ids", "attention_mask"]
+    extra = {"extra_special_tokens": [sentinel(i) for i in range(extra_ids)]} if extra_ids else {}
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, model_max_length=max_length, model_input_names=names,
         bos_token=specials.bos, eos_token=specials.eos, unk_token=specials.unk, pad_token=specials.pad,
         cls_token=specials.cls, sep_token=specials.sep, mask_token=specials.mask,
-        clean_up_tokenization_spaces=False,
+        clean_up_tokenization_spaces=False, **extra,
     )
 
 
@@ -233,7 +261,7 @@ def train_from_recipe(recipe: Recipe, train_ds):
     specials = specials_for(cfg.kind, recipe.task)
     batches = text_batches(train_ds, recipe.data.text_column, cfg.max_train_bytes)
     tok = build_tokenizer(cfg.kind, cfg, specials, batches)
-    return wrap(tok, specials, tokenizer_max_length(recipe), cfg.kind), specials
+    return wrap(tok, specials, tokenizer_max_length(recipe), cfg.kind, cfg.extra_ids), specials
 
 
 def save_tokenizer(hf_tok, path: str) -> None:

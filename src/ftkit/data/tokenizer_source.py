@@ -16,7 +16,7 @@ from ftkit.recipe.schema import Recipe
 from ftkit.wording import with_article
 
 SETTINGS_FILE = "ftkit_tokenizer.json"
-SETTINGS_KEYS = ("kind", "vocab_size", "min_frequency", "lowercase", "max_train_bytes")
+SETTINGS_KEYS = ("kind", "vocab_size", "min_frequency", "lowercase", "max_train_bytes", "extra_ids")
 
 
 def write_settings(recipe: Recipe) -> None:

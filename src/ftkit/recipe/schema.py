@@ -19,6 +19,7 @@ from ftkit.recipe.task_sections import DistillSection, ElectraSection, ImageSect
 from ftkit.tasks.ner.section import LEGACY_DATA_KEYS as NER_LEGACY_KEYS
 from ftkit.tasks.ner.section import NerSection
 from ftkit.tasks.qa.section import QaSection  # a family package's own section (torch-free)
+from ftkit.tasks.seq2seq.span_section import SpanSection  # (torch-free)
 
 Task = Literal[registry.NAMES]  # type: ignore[valid-type]  (the registry's names: one place lists tasks)
 
@@ -37,6 +38,9 @@ class TokenizerSection(Section):
     max_train_bytes: Optional[int] = Field(
         None, gt=0, description="Train the tokenizer on at most this many bytes of the corpus "
         "(tokenizer training memory grows with the corpus).")
+    extra_ids: int = Field(0, ge=0, description="T5's sentinel tokens <extra_id_0> .. <extra_id_{N-1}> added as special "
+                           "tokens on top of the trained vocabulary (<extra_id_0> highest, as T5's): span-corruption "
+                           "pre-training replaces each dropped span by one (T5: 100). The model's vocabulary follows the tokenizer.")
 
 
 class ModelSection(Section):
@@ -245,6 +249,7 @@ class Recipe(Section):
     image: ImageSection = Field(default_factory=ImageSection, description=f"Image settings (tasks {', '.join(t.name for t in registry.TASKS if t.images)}).")
     ner: NerSection = Field(default_factory=NerSection, description="Token classification settings (task ner).")
     qa: QaSection = Field(default_factory=QaSection, description="Extractive question answering settings (task qa).")
+    span: SpanSection = Field(default_factory=SpanSection, description="T5 span-corruption settings (task span-corruption).")
 
     @model_validator(mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ftkit import registry
 from ftkit.data import sources, token_cache
-from ftkit.data.tokenizer import load_tokenizer, save_tokenizer, text_batches, train_from_recipe
+from ftkit.data.tokenizer import load_tokenizer, save_tokenizer, sentinel, text_batches, train_from_recipe
 from ftkit.data.tokenizer_source import write_settings
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
@@ -53,6 +53,11 @@ def run(recipe: Recipe, encode: bool = False, overwrite: bool = False, log=print
              "train_seconds": round(train_s, 2)}
     log(f"{cfg.kind} tokenizer -> {cfg.path}: vocab {len(tok):,}; corpus {n_bytes:,} bytes "
         f"({len(train_ds):,} rows) = {n_tokens:,} tokens, {stats['bytes_per_token']} bytes/token; trained in {train_s:.1f}s")
+    if cfg.extra_ids:  # span corruption's sentinels: the model's vocabulary (len(tokenizer)) covers these ids
+        first, last = (tok.convert_tokens_to_ids(sentinel(i)) for i in (0, cfg.extra_ids - 1))
+        stats["sentinel_ids"] = {sentinel(0): first, sentinel(cfg.extra_ids - 1): last}
+        log(f"tokenizer.extra_ids: {cfg.extra_ids} sentinel tokens, {sentinel(0)} = {first} down to "
+            f"{sentinel(cfg.extra_ids - 1)} = {last}")
     if encode:
         from ftkit.data.lm_blocks import cached_blocks
 
