@@ -1,4 +1,5 @@
-"""The mlm+nsp collate: [CLS] A [SEP] B [SEP], token_type_ids, 50/50 labels, the length cap, BERT's loss."""
+"""The mlm+nsp collate: [CLS] A [SEP] B [SEP], token_type_ids, 50/50 labels (a fair coin per example), the length
+cap, BERT's loss."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from ftkit.data.nsp_pairs import PairItems
 from ftkit.errors import UserError
 from ftkit.recipe.schema import MaskingSection
 from ftkit.tasks.masking import IGNORE
-from ftkit.tasks.nsp import IS_NEXT, RANDOM_NEXT, MaskedLMWithNSP, balanced_coins
+from ftkit.tasks.nsp import IS_NEXT, RANDOM_NEXT, MaskedLMWithNSP
 
 CLS, SEP, PAD = 2, 3, 0
 
@@ -52,15 +53,12 @@ def setup():
 def test_layout_types_labels_and_cap(setup):
     c, items, task = setup
     labels, seen_single = [], 0
-    for b in range(60):
+    for b in range(150):
         rng = np.random.default_rng([0, b])
         batch = task.collate([items[int(i)] for i in rng.choice(len(items), 16, replace=False)], rng)
         ids, tt, att = batch["input_ids"].numpy(), batch["token_type_ids"].numpy(), batch["attention_mask"].numpy()
         nsp = batch["next_sentence_label"].numpy()
         assert ids.shape[1] <= 64
-        pairs = nsp != IGNORE
-        if pairs.sum() % 2 == 0:
-            assert (nsp[pairs] == RANDOM_NEXT).sum() == pairs.sum() // 2  # each batch as balanced as it can be
         for row, t, a, label in zip(ids, tt, att, nsp):
             n = int(a.sum())
             assert (a[:n] == 1).all() and (row[n:] == PAD).all() and (t[n:] == 0).all()
@@ -81,14 +79,8 @@ def test_layout_types_labels_and_cap(setup):
                 assert doc_of(c, b_ids[0]) != doc_of(c, a_ids[-1])  # B comes from another document
             labels.append(label)
     assert seen_single > 0
-    assert abs(np.mean(np.asarray(labels) == RANDOM_NEXT) - 0.5) < 0.01 and len(labels) > 800
-
-
-def test_balanced_coins():
-    rng = np.random.default_rng(0)
-    assert all(balanced_coins(10, rng).sum() == 5 for _ in range(20))
-    odd = [balanced_coins(7, rng).sum() for _ in range(400)]
-    assert set(odd) == {3, 4} and abs(np.mean(odd) - 3.5) < 0.1
+    # a fair coin per pair: the share of negatives is one half within 4 standard deviations (0.5 / sqrt(n) each)
+    assert len(labels) > 2000 and abs(np.mean(np.asarray(labels) == RANDOM_NEXT) - 0.5) < 4 * 0.5 / np.sqrt(len(labels))
 
 
 def test_loss_is_mean_mlm_plus_mean_nsp_as_bert():
@@ -129,12 +121,14 @@ def test_random_next_pairs_are_spread_over_the_batch(setup):
 
     _, items, task = setup
     pairs = [items[i] for i in range(len(items)) if items[i].kind == PAIR]
-    negatives = np.zeros(16)
+    negatives, per_batch = np.zeros(16), []
     for b in range(200):
         rng = np.random.default_rng([5, b])
         chosen = [pairs[int(i)] for i in rng.choice(len(pairs), 16, replace=False)]
         labels = task.collate(chosen, rng)["next_sentence_label"].numpy()
-        assert (labels == RANDOM_NEXT).sum() == 8  # exactly half of the pairs, every batch
+        per_batch.append((labels == RANDOM_NEXT).sum())
         negatives += labels == RANDOM_NEXT
+    # a fair coin per pair: a batch's count of negatives is Binomial(16, 1/2) (mean 8, sd 2), not always 8
+    assert abs(np.mean(per_batch) - 8) < 4 * 2 / np.sqrt(200) and 1 < np.std(per_batch) < 3
     share = negatives / 200
     assert share.min() > 0.35 and share.max() < 0.65  # every position is a negative about half the time

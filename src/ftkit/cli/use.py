@@ -21,11 +21,14 @@ from ftkit.cli.apps import (
     _offline_defaults,
     app,
     log,
+    with_launch,
 )
 from ftkit.errors import UserError
+from ftkit.launch import Launch
 
 
 @app.command("eval")
+@with_launch
 def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model directory (an ftkit output_dir)."),
           data: Optional[str] = typer.Option(None, "--data", help="Evaluation file (default: the validation data of the model's recipe)."),
           task: Optional[str] = typer.Option(None, "--task", help=f"The model's task: {', '.join(registry.NAMES)} (default: from the model's config)."),
@@ -50,7 +53,7 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
                                                "this recipe instead of the model's own (e.g. to score a fine-tuning "
                                                "recipe's starting point)."),
           precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or auto (bf16 autocast where the CPU/GPU "
-                                        "supports it: faster generation).")) -> None:
+                                        "supports it: faster generation)."), *, launch: Launch) -> None:
     """Evaluate a saved model: loss and perplexity for language models (sft: over the assistant tokens; with
     --generate, exact match of generated answers); accuracy, macro-F1, MCC, per-class precision/recall and the
     confusion matrix (also as a PNG) for classifiers; entity P/R/F1 for ner."""
@@ -59,13 +62,20 @@ def eval_(model: str = typer.Option(..., "--model", "-m", help="A saved model di
 
     if precision not in ("fp32", "bf16", "fp16", "auto"):
         raise UserError(f"--precision: '{precision}'; expected fp32, bf16, fp16 or auto")
+    if launch.wanted:  # each rank scores its share of the batches; the main one prints the metrics of them all
+        from ftkit.launch import relaunch
+        from ftkit.models.saved import check_dir
+
+        check_dir(model, "--model")  # a wrong path: one line here, not one per rank
+        raise typer.Exit(relaunch(launch, sys.argv[1:], log=log))
     metrics = wf.run(model, data=data, task=task, batch_size=batch_size, block_size=block_size,
                      max_batches=max_batches, log=log, plot=plot, generate=generate_, generations=generations,
                      precision=precision, recipe=recipe,
                      data_overrides={**_columns(text_column, pair_column, label_column, column_names),
                                      **_delimiter(delimiter), **({"encoding": encoding} if encoding else {}),
                                      **_data_options(data_option)})
-    typer.echo(json.dumps(metrics) if as_json else wf.render(metrics))
+    if metrics is not None:  # None: a rank other than the main one
+        typer.echo(json.dumps(metrics) if as_json else wf.render(metrics))
 
 
 @app.command()

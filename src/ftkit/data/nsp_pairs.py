@@ -2,15 +2,15 @@
 
 Up front, once and deterministically, each document with two or more sentences is cut into
 chunks of consecutive sentences of about `max_tokens` tokens (BERT's create_pretraining_data):
-a chunk is one training item. The random parts are drawn per batch from the collate `rng`
-(seeded by the batch position: every epoch pairs anew, resume and evaluation are exact):
+a chunk is one training item. The random parts are drawn per example from the example's generator in the
+collate (seeded by seed, epoch and example: every epoch pairs anew, resume and evaluation are exact):
 - the split point: A = the chunk's first k sentences (k random, at least one);
 - true next (label 0): B = the sentences that follow A in the same document;
 - random next (label 1): B = consecutive sentences from a random sentence of ANOTHER document
   (one that has two or more sentences too, so a negative B looks like a positive one);
 - then the pair is cut to `max_tokens` by trimming the longer side first: A loses tokens at its
   start, B at its end, so the junction that NSP judges stays intact.
-Which pairs of a batch are negatives is drawn so that each batch is as close to 50/50 as it can be.
+Whether a pair is a negative is a fair coin per example (tasks/nsp.py).
 
 Documents of a single sentence cannot give a true next sentence. They are not dropped: they are
 packed, several to a sequence ([CLS] s1 [SEP] s2 [SEP] ...), into single-segment examples that
@@ -89,7 +89,7 @@ class PairItems(Sequence):
                      "single-segment masked-LM examples")
         return text
 
-    # -- per-batch random choices (rng from the collate) -----------------------------------------------------
+    # -- per-example random choices (the example's generator) --------------------------------------------------
     def pair(self, item: Item, random_next: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(A, B) token ids for a PAIR item; B is the true continuation unless `random_next`."""
         c = self.corpus

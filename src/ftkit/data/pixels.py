@@ -1,7 +1,8 @@
 """From uint8 images to the model's `pixel_values`: augmentation, scaling, normalisation, channels.
 
 Augmentation is written on numpy batches (not torchvision: see data/image_sources.py) and draws every
-random choice from the batch's rng, so a batch is a pure function of its position (exact --resume).
+image's random choices from that image's generator (engine/batches.example_rngs: seeded by seed, epoch and
+example), so a batch is a pure function of its examples (exact --resume; N processes crop as 1 does).
 The steps after it are exactly those of the image processor saved with the model (rescale 1/255, then
 normalise per channel): `pipeline("image-classification")` on a PIL image computes what training saw.
 Grayscale is repeated into three channels: HF's image pipelines convert every input to RGB first, so a
@@ -15,15 +16,19 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ftkit.engine.batches import example_rngs
+
 MODEL_CHANNELS = 3
 
 
-def augment(images: np.ndarray, ops: Sequence[str], padding: int, rng: np.random.Generator) -> np.ndarray:
-    """images: B x H x W x C uint8. crop: zero-pad by `padding`, cut a random H x W window; flip: mirror left-right
-    with probability 0.5. Both draws happen whatever `ops` holds, so adding one op does not move the other's."""
+def augment(images: np.ndarray, ops: Sequence[str], padding: int, rng) -> np.ndarray:
+    """images: B x H x W x C uint8; `rng`: one generator per image (or a Generator to split: example_rngs). crop:
+    zero-pad by `padding`, cut a random H x W window; flip: mirror left-right with probability 0.5. Both draws
+    happen whatever `ops` holds, so adding one op does not move the other's."""
     b, h, w, _ = images.shape
-    offsets = rng.integers(0, 2 * padding + 1, size=(b, 2))
-    flips = rng.random(b) < 0.5
+    rngs = example_rngs(rng, b)
+    offsets = np.array([r.integers(0, 2 * padding + 1, size=2) for r in rngs]).reshape(b, 2)
+    flips = np.array([r.random() < 0.5 for r in rngs], dtype=bool)
     out = images
     if "crop" in ops:
         padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))

@@ -6,6 +6,11 @@ randomness (MLM masking, NSP pairing) is seeded from its position, so a resumed 
 straight to batch `i` of epoch `e` without reading or re-masking the batches before it.
 Each rank takes every `world`-th batch of the global order: shards never overlap and
 together cover the data.
+
+Per-example randomness: the `rng` a collate gets is a BatchRng, which also holds one generator per example,
+seeded by (seed, epoch, the example's index in the items). A task that draws each example's random choices
+(masks, pairings, crops) from its own generator (`example_rngs(rng, n)`) collates the same examples the same
+way however they are cut into batches: N processes at the same global batch train as 1 process does.
 """
 
 from __future__ import annotations
@@ -16,6 +21,39 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import numpy as np
 
 Collate = Callable[[list, np.random.Generator], dict]
+# stream tags of the seeds below: the generators of training and evaluation examples never coincide
+TRAIN_EXAMPLE, EVAL_EXAMPLE, STREAM_EXAMPLE = 23, 29, 31
+
+
+class BatchRng(np.random.Generator):
+    """A batch's random generator (seeded by its position, draws per batch) that also holds one generator per example
+    of the batch, each seeded by its own key: see example_rngs."""
+
+    def __init__(self, batch_key: Sequence[int], example_keys: Sequence[Sequence[int]]):
+        super().__init__(np.random.PCG64(np.random.SeedSequence(list(batch_key))))
+        self._keys, self._examples = example_keys, None
+
+    def examples(self) -> list[np.random.Generator]:
+        """One generator per example, created on first use (tasks without randomness never pay for them); the same
+        list on every call, so a collate may draw from an example's generator in several places."""
+        if self._examples is None:
+            self._examples = [np.random.default_rng(list(k)) for k in self._keys]
+        return self._examples
+
+
+def example_rngs(rng, n: int) -> list[np.random.Generator]:
+    """One generator per example of a batch of `n`: the engine's (a BatchRng: seeded by seed, epoch and the example's
+    index, so the draws do not depend on the batch or rank the example lands in), a list already split, or, from a
+    plain Generator (tests, reports), `n` children spawned from it (deterministic given the generator)."""
+    if isinstance(rng, BatchRng):
+        out = rng.examples()
+    elif isinstance(rng, (list, tuple)):
+        out = list(rng)
+    else:
+        out = rng.spawn(n)
+    if len(out) != n:
+        raise ValueError(f"{len(out)} example generators for a batch of {n}")
+    return out
 
 
 class EpochBatches:
@@ -52,7 +90,8 @@ class EpochBatches:
             while self.index < self.batches_per_epoch:
                 start = (self.index * self.world + self.rank) * self.batch_size
                 idx = perm[start:start + self.batch_size]
-                rng = np.random.default_rng([self.seed, self.epoch, self.index, self.rank, 7])
+                rng = BatchRng([self.seed, self.epoch, self.index, self.rank, 7],
+                               [(self.seed, self.epoch, int(i), TRAIN_EXAMPLE) for i in idx])
                 batch = self.collate([self.items[int(i)] for i in idx], rng)
                 self.index += 1
                 yield batch
@@ -87,7 +126,9 @@ class StreamBatches:
         for example in self.source:
             buf.append(example)
             if len(buf) == self.batch_size:
-                rng = np.random.default_rng([self.seed, self.count, self.rank, 7])
+                # a stream is split by rank, so its examples have no global index: keyed by (rank, batch, position)
+                rng = BatchRng([self.seed, self.count, self.rank, 7],
+                               [(self.seed, self.rank, self.count, k, STREAM_EXAMPLE) for k in range(len(buf))])
                 batch = self.collate(buf, rng)
                 buf = []
                 self.count += 1
@@ -167,7 +208,9 @@ def item_strata(items: Sequence) -> Optional[list]:
 
 
 class eval_batches:
-    """Deterministic evaluation batches: fixed order, collate seeded by position (same masks every time).
+    """Deterministic evaluation batches: fixed order, collate seeded by position (same masks every time); each
+    example's generator is seeded by (seed, its index in the items), so masks do not depend on the batch size or
+    the number of processes.
 
     With `limit`, the batches hold a seeded (stratified, for labelled items) sample of `limit` batches'
     worth of items, not the first ones (see eval_subset); `sample` says which ({size, of, seed}, for logs
@@ -188,8 +231,8 @@ class eval_batches:
     def __iter__(self) -> Iterator[dict]:
         bs, items = self.batch_size, self.items
         for b in range(self.rank, self.n, self.world):
-            chunk = [items[i] for i in range(b * bs, min(len(items), (b + 1) * bs))]
-            yield self.collate(chunk, np.random.default_rng([self.seed, b, 11]))
+            where = range(b * bs, min(len(items), (b + 1) * bs))
+            yield self.collate([items[i] for i in where], BatchRng([self.seed, b, 11], [(self.seed, i, EVAL_EXAMPLE) for i in where]))
 
 
 def log_sample(note, what: str, log):

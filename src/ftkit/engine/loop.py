@@ -115,17 +115,37 @@ def accumulate_gradients(accelerator, model, task: Task, micro: list[dict]) -> t
     (averaging per-micro-batch means would weight short batches too much).
     """
     n_local = sum(task.count_targets(b) for b in micro)
-    n_global = accelerator.reduce(torch.tensor(float(n_local), device=accelerator.device), "sum").item()
+    parts = window_parts(task, micro)  # optional (Task.window_counts): other counts of the window, reduced with it
+    counts = accelerator.reduce(torch.tensor([float(n_local), *parts.values()], device=accelerator.device), "sum").tolist()
+    n_global = counts[0]
     # DDP averages gradients over ranks, hence * world: the result is sum(losses) / n_global.
     scale = accelerator.num_processes / max(n_global, 1.0)
     total = torch.zeros((), device=accelerator.device)
-    for i, b in enumerate(micro):
-        last = i == len(micro) - 1
-        with (contextlib.nullcontext() if last else accelerator.no_sync(model)):
-            loss_sum = task.loss(model, b)
-            accelerator.backward(loss_sum * scale)
-        total += loss_sum.detach().float()
+    if parts:
+        task.window = {"targets": n_global, **dict(zip(parts, counts[1:]))}
+    try:
+        for i, b in enumerate(micro):
+            last = i == len(micro) - 1
+            with (contextlib.nullcontext() if last else accelerator.no_sync(model)):
+                loss_sum = task.loss(model, b)
+                accelerator.backward(loss_sum * scale)
+            total += loss_sum.detach().float()
+    finally:
+        if parts:
+            task.window = None
     return total, n_global
+
+
+def window_parts(task: Task, micro: list[dict]) -> dict[str, float]:
+    """This rank's sums of the task's other counts over the window ({} for a task without Task.window_counts)."""
+    counts = getattr(task, "window_counts", None)
+    if counts is None:
+        return {}
+    out: dict[str, float] = {}
+    for b in micro:
+        for k, v in counts(b).items():
+            out[k] = out.get(k, 0.0) + float(v)
+    return out
 
 
 def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Callable[[], Iterable[dict]]],

@@ -21,10 +21,14 @@ class Task(Protocol):
     keep_best: bool
 
     def collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """Training batch from examples; all randomness from `rng` (seeded by the batch position)."""
+        """Training batch from examples; all randomness from `rng`. Draw each example's random choices (masks, pairs,
+        crops) from its own generator, `engine.batches.example_rngs(rng, len(examples))`, seeded by (seed, epoch,
+        example): N processes then collate as 1 does. Draws from `rng` itself are per batch (seeded by the batch
+        position and rank): exact on resume, but another split of the global batch draws otherwise."""
 
     def eval_collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """Evaluation batch; `rng` is seeded by the batch index, so two evaluations agree."""
+        """Evaluation batch; its example generators are seeded by (seed, example), so two evaluations agree whatever
+        the batch size or the number of processes."""
 
     def count_targets(self, batch: dict[str, torch.Tensor]) -> int:
         """Number of loss terms in the batch (tokens predicted, or examples): the loss is normalised by
@@ -38,6 +42,12 @@ class Task(Protocol):
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The SUM of the loss over the batch's targets (not the mean)."""
+
+    # Optional, for a loss that adds a term normalised by another count (mlm+nsp: the mean NSP loss over the pairs;
+    # electra: the mean detection loss over all tokens): `window_counts(batch)` -> {name: count}. The engine sums each
+    # over the accumulation window and all ranks (with count_targets) and sets `task.window` = {"targets": ..., name:
+    # ...} while it calls `loss`, so the term can be scaled by the window's totals (targets / count) instead of
+    # the batch's: k micro-batches or N ranks then give the loss of one batch. `task.window` is None elsewhere.
 
     def eval_step(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Per-batch accumulators keyed by name: numbers (summed over batches and ranks), or sequences, one entry per
@@ -61,6 +71,7 @@ class Task(Protocol):
 class TaskBase:
     """Defaults of the optional parts of `Task`."""
     keep_best = False
+    window: Optional[dict] = None  # set by the engine around `loss` for a task with window_counts (see Task)
 
     def eval_collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         return self.collate(examples, rng)

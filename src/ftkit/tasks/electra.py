@@ -4,7 +4,8 @@ Data and masking as the mlm task (packed blocks, masking.probability of the toke
 is tasks/electra_pair.ElectraPair (generator + discriminator, shared embeddings). Loss, as the paper:
 mean generator MLM loss over the masked tokens + electra.disc_weight x mean discriminator loss over all tokens.
 The engine divides the returned sum by the masked-token count of the window, so the discriminator's sum is
-scaled by (masked tokens / scored tokens) of the batch (as mlm+nsp scales its NSP term).
+scaled by (masked tokens / scored tokens) of the window on all ranks (window_counts; as mlm+nsp scales its NSP
+term), so N ranks or k micro-batches give the loss of one batch.
 
 Metrics: loss (that objective), the discriminator's loss next to the loss of always answering the replaced share
 (disc_prior_loss: equal means it has learned nothing but that share), accuracy over all tokens and precision /
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.engine.batches import example_rngs
 from ftkit.errors import UserError
 from ftkit.tasks import lm_setup
 from ftkit.tasks.electra_pair import ElectraPair, build_pair, load_generator, prior_loss, start_at_prior
@@ -37,9 +38,11 @@ class ElectraTask(MaskedLM):
         self.generator = generator  # `ftkit eval` of a saved discriminator: the generator saved beside it
         self._pair: Optional[ElectraPair] = None
 
-    def collate(self, blocks: list, rng: np.random.Generator, probability: Optional[float] = None) -> dict:
-        batch = super().collate(blocks, rng, probability)
-        batch["sample_seed"] = torch.from_numpy(rng.integers(0, 2**62, size=len(blocks), dtype=np.int64))
+    def collate(self, blocks: list, rng, probability: Optional[float] = None) -> dict:
+        rngs = example_rngs(rng, len(blocks))
+        batch = super().collate(blocks, rngs, probability)
+        # each example's generator seeds its own replacement samples (ElectraPair.forward): per example, as its masks
+        batch["sample_seed"] = torch.tensor([int(r.integers(0, 2**62)) for r in rngs], dtype=torch.int64)
         return batch
 
     @staticmethod
@@ -66,12 +69,18 @@ class ElectraTask(MaskedLM):
         keys = ("input_ids", "labels", "sample_seed", "attention_mask", "token_type_ids")
         return model(**{k: batch[k] for k in keys if k in batch})
 
+    def window_counts(self, batch) -> dict:
+        """Tokens the discriminator is scored on (ElectraPair.forward's `counted`: not padding)."""
+        mask = batch.get("attention_mask")
+        return {"scored": int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())}
+
     def loss(self, model, batch) -> torch.Tensor:
         out = self._outputs(model, batch)
         mlm = F.cross_entropy(out.gen_logits.float(), out.gen_targets, reduction="sum")
         scored = out.counted
         disc = F.binary_cross_entropy_with_logits(out.disc_logits.float()[scored], out.replaced[scored], reduction="sum")
-        return mlm + disc * (self.disc_weight * max(out.gen_targets.numel(), 1) / max(int(scored.sum()), 1))
+        w = self.window or {"targets": out.gen_targets.numel(), "scored": int(scored.sum())}
+        return mlm + disc * (self.disc_weight * max(w["targets"], 1) / max(w["scored"], 1))
 
     def eval_step(self, model, batch) -> dict:
         out = self._outputs(model, batch)

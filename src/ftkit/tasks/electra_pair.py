@@ -6,9 +6,9 @@ the discriminator tells every token whether it was replaced; the embeddings are 
 
 `ElectraPair.forward` runs the whole step, so that DDP and autocast wrappers see one ordinary call:
   1. the generator at the masked positions only (tasks/mlm.SparseHead: its vocabulary layer skips the rest);
-  2. one sample per masked position from the generator's softmax (Gumbel-max, no gradient), drawn from a
-     torch.Generator seeded by the batch (`sample_seed`, from the collate's rng): exact resume and identical
-     evaluations, whatever the global RNG did;
+  2. one sample per masked position from the generator's softmax (Gumbel-max, no gradient), each sequence's from a
+     torch.Generator seeded by that example (`sample_seed`, from the example's generator in the collate): exact
+     resume, identical evaluations and N processes equal to 1, whatever the global RNG did;
   3. the discriminator on the corrupted sequence; a position is "replaced" only where the token differs from the
      original (a sample equal to the original counts as original, as in the paper).
 Saved as two ordinary directories: the discriminator (ElectraForPreTraining: what AutoModelForSequenceClassification
@@ -81,9 +81,8 @@ class ElectraPair(nn.Module):
         inputs = {k: v for k, v in inputs.items() if v is not None}
         gen_logits, targets, _ = self.head.logits(self.generator, {"labels": labels}, inputs)
         with torch.no_grad():
-            g = torch.Generator(device=input_ids.device)
-            g.manual_seed(int(sample_seed.reshape(-1)[0]))
-            u = torch.rand(gen_logits.shape, generator=g, device=gen_logits.device).clamp_(min=1e-20)
+            u = gumbel_uniforms(where.sum(1).tolist(), sample_seed.reshape(-1).tolist(), gen_logits.shape[1],
+                                gen_logits.device)
             sampled = (gen_logits.float() - torch.log(-torch.log(u))).argmax(-1)
             original = torch.where(where, labels, input_ids)
             corrupted = input_ids.clone()
@@ -101,6 +100,21 @@ class ElectraPair(nn.Module):
 
         self.discriminator.save_pretrained(path, state_dict=part("discriminator."), **kwargs)
         self.generator.save_pretrained(str(Path(path) / GENERATOR_DIR), state_dict=part("generator."), **kwargs)
+
+
+def gumbel_uniforms(counts: list[int], seeds: list[int], vocab: int, device) -> torch.Tensor:
+    """(sum(counts), vocab) uniforms for the Gumbel-max samples: sequence i's `counts[i]` masked positions (they come
+    row by row, as boolean indexing orders them) from a generator seeded by `seeds[i]`, so a sequence samples
+    the same whatever else is in its batch."""
+    parts = []
+    for count, seed in zip(counts, seeds):
+        if count:
+            g = torch.Generator(device=device)
+            g.manual_seed(int(seed))
+            parts.append(torch.rand((count, vocab), generator=g, device=device))
+    if not parts:
+        return torch.empty((0, vocab), device=device)
+    return torch.cat(parts).clamp_(min=1e-20)
 
 
 def prior_loss(replaced_share: float) -> float:

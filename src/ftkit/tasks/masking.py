@@ -1,9 +1,11 @@
-"""BERT's dynamic masking, with all randomness from the caller's numpy Generator.
+"""BERT's dynamic masking, with all randomness from the caller's numpy Generators, one per sequence.
 
 Written here rather than taken from transformers' DataCollatorForLanguageModeling because that
-collator draws from its own stateful generator (seeded once), not from a per-batch `rng` - and
-exact resume and identical evaluations need the masks to be a pure function of the batch
-position. Its whole-word mode also needs offset mappings, turns the 80/10/10 rule off and
+collator draws from its own stateful generator (seeded once), not from the engine's per-example
+generators - and exact resume, identical evaluations and N processes equal to 1 need each
+sequence's mask to be a pure function of (seed, epoch, example) (engine/batches.example_rngs).
+Each sequence draws over its own length only, never over the batch's padding: its mask does not
+depend on which sequences share its batch. Its whole-word mode also needs offset mappings, turns the 80/10/10 rule off and
 compares every token with every other (T^2); and its random replacements include special tokens.
 
 Rules: each candidate token (never a special token, never padding) is selected with probability
@@ -22,10 +24,11 @@ and the first token after a special token (or at the start of a sequence) always
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
+from ftkit.engine.batches import example_rngs
 from ftkit.errors import UserError
 
 IGNORE = -100
@@ -69,22 +72,35 @@ def word_starts(tokenizer, where: str = "tokenizer") -> np.ndarray:
     return np.fromiter((p is not None and test(p) for p in pieces), dtype=bool, count=len(pieces))
 
 
-def mask_tokens(ids: np.ndarray, vocab: MaskingVocab, probability: float, rng: np.random.Generator,
-                whole_word: bool = False, shares: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, labels) for a (batch, length) array of token ids; `ids` is not modified. `shares`: of the selected
-    tokens, those that become the mask token, a random token, or stay (BERT's 80/10/10 by default)."""
+def mask_tokens(ids: np.ndarray, vocab: MaskingVocab, probability: float, rng, whole_word: bool = False,
+                shares: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                lengths: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels) for a (batch, length) array of token ids; `ids` is not modified. `rng`: one generator per row
+    (or a Generator to split, see example_rngs); `lengths`: each row's tokens before its padding (default: all).
+    `shares`: of the selected tokens, those that become the mask token, a random token, or stay (BERT's 80/10/10)."""
+    inputs, labels = ids.copy(), np.full_like(ids, IGNORE)
+    rows = example_rngs(rng, len(ids))
+    for r, row_rng in enumerate(rows):
+        n = ids.shape[1] if lengths is None else int(lengths[r])
+        inputs[r, :n], labels[r, :n] = mask_sequence(ids[r, :n], vocab, probability, row_rng, whole_word, shares)
+    return inputs, labels
+
+
+def mask_sequence(ids: np.ndarray, vocab: MaskingVocab, probability: float, rng: np.random.Generator,
+                  whole_word: bool = False, shares: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[np.ndarray, np.ndarray]:
+    """mask_tokens for one sequence (1-D), all draws from `rng`."""
     special = vocab.special[ids]
     if whole_word:
         after_special = np.ones_like(special)
-        after_special[:, 1:] = special[:, :-1]
+        after_special[1:] = special[:-1]
         starts = (vocab.word_start[ids] | after_special) & ~special
-        word = np.cumsum(starts, axis=1)  # word number of each token within its row
-        chosen = rng.random((ids.shape[0], int(word.max()) + 1)) < probability
-        selected = np.take_along_axis(chosen, word, axis=1) & ~special
+        word = np.cumsum(starts)  # word number of each token
+        chosen = rng.random(int(word.max(initial=0)) + 1) < probability
+        selected = chosen[word] & ~special
     else:
-        selected = (rng.random(ids.shape) < probability) & ~special
+        selected = (rng.random(len(ids)) < probability) & ~special
     labels = np.where(selected, ids, IGNORE)
-    how = rng.random(ids.shape)
+    how = rng.random(len(ids))
     inputs = ids.copy()
     to_mask, to_random = shares[0], shares[0] + shares[1]
     inputs[selected & (how < to_mask)] = vocab.mask_id

@@ -1,8 +1,9 @@
 """Masked-image modelling: MAE (ViTMAEForPreTraining) and SimMIM (ViTForMaskedImageModeling) on unlabelled images.
 
-Both hide patches and learn to reconstruct their pixels; the masks are drawn in collate from the batch's rng
-(MAE: the `noise` its random masking sorts; SimMIM: blocks of masking.mask_patch_size pixels), so a batch is
-a function of its position and `--resume` is exact. The loss summed over targets, as the engine wants:
+Both hide patches and learn to reconstruct their pixels; the masks are drawn in collate, each image's from its
+own generator (engine/batches.example_rngs; MAE: the `noise` its random masking sorts; SimMIM: blocks of
+masking.mask_patch_size pixels), so a batch is a function of its examples: `--resume` is exact and N processes
+mask as 1 does. The loss summed over targets, as the engine wants:
 MAE's mean over masked patches (of the per-patch mean squared error, on per-patch normalised pixels with
 norm_pix_loss) times their number; SimMIM's L1 over masked pixels and channels, summed (HF's is their mean).
 At the end of a run (and on `ftkit eval`) a PNG shows a few validation images: original, masked, reconstruction.
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.data.pixels import pixel_batch
+from ftkit.engine.batches import example_rngs
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.models.anatomy import unwrap
@@ -51,17 +53,18 @@ class MaskedImageModeling(TaskBase):
         self.masked = self.patches - int(self.patches * (1 - ratio)) if self.mae else \
             math.ceil((self.side // self.block) ** 2 * ratio) * self.block * self.block
 
-    def _batch(self, examples: list[dict], rng: np.random.Generator, train: bool) -> dict[str, torch.Tensor]:
-        batch = {"pixel_values": pixel_batch(examples, self.mean, self.std, self.ops, self.padding, rng, train)}
+    def _batch(self, examples: list[dict], rng, train: bool) -> dict[str, torch.Tensor]:
+        rngs = example_rngs(rng, len(examples))
+        batch = {"pixel_values": pixel_batch(examples, self.mean, self.std, self.ops, self.padding, rngs, train)}
         b = len(examples)
         if self.mae:
-            batch["noise"] = torch.from_numpy(rng.random((b, self.patches))).float()
+            batch["noise"] = torch.from_numpy(np.stack([r.random(self.patches) for r in rngs])).float()
         else:
             blocks = (self.side // self.block) ** 2
             count = math.ceil(blocks * self.ratio)
             mask = np.zeros((b, blocks), dtype=bool)
-            for k in range(b):
-                mask[k, rng.choice(blocks, count, replace=False)] = True
+            for k, r in enumerate(rngs):
+                mask[k, r.choice(blocks, count, replace=False)] = True
             grid = mask.reshape(b, self.side // self.block, self.side // self.block)
             grid = grid.repeat(self.block, axis=1).repeat(self.block, axis=2)
             batch["bool_masked_pos"] = torch.from_numpy(grid.reshape(b, self.patches))

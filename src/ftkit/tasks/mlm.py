@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.engine.batches import example_rngs
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.recipe.schema import MaskingSection
@@ -91,16 +92,19 @@ class MaskedLM(TaskBase):
         self.head = SparseHead()
         self.eval_probability = masking.eval_probability or masking.probability
 
-    def mask(self, ids: np.ndarray, rng: np.random.Generator, probability: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def mask(self, ids: np.ndarray, rng, probability: float, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks of a (batch, length) array: `rng`, one generator per row (engine/batches.example_rngs); `lengths`,
+        each row's tokens before its padding."""
         inputs, labels = mask_tokens(ids, self.vocab, probability, rng, self.masking.whole_word,
-                                     tuple(self.masking.mask_random_keep))
+                                     tuple(self.masking.mask_random_keep), lengths)
         return torch.from_numpy(inputs), torch.from_numpy(labels)
 
-    def collate(self, blocks: list, rng: np.random.Generator, probability: Optional[float] = None) -> dict[str, torch.Tensor]:
+    def collate(self, blocks: list, rng, probability: Optional[float] = None) -> dict[str, torch.Tensor]:
         body = np.stack(blocks).astype(np.int64)
         n = len(body)
         ids = np.concatenate([np.full((n, 1), self.cls_id), body, np.full((n, 1), self.sep_id)], axis=1)
-        inputs, labels = self.mask(ids, rng, probability or self.masking.probability)
+        # each block masked by its own generator (per example: the same masks whatever batch or rank it lands in)
+        inputs, labels = self.mask(ids, example_rngs(rng, n), probability or self.masking.probability)
         return {"input_ids": inputs, "labels": labels}  # full blocks: no padding, no attention mask
 
     def eval_collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:

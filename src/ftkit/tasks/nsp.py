@@ -1,14 +1,17 @@
 """BERT pre-training: masked LM + next-sentence prediction on sentence pairs (BertForPreTraining).
 
 Items come from data/nsp_pairs.py (chunks of documents, and packs of one-sentence documents);
-this collate draws each batch's random choices from `rng`: which pairs get a random B (half of
-them), the split points, the negative documents, then the masks. Sequences are
+this collate draws each example's random choices from its own generator (engine/batches.example_rngs, seeded by
+seed, epoch and example, so N processes pair and mask as 1 does): whether B is random (a fair coin, as BERT's
+create_pretraining_data draws it per instance), the split point, the negative document, then the masks. Sequences are
 [CLS] A [SEP] B [SEP] with token_type_ids 0 for [CLS] A [SEP] and 1 for B [SEP]; batches are padded
 to their longest sequence.
 
 Loss: as BERT, mean masked-LM loss + mean NSP loss (times masking.nsp_weight, 1 by default). The engine
-divides the returned sum by the masked-token count of the window, so the NSP sum is scaled by (masked
-tokens / NSP labels) of the batch: after the division it weighs as a mean, not as one more token.
+divides the returned sum by the masked-token count of the window, so the NSP sum is scaled by (masked tokens /
+NSP labels) of the window on all ranks (window_counts; of the batch outside training steps): after the division
+it weighs as a mean over the global batch, not as one more token, and N ranks or k micro-batches give the loss
+of one batch.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.data.nsp_pairs import PAIR
+from ftkit.engine.batches import example_rngs
 from ftkit.errors import UserError
 from ftkit.tasks import lm_setup
 from ftkit.tasks.masking import IGNORE
@@ -28,12 +32,6 @@ from ftkit.tasks.mlm import MaskedLM, mlm_accumulators, mlm_metrics
 from ftkit.tasks.spec import TaskSpec
 
 IS_NEXT, RANDOM_NEXT = 0, 1  # BertForPreTraining's next_sentence_label convention
-
-
-def balanced_coins(n: int, rng: np.random.Generator) -> np.ndarray:
-    """n booleans, exactly half True (the odd one out is a fair coin), in random order."""
-    k = n // 2 + int(n % 2 == 1 and rng.random() < 0.5)
-    return rng.permutation(n) < k
 
 
 class MaskedLMWithNSP(MaskedLM):
@@ -47,14 +45,15 @@ class MaskedLMWithNSP(MaskedLM):
             raise UserError(f"task: mlm+nsp needs a model with a next-sentence head (model_type bert -> BertForPreTraining); "
                             f"{type(inner).__name__} has none; use task: mlm for this model type")
 
-    def collate(self, items: list, rng: np.random.Generator, probability: Optional[float] = None) -> dict[str, torch.Tensor]:
-        is_pair = [it.kind == PAIR for it in items]
-        coins = iter(balanced_coins(sum(is_pair), rng))
+    def collate(self, items: list, rng, probability: Optional[float] = None) -> dict[str, torch.Tensor]:
+        rngs = example_rngs(rng, len(items))
         seqs, types, nsp = [], [], []
-        for it, pair in zip(items, is_pair):
-            if pair:
-                random_next = bool(next(coins))
-                a, b = it.source.pair(it, random_next, rng)
+        for it, own in zip(items, rngs):
+            if it.kind == PAIR:
+                # a coin per example, not "half of each batch": a batch's share would depend on how examples are
+                # cut into batches and ranks (the expected share stays one half: tests/tasks/test_nsp.py)
+                random_next = bool(own.random() < 0.5)
+                a, b = it.source.pair(it, random_next, own)
                 seqs.append(np.concatenate([[self.cls_id], a, [self.sep_id], b, [self.sep_id]]))
                 types.append(np.concatenate([np.zeros(len(a) + 2, np.int64), np.ones(len(b) + 1, np.int64)]))
                 nsp.append(RANDOM_NEXT if random_next else IS_NEXT)
@@ -71,7 +70,7 @@ class MaskedLMWithNSP(MaskedLM):
         att = np.zeros((len(seqs), width), dtype=np.int64)
         for i, (s, t) in enumerate(zip(seqs, types)):
             ids[i, :len(s)], tt[i, :len(t)], att[i, :len(s)] = s, t, 1
-        inputs, labels = self.mask(ids, rng, probability or self.masking.probability)
+        inputs, labels = self.mask(ids, rngs, probability or self.masking.probability, [len(q) for q in seqs])
         return {"input_ids": inputs, "attention_mask": torch.from_numpy(att), "token_type_ids": torch.from_numpy(tt),
                 "labels": labels, "next_sentence_label": torch.tensor(nsp, dtype=torch.long)}
 
@@ -82,13 +81,17 @@ class MaskedLMWithNSP(MaskedLM):
         keep = nsp_labels != IGNORE
         return logits, targets, out.seq_relationship_logits[keep].float(), nsp_labels[keep]
 
+    def window_counts(self, batch) -> dict:
+        return {"nsp_labels": int((batch["next_sentence_label"] != IGNORE).sum())}
+
     def loss(self, model, batch) -> torch.Tensor:
         logits, targets, nsp_logits, nsp_labels = self._forward(model, batch)
         mlm = F.cross_entropy(logits.float(), targets, reduction="sum")
         if nsp_labels.numel() == 0:
             return mlm
         nsp = F.cross_entropy(nsp_logits, nsp_labels, reduction="sum")
-        return mlm + nsp * (self.masking.nsp_weight * max(targets.numel(), 1) / nsp_labels.numel())
+        w = self.window or {"targets": targets.numel(), "nsp_labels": nsp_labels.numel()}
+        return mlm + nsp * (self.masking.nsp_weight * max(w["targets"], 1) / max(w["nsp_labels"], 1))
 
     def eval_step(self, model, batch) -> dict:
         logits, targets, nsp_logits, nsp_labels = self._forward(model, batch)

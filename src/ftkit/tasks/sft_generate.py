@@ -2,8 +2,10 @@
 
 A Task like any other, so the engine's evaluator batches it: each batch is a set of prompts rendered as
 inference renders them (chat template + generation prompt), left-padded so that every row's reply starts at
-the same column; eval_step generates and compares. The replies are kept on the Task and written to a JSONL
-file for reading (one process: `ftkit eval` runs in one).
+the same column; eval_step generates and returns the replies (texts, per example), which the engine gathers
+from every rank in the global batch order (task contract v2); compute_metrics extracts the answers and scores
+them, so `ftkit eval --generate --num-processes N` scores what 1 process does. The records it scored (the last
+evaluation's, as qa keeps its answers) are written to a JSONL file for reading.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ class GenerationEval(TaskBase):
         self.prompts = prompts
         self.max_new_tokens = max_new_tokens
         self.pattern, self.remove = pattern, remove
-        self.records: dict[int, dict] = {}
         self.stop = stop_ids(tokenizer, generation_config)
+        self.last_records: list[dict] = []  # what the last compute_metrics scored, by index (for the JSONL file)
 
     def collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         width = max(len(e["input_ids"]) for e in examples)
@@ -77,44 +79,45 @@ class GenerationEval(TaskBase):
         raise NotImplementedError("generation evaluation does not train")
 
     def eval_step(self, model, batch) -> dict:
+        """Per example: its index, the reply (text) and whether generation stopped at an end-of-turn token."""
         width = batch["input_ids"].shape[1]
         out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], do_sample=False,
                              max_new_tokens=self.max_new_tokens, eos_token_id=self.stop,
                              pad_token_id=self.tokenizer.pad_token_id)
-        correct, flexible = [], []
-        for row, index in zip(out[:, width:], batch["index"].tolist()):
-            reply = self.tokenizer.decode(row, skip_special_tokens=True)
-            ref = self.references[index]
-            # the reference's answer is found as the reply's is (a reference the pattern misses counts whole)
-            want = extract(ref, self.pattern if not self.pattern or re.search(self.pattern, ref) else None, self.remove)
-            got = extract(reply, self.pattern, self.remove)
-            hit = bool(got) and got == want
-            # flexible: a model that does not write the pattern (a zero-shot "before" model) is scored on its last number
-            loose = got if got or not self.pattern else last_number(reply, self.remove)
-            loose_hit = bool(loose) and loose == want
-            stopped = bool((row == torch.tensor(self.stop, device=row.device)[:, None]).any())
-            self.records[index] = {"index": index, "prompt": self.prompts[index][-1]["content"], "reference": want,
-                                   "answer": got, "correct": hit, "flexible_answer": loose, "flexible_correct": loose_hit,
-                                   "reply": reply, "stopped": stopped}
-            correct.append(hit)
-            flexible.append(loose_hit)
-        return {"correct": int(sum(correct)), "flexible": int(sum(flexible)), "count": len(correct),
-                "stopped": sum(r["stopped"] for r in (self.records[i] for i in batch["index"].tolist()))}
+        new = out[:, width:]
+        stopped = torch.isin(new, torch.tensor(self.stop, device=new.device)).any(1)
+        return {"index": batch["index"].cpu().numpy(), "reply": [self.tokenizer.decode(row, skip_special_tokens=True) for row in new],
+                "stopped": stopped.cpu().numpy()}
+
+    def record(self, index: int, reply: str, stopped: bool) -> dict:
+        """One reply scored: the answers extracted from it and from the reference, exact and flexible match."""
+        ref = self.references[index]
+        # the reference's answer is found as the reply's is (a reference the pattern misses counts whole)
+        want = extract(ref, self.pattern if not self.pattern or re.search(self.pattern, ref) else None, self.remove)
+        got = extract(reply, self.pattern, self.remove)
+        # flexible: a model that does not write the pattern (a zero-shot "before" model) is scored on its last number
+        loose = got if got or not self.pattern else last_number(reply, self.remove)
+        return {"index": index, "prompt": self.prompts[index][-1]["content"], "reference": want, "answer": got,
+                "correct": bool(got) and got == want, "flexible_answer": loose, "flexible_correct": bool(loose) and loose == want,
+                "reply": reply, "stopped": bool(stopped)}
 
     def compute_metrics(self, totals) -> dict:
-        n = max(int(totals.get("count", 0)), 1)
-        out = {"exact_match": float(totals.get("correct", 0)) / n}
+        replies = totals.get("reply", [])
+        records = [self.record(int(i), r, bool(s)) for i, r, s in zip(totals.get("index", []), replies, totals.get("stopped", []))]
+        self.last_records = sorted(records, key=lambda r: r["index"])
+        count = len(records)
+        n = max(count, 1)
+        out = {"exact_match": sum(r["correct"] for r in records) / n}
         if self.pattern:  # the answer by the pattern, else the reply's last number
-            out["flexible_match"] = float(totals.get("flexible", 0)) / n
-        return {**out, "examples": int(totals.get("count", 0)),
-                "stopped_by_eos": float(totals.get("stopped", 0)) / n}
+            out["flexible_match"] = sum(r["flexible_correct"] for r in records) / n
+        return {**out, "examples": count, "stopped_by_eos": sum(r["stopped"] for r in records) / n}
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         with tmp.open("w", encoding="utf-8") as f:
-            for i in sorted(self.records):
-                f.write(json.dumps(self.records[i], ensure_ascii=False) + "\n")
+            for r in self.last_records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
         tmp.replace(path)
 
 

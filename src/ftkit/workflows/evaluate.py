@@ -3,6 +3,9 @@
 One workflow for every task: the model's task (from `--task` or its config's architectures, through the
 registry) says how its evaluation data is read and which Task scores it (SPEC.evaluation); loading the
 model (plain, PEFT adapter or int8), the batches and the engine's evaluator are the same for all.
+Under `--num-processes N` (cli.py relaunches the command through Accelerate, as for training) each rank scores
+every N-th batch and the engine gathers the accumulators in the global batch order, so the metrics are those of
+1 process; the main rank alone logs, writes the task's files (`finish`) and returns the result.
 """
 
 from __future__ import annotations
@@ -89,24 +92,35 @@ def setup(model_dir: str, path: str, task: str, recipe: Recipe, data: Optional[s
 def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, batch_size: int = 8,
         block_size: Optional[int] = None, max_batches: Optional[int] = None, precision: str = "fp32", log=print,
         data_overrides: Optional[dict] = None, plot: Optional[str] = None, generate: bool = False,
-        generations: Optional[str] = None, recipe: Optional[str] = None) -> dict:
+        generations: Optional[str] = None, recipe: Optional[str] = None) -> Optional[dict]:
+    """The result on the main process; None on the other ranks of a multi-process evaluation."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    acc = make_accelerator(precision)
+    main = acc.is_main_process
+    log = log if main else (lambda _message: None)
     path = saved.check_dir(model_dir, "--model")  # plain, PEFT adapter or int8 (models/saved.py)
     task = model_task(path, model_dir, task, recipe)
     settings = eval_recipe(model_dir, task, data, block_size, data_overrides, generate, recipe)
     model = saved.load_model(path, task, log=log)
-    ev = setup(model_dir, path, task, settings, data, model, log=log, plot=plot, generate=generate, generations=generations)
+    with acc.main_process_first():  # a token cache the data needs is written once, then read by the other ranks
+        ev = setup(model_dir, path, task, settings, data, model, log=log, plot=plot, generate=generate, generations=generations)
     if generate:  # (a model held in bf16 instead of autocast measured 2x slower to generate on CPU: kept fp32)
         model = saved.for_generation(model)
-    acc = make_accelerator(precision)
-    model = acc.prepare(model)
-    batches = eval_batches(ev.items, batch_size, ev.task.eval_collate, ev.seed, limit=max_batches)
+    # evaluation only: on the device, with the precision's autocast, never wrapped for DDP (the ranks exchange
+    # accumulators, not gradients; a wrapped model has no generate())
+    model = acc.prepare_model(model, evaluation_mode=True)
+    batches = eval_batches(ev.items, batch_size, ev.task.eval_collate, ev.seed, acc.process_index, acc.num_processes,
+                           limit=max_batches)
     note = log_sample(batches.sample, "--max-batches", log)
     metrics = evaluate(acc, model, ev.task, batches, log)
+    if not main:
+        return None
     result = {"model": os.path.normpath(model_dir), "task": task, "data": data if data is not None else
               "validation data of its recipe", **ev.extras, **metrics, **({"eval_sample": note} if note else {})}
+    if acc.num_processes > 1:
+        result["processes"] = acc.num_processes
     if ev.finish is not None:
         ev.finish(result)
     return result

@@ -1,7 +1,7 @@
 """T5's span-corruption pre-training (task span-corruption): the engine Task and SPEC.
 
 Data: the corpus as one token stream (the clm / mlm cache, data/token_cache.py) cut into blocks of `Plan.text`
-tokens. Each batch, per block, a noise mask is drawn from the batch's rng (Raffel et al. 2020, sec. 3.1.4, as
+tokens. Per block, a noise mask is drawn from the block's own generator (engine/batches.example_rngs; Raffel et al. 2020, sec. 3.1.4, as
 t5.data.preprocessors.random_spans_noise_mask): round(text x noise_density) tokens dropped, in round(dropped /
 mean_noise_span_length) spans, the span lengths a random composition of the dropped count and the kept runs one of
 the kept count, kept and dropped runs alternating (a kept run first). The encoder reads the kept runs with the k-th
@@ -10,7 +10,7 @@ span 2 ... </s>`. Both lengths are the same for every block (T5's compute_input_
 length that fills data.block_size), so batches carry no padding and no attention mask.
 
 Written here rather than taken from transformers: its only implementation is in the Flax example
-run_t5_mlm_flax.py (a script, numpy's global RNG); this one draws from the engine's per-batch rng (exact --resume).
+run_t5_mlm_flax.py (a script, numpy's global RNG); this one draws from the engine's per-example generators (exact --resume, the same on N processes).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.engine.batches import example_rngs
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.tasks.metrics import token_loss
@@ -160,8 +161,9 @@ class SpanCorruption(TaskBase):
         self.plan, self.sentinels, self.eos, self.decoder_start = plan, sentinels, eos, decoder_start
 
     def collate(self, blocks: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        inputs, targets = zip(*(corrupt(np.asarray(b, dtype=np.int64), noise_mask(self.plan, rng), self.sentinels, self.eos)
-                                for b in blocks))
+        # each block's mask from its own generator (seed, epoch, item): N processes corrupt as 1 does
+        inputs, targets = zip(*(corrupt(np.asarray(b, dtype=np.int64), noise_mask(self.plan, g), self.sentinels, self.eos)
+                                for b, g in zip(blocks, example_rngs(rng, len(blocks)))))
         labels = torch.from_numpy(np.stack(targets))
         start = torch.full((len(blocks), 1), self.decoder_start, dtype=torch.long)
         # teacher forcing: the decoder reads the target shifted right behind the start token (T5's _shift_right)
