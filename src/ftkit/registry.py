@@ -81,6 +81,11 @@ TASKS: tuple[TaskEntry, ...] = (
     TaskEntry("qa", FINETUNE, "ftkit.tasks.qa", "AutoModelForQuestionAnswering", ("ForQuestionAnswering",), "f1",
               "extractive question answering (SQuAD): the answer span in a context", "QUESTION_ANS", ("lora",),
               peft_head=("qa_outputs",), pipeline_tag="question-answering"),
+    # pipeline_tag: hub metadata only; transformers 5 removed the translation / summarization pipelines (card.py writes the code)
+    TaskEntry("seq2seq", FINETUNE, "ftkit.tasks.seq2seq", "AutoModelForSeq2SeqLM",
+              ("ForConditionalGeneration", "MTModel", "EncoderDecoderModel"), "bleu",
+              "sequence-to-sequence (translation, summarization) with an encoder-decoder (T5, BART, Marian, warm-started BERT2BERT)",
+              "SEQ_2_SEQ_LM", ("lora",), pipeline_tag="text2text-generation", encoder_decoder=True, generates=True),
 )
 NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
 EXAMPLE_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TASKS for f in t.example_formats))
