@@ -33,10 +33,10 @@ def t5_recipe(tmp: Path, **train) -> dict:
             "tokenizer": {"kind": "unigram", "path": str(tmp / "tok"), "vocab_size": 400},
             "model": {"model_type": "t5", "config": {"d_model": 64, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2,
                                                      "num_heads": 4, "d_kv": 16}},
-            "data": {"train": [_side(tmp, "train", "de", 400), _side(tmp, "train", "en", 400)],
+            "data": {"train": [_side(tmp, "train", "de", 320), _side(tmp, "train", "en", 320)],
                      "validation": [_side(tmp, "val", "de", 24), _side(tmp, "val", "en", 24)]},
             "seq2seq": {"generation": {"max_new_tokens": 16, "num_beams": 2}, "label_smoothing": 0.1},
-            "train": {"max_steps": 30, "batch_size": 16, "lr": 3e-3, "eval_every": 0, "log_every": 5, "precision": "fp32",
+            "train": {"max_steps": 20, "batch_size": 16, "lr": 3e-3, "eval_every": 0, "log_every": 5, "precision": "fp32",
                       "threads": 1, **train}}
 
 
@@ -51,7 +51,7 @@ def t5_run(tmp_path_factory):
 def test_the_loss_falls_and_eval_reproduces_the_last_evaluation(t5_run):
     run = t5_run / "run"
     train = [json.loads(l)["loss"] for l in (run / "train_log.jsonl").read_text().splitlines()]
-    assert len(train) == 6 and train[-1] < 0.9 * train[0], train
+    assert len(train) == 4 and train[-1] < 0.9 * train[0], train
     final = json.loads((run / "metrics.json").read_text())["final_metrics"]
     assert final["loss"] < 5.5 and final["examples"] == 24  # ln(400) = 6.0: the model learned the target side
     gen = json.loads((run / "generation_config.json").read_text())
@@ -104,7 +104,7 @@ def test_a_bert2bert_warm_start_trains_with_lora_and_reloads_as_plain_transforme
     raw.update(tokenizer=None, model={"from_pretrained": base}, seq2seq={"warm_start_decoder": base})
     code, _, err = run_cli("finetune", "-r", str(write_recipe(tmp_path / "r.yaml", raw)))
     assert code == 0, err
-    assert "decoding starts from '[CLS]'" in err
+    assert "decoding starts from '[CLS]'" in err and "max_source_length 64" in err  # the tiny BERT's 64 positions
     model = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "run"))
     assert type(model).__name__ == "EncoderDecoderModel" and model.config.decoder_start_token_id == 101
 

@@ -67,11 +67,11 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
 def _encoder_decoder(model_dir: str, path: str, task: str, prompt: str, num_samples: int) -> list[str]:
     """An encoder-decoder's output for the prompt, decoded as its generation_config.json says (greedy or beam
     search: deterministic, so the samples repeat one output; the sampling options do not apply)."""
+    from transformers.utils import logging as hf_logging
+
     from ftkit.tasks.seq2seq.predict import settings, translate
     from ftkit.tasks.spec import PredictRequest
     from ftkit.workflows.evaluate import saved_recipe
-
-    from transformers.utils import logging as hf_logging
 
     if not prompt.strip():
         raise UserError("--prompt: an encoder-decoder writes its output for a source text; give one with --prompt")

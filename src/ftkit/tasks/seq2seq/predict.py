@@ -39,8 +39,9 @@ def translate(model, tokenizer, s2s, texts: list[str], batch_size: int = 32) -> 
 def settings(req):
     """The recipe's seq2seq section with the decoding of the saved generation_config.json."""
     from ftkit.tasks.seq2seq.section import Seq2SeqSection
+    from ftkit.tasks.seq2seq.task import fit_positions
 
-    s2s = req.recipe.seq2seq if req.recipe is not None else Seq2SeqSection()
+    s2s = fit_positions(req.recipe.seq2seq if req.recipe is not None else Seq2SeqSection(), req.model.config)
     g = getattr(req.model, "generation_config", None)
     if g is not None:
         gen = s2s.generation.model_copy(update={k: getattr(g, k) for k in ("num_beams", "length_penalty", "no_repeat_ngram_size")

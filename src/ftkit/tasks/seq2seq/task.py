@@ -70,14 +70,20 @@ class Seq2Seq(TaskBase):
         return self.logits(model, batch)[keep].float(), batch["labels"][keep]
 
     def generate_ids(self, model, batch) -> torch.Tensor:
+        """Greedy / beam search. On CPU outside bf16 autocast: a decode step is many small matmuls, and casting each
+        to bf16 made evaluation 1.7x slower than fp32 (bench/seq2seq_vs_hf.py; run_translation generates in fp32)."""
+        import contextlib
+
         from ftkit.models.anatomy import unwrap
 
         g = self.s2s.generation
-        return unwrap(model).generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], do_sample=False,
-                                      num_beams=g.num_beams, max_new_tokens=g.max_new_tokens, length_penalty=g.length_penalty,
-                                      no_repeat_ngram_size=g.no_repeat_ngram_size, decoder_start_token_id=self.decoder_start,
-                                      pad_token_id=self.pad_id, eos_token_id=self.tokenizer.eos_token_id
-                                      if self.tokenizer.eos_token_id is not None else self.tokenizer.sep_token_id)
+        eos = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else self.tokenizer.sep_token_id
+        cpu = batch["input_ids"].device.type == "cpu"
+        with torch.autocast("cpu", enabled=False) if cpu else contextlib.nullcontext():
+            return unwrap(model).generate(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], do_sample=False, num_beams=g.num_beams,
+                max_new_tokens=g.max_new_tokens, length_penalty=g.length_penalty, no_repeat_ngram_size=g.no_repeat_ngram_size,
+                decoder_start_token_id=self.decoder_start, pad_token_id=self.pad_id, eos_token_id=eos)
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
@@ -146,12 +152,32 @@ def build_model(recipe, tokenizer, log):
         model = build(recipe, tokenizer, "seq2seq", **_positions(recipe))
         origin = "random weights" if m.model_type else f"from {m.from_pretrained}"
     ids = ed.special_ids(model.config, tokenizer)
-    model.generation_config.update(**ids, **generation_settings(s2s))
+    model.generation_config.update(**ids, **generation_settings(fit_positions(s2s, model.config)))
     _, total = count_parameters(model)
     log(f"model: {type(model).__name__} ({total / 1e6:.2f}M parameters), {origin}; decoding starts from "
         f"{tokenizer.convert_ids_to_tokens(ids['decoder_start_token_id'])!r}, pad {tokenizer.pad_token!r}, "
         f"ends at {tokenizer.convert_ids_to_tokens(ids['eos_token_id'])!r}")
     return model
+
+
+def fit_positions(s2s, config, log=None):
+    """The seq2seq section with its length caps (and max_new_tokens) within the model's learned positions (BART's,
+    a warm-started BERT's; T5's relative positions have no limit), said once when one is lowered."""
+    enc = getattr(getattr(config, "encoder", config), "max_position_embeddings", None)
+    dec = getattr(getattr(config, "decoder", config), "max_position_embeddings", None)
+    changes = {}
+    if enc and s2s.max_source_length > enc:
+        changes["max_source_length"] = enc
+    if dec and s2s.max_target_length > dec:
+        changes["max_target_length"] = dec
+    gen = s2s.generation
+    if dec and gen.max_new_tokens >= dec:
+        gen = gen.model_copy(update={"max_new_tokens": dec - 1})
+        changes["generation"] = gen
+    if changes and log is not None:
+        log("seq2seq: lengths capped by the model's positions: "
+            + ", ".join(f"{k} {v if k != 'generation' else f'max_new_tokens {gen.max_new_tokens}'}" for k, v in changes.items()))
+    return s2s.model_copy(update=changes) if changes else s2s
 
 
 def generation_settings(s2s) -> dict:
@@ -179,6 +205,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     s2s = recipe.seq2seq
     train, val = data.train_and_validation(recipe.data, s2s, recipe.train.seed)
     model = build_model(recipe, tokenizer, log)
+    s2s = fit_positions(s2s, model.config, log)
     start = model.config.decoder_start_token_id
     enc_train = encode(train, tokenizer, s2s, start, train=True)
     log(f"{enc_train.describe('train')} from {train.origin}")
@@ -210,7 +237,8 @@ def evaluation(req: EvalRequest) -> EvalSetup:
 
     if not is_encoder_decoder(req.model.config):
         raise UserError(f"--model: {req.model_dir} is not an encoder-decoder model; fine-tune one with `ftkit finetune --task seq2seq`")
-    recipe, s2s = req.recipe, req.recipe.seq2seq
+    recipe = req.recipe
+    s2s = fit_positions(recipe.seq2seq, req.model.config)
     if req.data is not None or req.split == "train":
         source, key = (req.data, "--data") if req.data is not None else (recipe.data.train, "data.train")
         pairs = data.load(source, recipe.data, s2s, key)
