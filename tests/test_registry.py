@@ -30,5 +30,9 @@ def test_the_recipe_a_model_was_trained_with_tells_tasks_of_one_architecture_apa
 
 def test_flags_say_what_the_models_are():
     writers = {t.name for t in registry.TASKS if t.generates}
-    assert writers == {t.name for t in registry.TASKS if t.decoder_only} == {"clm", "sft"}
-    assert {t.name for t in registry.TASKS if t.encoder_decoder} == {"span-corruption"}
+    assert {t.name for t in registry.TASKS if t.decoder_only} == {"clm", "sft"}
+    assert {t.name for t in registry.TASKS if t.encoder_decoder} == {"seq2seq", "span-corruption"}
+    assert writers == {"clm", "sft", "seq2seq"}
+    assert registry.infer(["T5ForConditionalGeneration"]) == registry.infer(["EncoderDecoderModel"]) == "seq2seq"
+    assert registry.infer(["MarianMTModel"]) == registry.infer(["BartForConditionalGeneration"]) == "seq2seq"
+    assert registry.infer(["T5ForConditionalGeneration"], trained_as="span-corruption") == "span-corruption"

@@ -44,6 +44,27 @@ def _lm(tmp: Path, task: str, model: dict, kind: str) -> dict:
             "train": TRAIN}
 
 
+def _gz_lines(src: Path, dst: Path, n: int) -> Path:
+    import gzip
+
+    with gzip.open(need(src), "rt", encoding="utf-8") as f:
+        dst.write_text("".join(next(f) for _ in range(n)), encoding="utf-8")
+    return dst
+
+
+def _seq2seq(tmp: Path) -> dict:
+    """A tiny T5 from its config, a joint Unigram vocabulary of both sides, Multi30k German -> English line pairs."""
+    raw = DATA / "multi30k" / "raw"
+    side = lambda split, lang, n: str(_gz_lines(raw / f"{split}.{lang}.gz", tmp / f"{split}.{lang}", n))  # noqa: E731
+    return {"task": "seq2seq", "output_dir": str(tmp / "run"),
+            "tokenizer": {"kind": "unigram", "path": str(tmp / "tok"), "vocab_size": 300},
+            "model": {"model_type": "t5", "config": {"d_model": 32, "d_ff": 64, "num_layers": 2, "num_decoder_layers": 2,
+                                                     "num_heads": 2, "d_kv": 16}},
+            "data": {"train": [side("train", "de", 64), side("train", "en", 64)],
+                     "validation": [side("val", "de", 16), side("val", "en", 16)]},
+            "seq2seq": {"generation": {"max_new_tokens": 12}}, "train": TRAIN}
+
+
 def _sft(tmp: Path) -> dict:
     """A tiny Llama written as a GGUF file (the starting point sft recipes name), GSM8K as instructions."""
     from conftest import tiny_llama
@@ -108,6 +129,7 @@ CASES = {
                        "data": {"train": str(_lines(DATA / "squadshifts_new_wiki" / "train.jsonl", tmp / "train.jsonl", 40)),
                                 "validation": str(_lines(DATA / "squad_v1.1" / "dev.jsonl", tmp / "dev.jsonl", 16))},
                        "qa": {"max_length": 64, "doc_stride": 16}, "train": TRAIN},
+    "seq2seq": _seq2seq,
     "sft": _sft,
     "image-cls": lambda tmp: _images(tmp, "image-cls"),
     "mim": lambda tmp: _images(tmp, "mim"),

@@ -81,7 +81,12 @@ TASKS: tuple[TaskEntry, ...] = (
     TaskEntry("qa", FINETUNE, "ftkit.tasks.qa", "AutoModelForQuestionAnswering", ("ForQuestionAnswering",), "f1",
               "extractive question answering (SQuAD): the answer span in a context", "QUESTION_ANS", ("lora",),
               peft_head=("qa_outputs",), pipeline_tag="question-answering"),
-    # any encoder-decoder's ...ForConditionalGeneration: a seq2seq fine-tuning entry placed before this one wins the tie
+    # pipeline_tag: hub metadata only; transformers 5 removed the translation / summarization pipelines (card.py writes the code)
+    TaskEntry("seq2seq", FINETUNE, "ftkit.tasks.seq2seq", "AutoModelForSeq2SeqLM",
+              ("ForConditionalGeneration", "MTModel", "EncoderDecoderModel"), "bleu",
+              "sequence-to-sequence (translation, summarization) with an encoder-decoder (T5, BART, Marian, warm-started BERT2BERT)",
+              "SEQ_2_SEQ_LM", ("lora",), pipeline_tag="text2text-generation", encoder_decoder=True, generates=True),
+    # any encoder-decoder's ...ForConditionalGeneration: seq2seq, placed before this one, wins the tie
     TaskEntry("span-corruption", PRETRAIN, "ftkit.tasks.seq2seq.span_corruption", "AutoModelForSeq2SeqLM",
               ("ForConditionalGeneration",), "loss",
               "T5's span corruption: spans of the text replaced by sentinel tokens, the decoder writes them back",

@@ -75,9 +75,15 @@ def reading_encoding(encoding: str) -> str:
 
 
 def check_utf8(path: str, encoding: str = "utf-8") -> None:
-    """Fail with the file and line of the first byte that is not valid in `encoding` (data.encoding)."""
-    with open(path, "rb") as f:
-        raw = f.read()
+    """Fail with the file and line of the first byte that is not valid in `encoding` (data.encoding); a .gz file is
+    checked decompressed (seq2seq reads parallel text gzipped)."""
+    import gzip
+
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise UserError(f"{path}: cannot read it ({e})") from None
     if b"\x00" in raw[:8192] and not encoding.lower().startswith("utf-16"):
         raise UserError(f"{path}: binary file (NUL bytes); expected {encoding} text")
     try:

@@ -43,6 +43,7 @@ class Specials:
 BERT = Specials(bos=None, eos=None, unk="[UNK]", pad="[PAD]", cls="[CLS]", sep="[SEP]", mask="[MASK]")
 ROBERTA = Specials(bos="<s>", eos="</s>", unk="<unk>", pad="<pad>", cls="<s>", sep="</s>", mask="<mask>")
 GPT = Specials(bos="<|endoftext|>", eos="<|endoftext|>", unk="<unk>", pad="<pad>")
+# encoder-decoders (T5's): texts end with </s>, decoding starts from <pad>; no bos, no pair template of segments
 T5 = Specials(bos=None, eos="</s>", unk="<unk>", pad="<pad>")
 
 
@@ -160,10 +161,11 @@ def _add_template(tok, specials: Specials) -> None:
     """Encoder styles: `[CLS] A [SEP] B [SEP]` with token_type_ids 0/1; causal LMs: none."""
     from tokenizers import processors
 
-    if specials is T5:  # as T5's tokenizers: </s> closes each text (the target's end for seq2seq)
+    if specials is T5:  # as T5's tokenizers, "A </s>", "A </s> B </s>": </s> closes each text (the target's end); byte-level BPE keeps its own processor first
         eos = (specials.eos, tok.token_to_id(specials.eos))
-        tok.post_processor = processors.TemplateProcessing(single=f"$A {eos[0]}", pair=f"$A {eos[0]} $B {eos[0]}",
-                                                           special_tokens=[eos])
+        template = processors.TemplateProcessing(single=f"$A {eos[0]}", pair=f"$A {eos[0]} $B {eos[0]}", special_tokens=[eos])
+        byte_level = tok.pre_tokenizer is not None and "ByteLevel" in repr(tok.pre_tokenizer)
+        tok.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False), template]) if byte_level else template
         return
     if specials.cls is None:
         if specials.eos is not None and tok.pre_tokenizer is not None and "ByteLevel" in repr(tok.pre_tokenizer):

@@ -82,6 +82,18 @@ def _scalars(metrics: Optional[dict]) -> dict:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in COUNTS}
 
 
+SEQ2SEQ_USAGE = """```python
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{where}")
+model = AutoModelForSeq2SeqLM.from_pretrained("{where}").eval()
+batch = tokenizer(["A source text (with the recipe's seq2seq.source_prefix, if it has one)."], return_tensors="pt")
+out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])  # decoding: generation_config.json
+print(tokenizer.batch_decode(out, skip_special_tokens=True)[0])
+```
+
+or, a text per line: `ftkit predict --model {where} FILE` (`ftkit eval --model {where} --data SOURCE,TARGET` scores it)."""
+
 QA_USAGE = """```python
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -109,7 +121,8 @@ For long contexts (overlapping windows), SQuAD v2 models and JSON-lines input: `
 def _usage(task: Optional[registry.TaskEntry], where: str, adapter: Optional[dict]) -> str:
     if adapter is not None:
         cls = {"CAUSAL_LM": "AutoPeftModelForCausalLM", "SEQ_CLS": "AutoPeftModelForSequenceClassification",
-               "TOKEN_CLS": "AutoPeftModelForTokenClassification", "QUESTION_ANS": "AutoPeftModelForQuestionAnswering"}.get(
+               "TOKEN_CLS": "AutoPeftModelForTokenClassification", "QUESTION_ANS": "AutoPeftModelForQuestionAnswering",
+               "SEQ_2_SEQ_LM": "AutoPeftModelForSeq2SeqLM"}.get(
             adapter.get("task_type"), "AutoPeftModel")
         return (f"A PEFT adapter ({adapter.get('peft_type', '?').lower()}) on `{adapter.get('base_model_name_or_path')}`:\n\n"
                 f"```python\nfrom peft import {cls}\n\nmodel = {cls}.from_pretrained(\"{where}\")\n```\n\n"
@@ -120,6 +133,8 @@ def _usage(task: Optional[registry.TaskEntry], where: str, adapter: Optional[dic
         return (f"```python\nfrom transformers import {task.auto_class}\n\nmodel = {task.auto_class}.from_pretrained(\"{where}\")\n```\n\n"
                 f"Its encoder starts a classifier: `model.from_pretrained: {where}` in an `ftkit finetune` recipe "
                 f"(the decoder is dropped, a new head is added).")
+    if task.encoder_decoder:  # transformers 5 removed the translation / summarization pipelines
+        return SEQ2SEQ_USAGE.replace("{where}", where)
     if task.pipeline_tag == "question-answering":  # transformers 5 removed this pipeline: the few lines it ran
         return QA_USAGE.replace("{where}", where)
     example = {"text-generation": '"Once upon a time"', "fill-mask": 'f"Paris is the {pipe.tokenizer.mask_token} of France."',

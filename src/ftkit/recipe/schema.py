@@ -19,6 +19,7 @@ from ftkit.recipe.task_sections import DistillSection, ElectraSection, ImageSect
 from ftkit.tasks.ner.section import LEGACY_DATA_KEYS as NER_LEGACY_KEYS
 from ftkit.tasks.ner.section import NerSection
 from ftkit.tasks.qa.section import QaSection  # a family package's own section (torch-free)
+from ftkit.tasks.seq2seq.section import Seq2SeqSection  # (the same: torch-free)
 from ftkit.tasks.seq2seq.span_section import SpanSection  # (torch-free)
 
 Task = Literal[registry.NAMES]  # type: ignore[valid-type]  (the registry's names: one place lists tasks)
@@ -249,6 +250,7 @@ class Recipe(Section):
     image: ImageSection = Field(default_factory=ImageSection, description=f"Image settings (tasks {', '.join(t.name for t in registry.TASKS if t.images)}).")
     ner: NerSection = Field(default_factory=NerSection, description="Token classification settings (task ner).")
     qa: QaSection = Field(default_factory=QaSection, description="Extractive question answering settings (task qa).")
+    seq2seq: Seq2SeqSection = Field(default_factory=Seq2SeqSection, description="Sequence-to-sequence settings (task seq2seq).")
     span: SpanSection = Field(default_factory=SpanSection, description="T5 span-corruption settings (task span-corruption).")
 
     @model_validator(mode="before")

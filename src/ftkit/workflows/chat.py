@@ -74,6 +74,9 @@ class Session:
         task = saved.task_of(path)
         if task is not None and not registry.entry(task).generates:
             raise UserError(f"--model: {model_dir} is {with_article(task)} model, not a chat (causal) language model")
+        if task is not None and registry.entry(task).encoder_decoder:
+            raise UserError(f"--model: {model_dir} is an encoder-decoder ({task}); chat is for causal LMs: use "
+                            f"`ftkit predict --model {model_dir}` or `ftkit generate --prompt TEXT`")
         self.tokenizer = load_saved(AutoTokenizer, path)
         if not self.tokenizer.chat_template:
             raise UserError(f"--model: {model_dir} has no chat template (train it with task sft, or use ftkit generate)")

@@ -27,6 +27,8 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     if task is not None and not registry.entry(task).generates:  # a classifier's hidden states would be decoded as random words
         raise UserError(f"--model: {model_dir} is {with_article(task)} model, not a causal language model; "
                         f"generate samples from causal LMs (ftkit pretrain with task: clm)")
+    if task is not None and registry.entry(task).encoder_decoder:  # the prompt is a source to translate / summarize
+        return _encoder_decoder(model_dir, path, task, prompt, num_samples)
     check_guard(repetition_penalty, no_repeat_ngram_size)
     options = generation_options(temperature, top_p, top_k=top_k)
     if repetition_penalty != 1.0:  # a plain continuation: transformers' own guard, over prompt and text alike
@@ -60,3 +62,20 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
             if out.shape[1] - ctx_len < n:  # every sample stopped at an end-of-text token
                 break
     return [tokenizer.decode(o, skip_special_tokens=True) for o in ids]
+
+
+def _encoder_decoder(model_dir: str, path: str, task: str, prompt: str, num_samples: int) -> list[str]:
+    """An encoder-decoder's output for the prompt, decoded as its generation_config.json says (greedy or beam
+    search: deterministic, so the samples repeat one output; the sampling options do not apply)."""
+    from transformers.utils import logging as hf_logging
+
+    from ftkit.tasks.seq2seq.predict import settings, translate
+    from ftkit.tasks.spec import PredictRequest
+    from ftkit.workflows.evaluate import saved_recipe
+
+    if not prompt.strip():
+        raise UserError("--prompt: an encoder-decoder writes its output for a source text; give one with --prompt")
+    hf_logging.disable_progress_bar()
+    model = saved.load_model(path, task)
+    req = PredictRequest(model_dir, path, model, saved.load_preprocessor(path, task), saved_recipe(model_dir), None)
+    return translate(model, req.preprocessor, settings(req), [prompt])[:1] * num_samples
