@@ -81,6 +81,9 @@ TASKS: tuple[TaskEntry, ...] = (
     TaskEntry("qa", FINETUNE, "ftkit.tasks.qa", "AutoModelForQuestionAnswering", ("ForQuestionAnswering",), "f1",
               "extractive question answering (SQuAD): the answer span in a context", "QUESTION_ANS", ("lora",),
               peft_head=("qa_outputs",), pipeline_tag="question-answering"),
+    TaskEntry("dpo", FINETUNE, "ftkit.tasks.preference", "AutoModelForCausalLM", ("ForCausalLM",), "rewards/accuracies",
+              "preference tuning of a chat model on chosen / rejected pairs (DPO, IPO, SimPO, ORPO)", "CAUSAL_LM",
+              ("lora", "prefix", "prompt"), pipeline_tag="text-generation", decoder_only=True, generates=True),
 )
 NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
 EXAMPLE_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TASKS for f in t.example_formats))

@@ -285,13 +285,15 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
                 loss_val = loss_sum_all / max(n_acc, 1)
                 lr = scheduler.get_last_lr()[0]
                 prog.elapsed = now - t_start
-                mlog.train(prog, loss_val, lr, tps, eps)
+                extra = _train_extras(accelerator, task)
+                mlog.train(prog, loss_val, lr, tps, eps, extra)
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", pace=pace)
                     bar.update(prog.step - bar.n)
                 else:
                     done = prog.step - start_step
-                    log(f"step {prog.step}/{steps}  loss {loss_val:.4f}  lr {lr:.2e}  {pace}  "
+                    shown = "".join(f"  {k} {v:.4f}" for k, v in extra.items())
+                    log(f"step {prog.step}/{steps}  loss {loss_val:.4f}{shown}  lr {lr:.2e}  {pace}  "
                         f"{eta_text(done, steps - start_step, time.perf_counter() - t_run)}")
                 t_log, tok_log, ex_log, loss_acc, n_acc = now, prog.tokens, prog.examples, 0.0, 0
 
@@ -349,6 +351,19 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
     weights.remove()
     accelerator.end_training()
     return summary
+
+
+def _train_extras(accelerator, task: Task) -> dict[str, float]:
+    """The task's own training-log metrics (take_train_sums, added over ranks in one all-reduce); {} for most tasks.
+    The sums' keys are the same on every rank (the same task code ran the same number of batches)."""
+    sums = task.take_train_sums() if hasattr(task, "take_train_sums") else {}
+    if not sums:
+        return {}
+    keys = sorted(sums)
+    values = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=accelerator.device)
+    if accelerator.num_processes > 1:
+        values = accelerator.reduce(values, "sum")
+    return task.train_metrics(dict(zip(keys, values.tolist())))
 
 
 def _all_ranks_take(accelerator, value):

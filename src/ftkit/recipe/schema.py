@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from ftkit import registry
 from ftkit.recipe.fields import DELIMITER_HELP, DataFile, DataFiles, Section, check_delimiter  # noqa: F401 (re-exported)
 from ftkit.recipe.task_sections import DistillSection, ElectraSection, ImageSection, MaskingSection, SftSection  # noqa: F401
+from ftkit.tasks.preference.section import DpoSection  # a family package's own section (torch-free)
 from ftkit.tasks.qa.section import QaSection  # a family package's own section (torch-free)
 
 Task = Literal[registry.NAMES]  # type: ignore[valid-type]  (the registry's names: one place lists tasks)
@@ -251,6 +252,7 @@ class Recipe(Section):
     sft: SftSection = Field(default_factory=SftSection, description="Instruction / chat fine-tuning settings (task sft).")
     image: ImageSection = Field(default_factory=ImageSection, description=f"Image settings (tasks {', '.join(t.name for t in registry.TASKS if t.images)}).")
     qa: QaSection = Field(default_factory=QaSection, description="Extractive question answering settings (task qa).")
+    dpo: DpoSection = Field(default_factory=DpoSection, description="Preference tuning settings (task dpo).")
 
     @model_validator(mode="after")
     def _family_defaults(self) -> "Recipe":
