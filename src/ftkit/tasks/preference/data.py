@@ -140,14 +140,16 @@ def _rows(path: str) -> list[dict]:
 
         return pq.read_table(path).to_pylist()
     if path.endswith(".gz"):
-        rows = []
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
+        rows, n = [], 0
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):  # noqa: B007 (n: the line a JSON error names)
+                    if line.strip():
                         rows.append(json.loads(line))
-                    except ValueError as e:
-                        raise UserError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+        except (OSError, EOFError, UnicodeDecodeError) as e:  # gzip.BadGzipFile is an OSError
+            raise UserError(f"{path}: not a gzip file of UTF-8 JSON lines ({str(e).splitlines()[0][:120]})") from None
         return rows
     if path.endswith(".json"):
         try:
@@ -278,6 +280,6 @@ def length(item: dict) -> int:
 def describe(name: str, pairs: Pairs, enc: Encoded, cap: int) -> str:
     prompts = len({prompt_key(p) for p in pairs.items})
     tokens = sum(len(i["prompt"]) + len(i["chosen"]) + len(i["rejected"]) for i in enc.items)
-    skip = f"; {enc.skipped:,} longer than data.block_size {cap} skipped (longest {enc.longest:,})" if enc.skipped else ""
+    skip = f" ({enc.skipped:,} longer than data.block_size {cap} skipped, longest {enc.longest:,})" if enc.skipped else ""
     cont = f"; {pairs.continued:,} whose reply continues the dialogue" if pairs.continued else ""
-    return f"{name}: {len(enc.items):,} pairs on {prompts:,} prompts, {tokens:,} tokens{skip}{cont}"
+    return f"{name}: {len(pairs):,} pairs on {prompts:,} prompts; {len(enc.items):,} kept{skip}, {tokens:,} tokens{cont}"

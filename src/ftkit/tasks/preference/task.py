@@ -254,7 +254,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     log(f"dpo | loss {cfg.loss}, beta {cfg.beta:g}" + (f", gamma {cfg.gamma:g}" if cfg.loss == "simpo" else "")
         + f" | reference: {said}")
     lengths = np.array([data.length(it) for it in train.items])
-    longest = max(int(lengths.max()), *(data.length(it) for it in (val.items if val else [])))
+    longest = max([int(lengths.max())] + [data.length(it) for it in (val.items if val else [])])
     return Prepared(model, task, train.items, sorted(val.items, key=data.length) if val else None, tokenizer,
                     order=lambda rng, batch: length_grouped_order(lengths, batch, rng), eval_seed=seed,
                     seq_len=2 * longest, unit="preference pairs (chosen and rejected rows in one batch), length-grouped",
