@@ -6,7 +6,7 @@ template once: TRL is given the very prompt and reply texts ftkit tokenizes), in
 sequentially: ftkit's length-grouped order and TRL's shuffling are turned off), the same LoRA adapter at the start
 (the ftkit side writes its initial adapter weights; the TRL side loads them into its own peft model), optimizer (AdamW
 betas 0.9/0.999, eps 1e-8, no weight decay), linear schedule without warmup, gradient clipping 1.0, beta 0.1, sigmoid
-loss, dropout off, precision. The reference is the model with the adapter disabled on both sides.
+loss, dropout off, no gradient checkpointing (TRL's DPOConfig turns it on by default), precision. The reference is the model with the adapter disabled on both sides.
 
 Each side runs in its own process (Accelerate keeps one global state per process) and reports its per-step loss and
 rewards, its training time (each side's own train runtime) and its peak resident memory (ru_maxrss). The pairs' text
@@ -169,7 +169,8 @@ def run_trl(tmp: Path, a, prec: str) -> dict:
                     adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, max_grad_norm=SETTINGS["grad_clip"],
                     beta=SETTINGS["beta"], loss_type=["sigmoid"], max_length=None, logging_steps=1, save_strategy="no",
                     report_to=[], bf16=prec == "bf16", use_cpu=True, seed=SETTINGS["seed"], disable_dropout=True,
-                    dataloader_num_workers=0, disable_tqdm=True)
+                    dataloader_num_workers=0, disable_tqdm=True,
+                    gradient_checkpointing=False)  # TRL's default is on; ftkit's off: the same work on both sides
     trainer = InOrder(model=model, args=cfg, train_dataset=ds, processing_class=tok)
     t0 = time.perf_counter()
     trainer.train()

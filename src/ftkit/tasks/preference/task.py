@@ -103,8 +103,6 @@ class Preference(TaskBase):
                 inner = _inner(model)
                 with inner.disable_adapter():
                     return self.logps(inner, batch)[0]
-            if self.reference == "self":
-                return self.logps(model, batch)[0]
             if next(self.ref_model.parameters()).device != batch["input_ids"].device:
                 self.ref_model.to(batch["input_ids"].device)
             return self.logps(self.ref_model, batch)[0]
@@ -112,7 +110,7 @@ class Preference(TaskBase):
     def terms(self, model, batch) -> tuple[torch.Tensor, dict, torch.Tensor]:
         """(per-pair losses, summed statistics, policy log-probs of the 2B rows)."""
         sums, counts = self.logps(model, batch)
-        ref = self.reference_logps(model, batch)
+        ref = sums.detach() if self.reference == "self" else self.reference_logps(model, batch)  # self: one forward
         pc, pr = sums.chunk(2)
         nc, nr = counts.clamp(min=1).chunk(2)
         rc, rr = ref.float().chunk(2) if ref is not None else (None, None)
