@@ -17,7 +17,7 @@ def test_the_most_specific_architecture_wins_whatever_the_order():
 
 
 def test_the_recipe_a_model_was_trained_with_tells_tasks_of_one_architecture_apart(tmp_path):
-    assert registry.candidates(["LlamaForCausalLM"]) == ("clm", "sft")
+    assert registry.candidates(["LlamaForCausalLM"]) == ("clm", "sft", "dpo")
     assert registry.infer(["LlamaForCausalLM"]) == "clm" and registry.infer(["LlamaForCausalLM"], "sft") == "sft"
     assert registry.infer(["BertForTokenClassification"], "sft") == "ner"  # a recipe that does not fit: the config wins
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
@@ -30,9 +30,9 @@ def test_the_recipe_a_model_was_trained_with_tells_tasks_of_one_architecture_apa
 
 def test_flags_say_what_the_models_are():
     writers = {t.name for t in registry.TASKS if t.generates}
-    assert {t.name for t in registry.TASKS if t.decoder_only} == {"clm", "sft"}
+    assert {t.name for t in registry.TASKS if t.decoder_only} == {"clm", "sft", "dpo"}
     assert {t.name for t in registry.TASKS if t.encoder_decoder} == {"seq2seq", "span-corruption"}
-    assert writers == {"clm", "sft", "seq2seq"}
+    assert writers == {"clm", "sft", "dpo", "seq2seq"}
     assert registry.infer(["T5ForConditionalGeneration"]) == registry.infer(["EncoderDecoderModel"]) == "seq2seq"
     assert registry.infer(["MarianMTModel"]) == registry.infer(["BartForConditionalGeneration"]) == "seq2seq"
     assert registry.infer(["T5ForConditionalGeneration"], trained_as="span-corruption") == "span-corruption"

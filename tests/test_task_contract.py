@@ -80,6 +80,21 @@ def _sft(tmp: Path) -> dict:
             "train": TRAIN}
 
 
+def _dpo(tmp: Path) -> dict:
+    """A tiny Llama written as a GGUF file, fully fine-tuned (the reference: a frozen copy, Prepared.frozen) on
+    synthetic preference pairs."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "preference"))
+    from pref_helpers import synthetic_pairs, tiny_chat_model, write_jsonl
+
+    _, gguf = tiny_chat_model(tmp)
+    return {"task": "dpo", "output_dir": str(tmp / "run"), "model": {"from_pretrained": str(gguf)},
+            "data": {"train": str(write_jsonl(tmp / "train.jsonl", synthetic_pairs(40))),
+                     "validation": str(write_jsonl(tmp / "dev.jsonl", synthetic_pairs(8, offset=100))), "block_size": 128},
+            "train": TRAIN}
+
+
 def _images(tmp: Path, task: str) -> dict:
     """A tiny ViT (image-cls) or MAE (mim) on the first 40 Fashion-MNIST images, as IDX files."""
     from image_helpers import NAMES, fashion_arrays, vit_recipe, write_idx
@@ -131,6 +146,7 @@ CASES = {
                        "qa": {"max_length": 64, "doc_stride": 16}, "train": TRAIN},
     "seq2seq": _seq2seq,
     "sft": _sft,
+    "dpo": _dpo,
     "image-cls": lambda tmp: _images(tmp, "image-cls"),
     "mim": lambda tmp: _images(tmp, "mim"),
     "span-corruption": _span,

@@ -81,6 +81,9 @@ TASKS: tuple[TaskEntry, ...] = (
     TaskEntry("qa", FINETUNE, "ftkit.tasks.qa", "AutoModelForQuestionAnswering", ("ForQuestionAnswering",), "f1",
               "extractive question answering (SQuAD): the answer span in a context", "QUESTION_ANS", ("lora",),
               peft_head=("qa_outputs",), pipeline_tag="question-answering"),
+    TaskEntry("dpo", FINETUNE, "ftkit.tasks.preference", "AutoModelForCausalLM", ("ForCausalLM",), "rewards/accuracies",
+              "preference tuning of a chat model on chosen / rejected pairs (DPO, IPO, SimPO, ORPO)", "CAUSAL_LM",
+              ("lora", "prefix", "prompt"), pipeline_tag="text-generation", decoder_only=True, generates=True),
     # pipeline_tag: hub metadata only; transformers 5 removed the translation / summarization pipelines (card.py writes the code)
     TaskEntry("seq2seq", FINETUNE, "ftkit.tasks.seq2seq", "AutoModelForSeq2SeqLM",
               ("ForConditionalGeneration", "MTModel", "EncoderDecoderModel"), "bleu",

@@ -166,6 +166,19 @@ def train(*, accelerator, model, task: Task, train_batches, eval_fn: Optional[Ca
     return run.finish()
 
 
+def train_extras(accelerator, task: Task) -> dict[str, float]:
+    """The task's own training-log metrics (take_train_sums, added over ranks in one all-reduce); {} for most tasks.
+    The sums' keys are the same on every rank (the same task code ran the same number of batches)."""
+    sums = task.take_train_sums() if hasattr(task, "take_train_sums") else {}
+    if not sums:
+        return {}
+    keys = sorted(sums)
+    values = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=accelerator.device)
+    if accelerator.num_processes > 1:
+        values = accelerator.reduce(values, "sum")
+    return task.train_metrics(dict(zip(keys, values.tolist())))
+
+
 class _Run:
     """One training run's state and its named steps; `train` above reads as the whole story."""
 
@@ -318,12 +331,14 @@ class _Run:
         loss_val = loss_sum_all / max(pace.targets, 1)
         lr = self.scheduler.get_last_lr()[0]
         prog.elapsed = now - self.t_start
-        self.mlog.train(prog, loss_val, lr, tps, eps)
+        extra = train_extras(accelerator, self.task)  # the task's own training metrics (dpo: rewards, log-probs)
+        self.mlog.train(prog, loss_val, lr, tps, eps, extra)
         if bar is not None:
             bar.set_postfix(loss=f"{loss_val:.4f}", lr=f"{lr:.2e}", pace=shown)
             bar.update(prog.step - bar.n)
         else:
-            self.log(f"step {prog.step}/{self.steps}  loss {loss_val:.4f}  lr {lr:.2e}  {shown}  "
+            more = "".join(f"  {k} {v:.4f}" for k, v in extra.items())
+            self.log(f"step {prog.step}/{self.steps}  loss {loss_val:.4f}{more}  lr {lr:.2e}  {shown}  "
                      f"{eta_text(prog.step - pace.start_step, self.steps - pace.start_step, now - pace.t_run)}")
         pace.restart(now)
 
@@ -367,5 +382,3 @@ class _Run:
         self.weights.remove()
         accelerator.end_training()
         return summary
-
-

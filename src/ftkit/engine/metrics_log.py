@@ -46,16 +46,19 @@ class MetricsLog:
                 keep = [json.dumps(r) for r in curves.read_jsonl(path) if r.get("step", 0) <= step]
                 path.write_text("".join(l + "\n" for l in keep))
 
-    def train(self, prog, loss: float, lr: float, tokens_per_s: float, examples_per_s: float) -> None:
+    def train(self, prog, loss: float, lr: float, tokens_per_s: float, examples_per_s: float,
+              extra: Optional[dict] = None) -> None:
+        """`extra`: the task's own training metrics (dpo: rewards/..., logps/...), logged beside the loss."""
+        extra = extra or {}
         self.last_train = {"train_loss": loss, "lr": lr, "tokens_per_s": tokens_per_s}
         if not self.main:
             return
         row = {"step": prog.step, "tokens": prog.tokens, "examples": prog.examples, "elapsed_s": round(prog.elapsed, 2),
-               "loss": loss, "lr": lr, "tokens_per_s": round(tokens_per_s, 1), "examples_per_s": round_rate(examples_per_s, 2)}
+               "loss": loss, **extra, "lr": lr, "tokens_per_s": round(tokens_per_s, 1), "examples_per_s": round_rate(examples_per_s, 2)}
         with open(self.out / curves.TRAIN_LOG, "a") as f:
             f.write(json.dumps(row) + "\n")
-        self._track({"train/loss": loss, "train/lr": lr, "train/tokens_per_s": tokens_per_s,
-                     "train/examples_per_s": examples_per_s}, prog.step)
+        self._track({"train/loss": loss, **{f"train/{k}": v for k, v in extra.items()}, "train/lr": lr,
+                     "train/tokens_per_s": tokens_per_s, "train/examples_per_s": examples_per_s}, prog.step)
 
     def eval(self, prog, metrics: dict, lr: float) -> None:
         self.last_eval = metrics

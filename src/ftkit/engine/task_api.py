@@ -63,6 +63,13 @@ class Task(Protocol):
     def logits_and_targets(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, hard targets), one row per target: what distillation compares between teacher and student."""
 
+    def take_train_sums(self) -> dict[str, float]:
+        """Sums the task kept over its training batches since the last call (then forgotten); the engine adds them
+        over ranks at each log step and logs `train_metrics` of them beside the loss (dpo: rewards, log-probs)."""
+
+    def train_metrics(self, totals: dict[str, float]) -> dict[str, float]:
+        """Training-log metrics from `take_train_sums` added over ranks."""
+
     def nothing_learned(self, metrics: dict[str, Any]) -> Optional[str]:
         """What in an evaluation's metrics shows the model at its floor (one class predicted everywhere, no entity
         found), in a few words; None when nothing does. Said at the end of a run with the likely causes."""
@@ -88,6 +95,12 @@ class TaskBase:
 
     def nothing_learned(self, metrics: dict[str, Any]) -> Optional[str]:
         return None
+
+    def take_train_sums(self) -> dict[str, float]:
+        return {}
+
+    def train_metrics(self, totals: dict[str, float]) -> dict[str, float]:
+        return {}
 
     def logits_and_targets(self, model, batch):
         raise NotImplementedError(f"task {self.name} does not give per-target logits (no distillation)")

@@ -140,6 +140,10 @@ def _load_model(path: str, task: str, key: str = "--model"):
     k = kind(path)
     if k == "int8":
         return load_quantized(path, task, key).eval()
+    if k == "plain" and is_gguf(path) and os.path.isfile(path):  # a GGUF file: a starting point scored with --recipe
+        from ftkit.models import gguf
+
+        return gguf.load_model(path, key).eval()
     if k == "plain":
         return load_saved(auto_class(task, load_config(path, key)), path, key).eval()
     from peft import PeftModel
@@ -173,6 +177,8 @@ def load_preprocessor(path: str, task: str, key: str = "--model"):
     cls = {"tokenizer": "AutoTokenizer", "image_processor": "AutoImageProcessor"}.get(registry.entry(task).preprocessor)
     if cls is None:
         return None
+    if is_gguf(path) and os.path.isfile(path):  # the tokenizer (and chat template) inside a GGUF file
+        return load_saved(getattr(transformers, cls), os.path.dirname(path), key, gguf_file=os.path.basename(path))
     return load_saved(getattr(transformers, cls), path, key)
 
 

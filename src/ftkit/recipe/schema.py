@@ -18,6 +18,7 @@ from ftkit.recipe.fields import DELIMITER_HELP, DataFile, DataFiles, Section, ch
 from ftkit.recipe.task_sections import DistillSection, ElectraSection, ImageSection, MaskingSection, SftSection  # noqa: F401
 from ftkit.tasks.ner.section import LEGACY_DATA_KEYS as NER_LEGACY_KEYS
 from ftkit.tasks.ner.section import NerSection
+from ftkit.tasks.preference.section import DpoSection  # a family package's own section (torch-free)
 from ftkit.tasks.qa.section import QaSection  # a family package's own section (torch-free)
 from ftkit.tasks.seq2seq.section import Seq2SeqSection  # (the same: torch-free)
 from ftkit.tasks.seq2seq.span_section import SpanSection  # (torch-free)
@@ -251,6 +252,7 @@ class Recipe(Section):
     ner: NerSection = Field(default_factory=NerSection, description="Token classification settings (task ner).")
     qa: QaSection = Field(default_factory=QaSection, description="Extractive question answering settings (task qa).")
     seq2seq: Seq2SeqSection = Field(default_factory=Seq2SeqSection, description="Sequence-to-sequence settings (task seq2seq).")
+    dpo: DpoSection = Field(default_factory=DpoSection, description="Preference tuning settings (task dpo).")
     span: SpanSection = Field(default_factory=SpanSection, description="T5 span-corruption settings (task span-corruption).")
 
     @model_validator(mode="before")

@@ -35,7 +35,7 @@ def preflight(recipe: Recipe, resume: bool = False, overwrite: bool = False, log
         for f in sources.resolve_files(spec, key) or []:
             if Path(f).stat().st_size == 0:
                 raise UserError(f"{f}: empty file ({key})")
-            if not f.endswith(".parquet"):
+            if not f.endswith((".parquet", ".gz")):  # binary: their readers decode them (dpo reads .jsonl.gz)
                 sources.check_utf8(f, recipe.data.encoding)
     if recipe.model.from_pretrained:
         check_model_path(recipe.model.from_pretrained)
