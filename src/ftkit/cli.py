@@ -396,7 +396,8 @@ def compress_distill(recipe: Path = RecipeOpt, overrides: Optional[List[str]] = 
 @app.command()
 def export(model: Optional[str] = typer.Option(None, "--model", "-m", help="A run: a LoRA adapter directory (--merge), or "
                                                "a Llama-family causal LM or LoRA adapter of one (--to-gguf)."),
-           output: str = OutputOpt,
+           output: str = typer.Option(..., "--output", "-o", help="Directory to write (--merge, --from-gguf), or the "
+                                      "FILE.gguf to write (--to-gguf); must not exist yet."),
            merge: bool = typer.Option(False, "--merge", help="Fold the LoRA update into the weights: a plain model."),
            from_gguf: Optional[str] = typer.Option(None, "--from-gguf", help="A GGUF file (or pkg://PACKAGE/file.gguf) to "
                                                    "write as a plain safetensors model directory."),
@@ -544,7 +545,7 @@ EXAMPLES = {
 }
 
 
-METAVARS = {"model": "DIR", "recipe": "FILE", "data": "FILE", "output": "DIR", "accelerate_config": "FILE",
+METAVARS = {"model": "DIR", "recipe": "FILE", "data": "FILE", "output": "DIR", "accelerate_config": "FILE", "gguf_type": "f16|q8_0",
             "plot": "PNG", "from_gguf": "FILE", "generations": "JSONL", "data_option": "KEY=VALUE", "fmt": "auto|text|conll", "task": "TASK", "context": "FILE",
             "main_process_ip": "IP", "main_process_port": "PORT", "column_names": "A,B,...", "overrides": "KEY=VALUE"}
 
