@@ -134,6 +134,32 @@ def test_q8_0_is_gguf_quantization_of_the_weights(tiny_run, tmp_path):
         assert (a - b).abs().max() <= 0.05 * a.abs().max()
 
 
+def test_modelfile_layout_default_system_and_templates_it_cannot_translate(tiny_run):
+    """A template that adds its own system turn (SmolLM2's) gives SYSTEM; one with a preamble or rules across turns
+    cannot be re-created from per-message pieces: no TEMPLATE rather than a wrong one."""
+    from transformers import AutoTokenizer
+
+    from ftkit.data.chat_tokens import CHATML
+    from ftkit.workflows import modelfile
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_run[0]))  # its own copy: the templates below are changed in place
+    default = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    tok.chat_template = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+                         "{{ '<|im_start|>system\\n" + default + "<|im_end|>\\n' }}{% endif %}"
+                         "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+                         "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    lay = modelfile.layout(tok)
+    assert lay["system"] == default and lay["roles"]["user"] == ("<|im_start|>user\n", "<|im_end|>\n")
+    assert f'SYSTEM """{default}"""' in modelfile.text("m.gguf", "run", lay, None, ["<|im_end|>"], {"temperature": 0.2})
+    assert 'SYSTEM """Be brief."""' in modelfile.text("m.gguf", "run", lay, "Be brief.", [], {})  # the run's own wins
+    tok.chat_template = "{{ '<|endoftext|>' }}" + CHATML  # a preamble once per conversation
+    assert modelfile.layout(tok) is None
+    tok.chat_template = CHATML.replace("message['content']", "(message['content'] if loop.index0 < 3 else 'x')")  # turns 4+
+    assert modelfile.layout(tok) is None
+    text = modelfile.text("m.gguf", "run", None, None, ["<|im_end|>"], {"temperature": 0.2})
+    assert "TEMPLATE" not in text and 'PARAMETER stop "<|im_end|>"' in text
+
+
 def test_tokenizer_pre_names_and_refusals():
     from tokenizers import Tokenizer, models, pre_tokenizers
 
