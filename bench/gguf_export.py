@@ -7,7 +7,10 @@ The source is the packaged Q4_1 GGUF dequantized to a plain fp32 directory (`ftk
 in its own process); the time is the command's wall time (Python start, model load, conversion, writing) and, from
 its log, the conversion + writing alone. llama.cpp is not installed here: no llama.cpp generation is measured.
 
-    .venv/bin/python bench/gguf_export.py [--work /tmp/gguf-bench] [--new-tokens 32]
+    .venv/bin/python bench/gguf_export.py [--work /tmp/gguf-bench] [--new-tokens 32] [--model RUN] [--types f16,q8_0]
+
+`--model RUN` exports that run instead (a LoRA adapter is merged by the export) and compares with the run as ftkit
+loads it (the adapter on its base, unmerged).
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ def round_trip(source: Path, gguf_file: Path, new_tokens: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ftkit.models import saved
+
     tok = AutoTokenizer.from_pretrained(str(source))
-    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32).eval()
+    model = saved.load_model(str(source), saved.task_of(str(source)) or "clm").float().eval()
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name).eval()
     gtok = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
     same, same_prompt_ids, worst, worst_rel = 0, 0, 0.0, 0.0
@@ -71,18 +76,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="/tmp/gguf-bench")
     ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--model", help="a run to export instead of the packaged SmolLM2")
+    ap.add_argument("--types", default="f16,q8_0", help="comma-separated: f16, q8_0")
     args = ap.parse_args()
     import torch
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    source = work / "smollm2-135m-instruct"
+    source = Path(args.model) if args.model else work / "smollm2-135m-instruct"
     if not source.is_dir():
         ftkit("export", "--from-gguf", SOURCE, "--output", str(source))
     rows = {"cpu": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
-            "source_safetensors_mb": round((source / "model.safetensors").stat().st_size / 1e6, 1)}
-    for kind in ("f16", "q8_0"):
-        out = work / f"smollm2-{kind}.gguf"
+            "source": str(source), "source_safetensors_mb": round(sum(f.stat().st_size for f in source.glob("*.safetensors")) / 1e6, 1)}
+    for kind in args.types.split(","):
+        out = work / f"{source.name if args.model else 'smollm2'}-{kind}.gguf"
         for f in (out, out.with_suffix(".Modelfile")):
             f.unlink(missing_ok=True)  # this script's own outputs from an earlier run
         wall, log = ftkit("export", "--to-gguf", "--model", str(source), "--output", str(out), "--type", kind)
@@ -91,8 +98,9 @@ def main() -> None:
                       "log": [l for l in log.splitlines() if l.startswith("wrote")],
                       **round_trip(source, out, args.new_tokens)}
         print(json.dumps({kind: {k: v for k, v in rows[kind].items() if k != "replies"}}), flush=True)
-    (work / "results.json").write_text(json.dumps(rows, indent=1))
-    print(f"results: {work / 'results.json'}")
+    result = work / f"results-{source.name}.json"
+    result.write_text(json.dumps(rows, indent=1))
+    print(f"results: {result}")
 
 
 if __name__ == "__main__":
