@@ -59,20 +59,37 @@ def compress_prune(model: str = typer.Option(..., "--model", "-m", help="A saved
 
 
 @app.command()
-def export(model: Optional[str] = typer.Option(None, "--model", "-m", help="A LoRA adapter directory (finetune.strategy lora)."),
-           output: str = OutputOpt,
+def export(model: Optional[str] = typer.Option(None, "--model", "-m", help="A run: a LoRA adapter directory (--merge), or "
+                                               "a Llama-family causal LM or LoRA adapter of one (--to-gguf)."),
+           output: str = typer.Option(..., "--output", "-o", help="Directory to write (--merge, --from-gguf), or the "
+                                      "FILE.gguf to write (--to-gguf); must not exist yet."),
            merge: bool = typer.Option(False, "--merge", help="Fold the LoRA update into the weights: a plain model."),
            from_gguf: Optional[str] = typer.Option(None, "--from-gguf", help="A GGUF file (or pkg://PACKAGE/file.gguf) to "
-                                                   "write as a plain safetensors model directory.")) -> None:
-    """Write a LoRA adapter as a plain merged model that transformers loads without peft (--merge), or a GGUF
-    file as a safetensors model directory with its tokenizer and chat template (--from-gguf)."""
+                                                   "write as a plain safetensors model directory."),
+           to_gguf: bool = typer.Option(False, "--to-gguf", help="Write the run as one GGUF file (llama.cpp, Ollama) "
+                                        "with its tokenizer and chat template, and an Ollama Modelfile beside it."),
+           gguf_type: str = typer.Option("f16", "--type", help="--to-gguf: the type of the weight matrices, f16 or q8_0 "
+                                         "(norms stay f32).")) -> None:
+    """Write a LoRA adapter as a plain merged model that transformers loads without peft (--merge), a GGUF
+    file as a safetensors model directory with its tokenizer and chat template (--from-gguf), or a run as a
+    GGUF file for llama.cpp / Ollama (--to-gguf, LoRA merged first)."""
     _offline_defaults()
     from ftkit.workflows import export as wf
 
-    if (model is None) == (from_gguf is None):
-        raise UserError("export: give either --model DIR --merge, or --from-gguf FILE")
     if from_gguf is not None:
+        if model is not None or to_gguf:
+            raise UserError("export: give either --model DIR (--merge or --to-gguf), or --from-gguf FILE")
         wf.from_gguf(from_gguf, output, log=log)
+        return
+    if model is None:
+        raise UserError("export: give either --model DIR (--merge or --to-gguf), or --from-gguf FILE")
+    if to_gguf:
+        if merge:
+            raise UserError("export: --merge writes a model directory, --to-gguf a GGUF file (it merges a LoRA "
+                            "adapter itself); give one of them")
+        from ftkit.workflows import gguf_export
+
+        gguf_export.run(model, output, gguf_type, log=log)
         return
     wf.run(model, output, merge, log=log)
 
