@@ -188,6 +188,6 @@ def test_bad_ner_inputs_fail_with_one_line(tmp_path):
     assert f"{bad}:4: tag 'B_PER' is not IOB2" in fails("finetune", "-r", str(r))
     bad.write_text("Ann\tB-PER\nruns\tVB\tO\n")
     assert f"{bad}:2: 3 columns" in fails("finetune", "-r", str(r))
-    assert "finetune.strategy prefix is for tasks clm, cls, not ner" in \
+    assert "finetune.strategy prefix is for tasks clm, cls, dpo, not ner" in \
         fails("finetune", "-r", str(r), "finetune.strategy=prefix")
     assert not (tmp_path / "o").exists()

@@ -155,4 +155,4 @@ def test_predict_needs_a_classifier(tmp_path):
     from ftkit.paths import resolve_package_path
 
     msg = fails(tmp_path, "predict", "--model", resolve_package_path(MINILM), stdin="hello\n")
-    assert "is not a model ftkit predicts with (its task: unknown; predict works on cls, ner, image-cls, qa models)" in msg
+    assert "is not a model ftkit predicts with (its task: unknown; predict works on cls, ner, image-cls, qa, seq2seq models)" in msg
