@@ -113,3 +113,26 @@ class TaskSpec:
 
 def quiet(*_a, **_k) -> None:
     pass
+
+
+def fresh_file(folder, stem: str, suffix: str) -> Path:
+    """folder/STEM.SUFFIX, or STEM-2, STEM-3, ...: an evaluation never writes over an earlier evaluation's file."""
+    path, n = Path(folder) / f"{stem}{suffix}", 1
+    while path.exists():
+        n += 1
+        path = Path(folder) / f"{stem}-{n}{suffix}"
+    return path
+
+
+def write_outputs(req: "EvalRequest", result: dict, path: Path, text: str, what: str) -> None:
+    """Write an evaluation's outputs (predictions) to `path` and name them in `result`; a failure to write is one log
+    line, not an error (the metrics are already computed and printed)."""
+    import os
+
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        req.log(f"predictions: not written ({e.strerror}: {path})")
+        return
+    result["predictions"] = os.path.normpath(str(path))
+    req.log(f"predictions: {path} ({what})")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ftkit.engine.task_api import TaskBase
 from ftkit.tasks.qa import metrics as squad
 from ftkit.tasks.qa.postprocess import answers
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, fresh_file, sample_positions, write_outputs
 
 SIDE = ("feature", "ctx_start", "ctx_end", "cls_index")  # per-feature ints the task reads; never given to the model
 LABELS = ("start_positions", "end_positions")
@@ -222,23 +222,13 @@ def _writer(req: EvalRequest, task: QuestionAnswering):
     """After the metrics: the answers as {id: text} (the official scripts' predictions file) beside the model,
     never over an existing file."""
     import json
-    import os
     from pathlib import Path
 
     def write(result: dict) -> None:
         stem = Path(req.data).stem if req.data else "validation"
-        path = Path(req.path) / f"predictions-{stem}.json"
-        n = 1
-        while path.exists():
-            n += 1
-            path = Path(req.path) / f"predictions-{stem}-{n}.json"
-        try:
-            path.write_text(json.dumps(task.last_answers, ensure_ascii=False), encoding="utf-8")
-        except OSError as e:
-            req.log(f"predictions: not written ({e.strerror}: {path})")
-            return
-        result["predictions"] = os.path.normpath(str(path))
-        req.log(f"predictions: {path} ({len(task.last_answers):,} answers, the SQuAD predictions layout {{id: answer}})")
+        write_outputs(req, result, fresh_file(req.path, f"predictions-{stem}", ".json"),
+                      json.dumps(task.last_answers, ensure_ascii=False),
+                      f"{len(task.last_answers):,} answers, the SQuAD predictions layout {{id: answer}}")
 
     return write
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ftkit.engine.task_api import TaskBase
 from ftkit.tasks.seq2seq import metrics as gen_metrics
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, fresh_file, sample_positions, write_outputs
 
 
 class Seq2Seq(TaskBase):
@@ -259,7 +259,6 @@ def _writer(req: EvalRequest, task: Seq2Seq, pairs):
     """After the metrics: one JSON line per example {source, reference, prediction}, in the data's order, beside the
     model (or at --generations), never over an existing file."""
     import json
-    import os
     from pathlib import Path
 
     def write(result: dict) -> None:
@@ -267,19 +266,11 @@ def _writer(req: EvalRequest, task: Seq2Seq, pairs):
             path = Path(req.generations)
         else:
             stem = Path(str(req.data).split(",")[0]).name.split(".")[0] if req.data else "validation"
-            path, n = Path(req.path) / f"predictions-{stem}.jsonl", 1
-            while path.exists():
-                n += 1
-                path = Path(req.path) / f"predictions-{stem}-{n}.jsonl"
+            path = fresh_file(req.path, f"predictions-{stem}", ".jsonl")
         rows = [{"source": pairs.sources[i], "reference": pairs.targets[i], "prediction": p}
                 for i, p in sorted(task.last_predictions.items())]
-        try:
-            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        except OSError as e:
-            req.log(f"predictions: not written ({e.strerror}: {path})")
-            return
-        result["predictions"] = os.path.normpath(str(path))
-        req.log(f"predictions: {path} ({len(rows):,} outputs, JSON lines {{source, reference, prediction}})")
+        write_outputs(req, result, path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                      f"{len(rows):,} outputs, JSON lines {{source, reference, prediction}}")
 
     return write
 
