@@ -47,9 +47,9 @@ def held_out_loss(model, tokenizer, n: int = HELD_OUT) -> float:
     import numpy as np
     import torch
 
-    from ftkit.data.chat import Conversations
     from ftkit.data.chat_tokens import encode
-    from ftkit.tasks.sft import ChatSFT
+    from ftkit.tasks.sft.data import Conversations
+    from ftkit.tasks.sft.task import ChatSFT
 
     test = rows(GSM8K / "test.jsonl", n)
     convs = Conversations([[{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]

@@ -192,7 +192,7 @@ def test_the_guard_looks_at_the_reply_only_and_spares_the_stop_tokens():
 
 
 def test_the_training_summary_records_a_shared_system_prompt():
-    from ftkit.tasks.sft import shared_system_prompt
+    from ftkit.tasks.sft.task import shared_system_prompt
 
     s = {"role": "system", "content": "Be brief."}
     u, a = {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from ftkit.data.chat import Conversations
 from ftkit.data.chat_tokens import encode, pack, prompt_ids, set_template
 from ftkit.errors import UserError
+from ftkit.tasks.sft.data import Conversations
 
 from conftest import tiny_llama
 
@@ -107,7 +107,7 @@ def test_overlong_examples_are_skipped_and_counted(tok):
 def test_packed_loss_equals_unpacked_loss(tok):
     """Packed rows (position ids restarting, no attention mask) give the loss of the same examples unpacked: no
     example attends to another, and no target crosses an example boundary."""
-    from ftkit.tasks.sft import ChatSFT
+    from ftkit.tasks.sft.task import ChatSFT
 
     convs = [MULTI, MULTI[1:3], [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}],
              MULTI[:3]]
@@ -138,8 +138,8 @@ def test_packed_loss_equals_unpacked_loss(tok):
     ([{"role": "user", "content": "hi"}], "row 3: the conversation has no assistant turn"),
 ])
 def test_bad_messages_name_the_row(messages, expected):
-    from ftkit.data.chat import to_messages
     from ftkit.recipe.schema import DataSection
+    from ftkit.tasks.sft.data import to_messages
 
     with pytest.raises(UserError, match=expected):
         to_messages({"messages": messages}, "messages", DataSection(train="x"), "f.jsonl row 3")
@@ -147,7 +147,7 @@ def test_bad_messages_name_the_row(messages, expected):
 
 def test_flexible_answer_is_the_last_number():
     """GSM8K's "flexible" extraction, for replies that do not write the answer pattern (zero-shot models)."""
-    from ftkit.tasks.sft_generate import extract, last_number
+    from ftkit.tasks.sft.generate import extract, last_number
 
     assert last_number("Janet has 16 - 3 - 4 = 9 eggs, so she makes 9 * 2 = 18.0 dollars.", ",") == "18"
     assert last_number("That is 1,234 apples", ",") == "1234"

@@ -24,8 +24,8 @@ from typing import Optional
 
 import numpy as np
 
-from ftkit.data.chat import check_messages
 from ftkit.errors import UserError
+from ftkit.tasks.sft.data import check_messages
 
 HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
 _TURN = re.compile(r"\n\n(Human|Assistant):")

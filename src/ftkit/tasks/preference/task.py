@@ -77,7 +77,7 @@ class Preference(TaskBase):
     @staticmethod
     def logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(summed log-prob of each row's reply tokens, their number), fp32, one value per row."""
-        from ftkit.tasks.sft import _takes_logits_to_keep
+        from ftkit.tasks.sft.task import _takes_logits_to_keep
 
         ids = batch["input_ids"]
         target = batch["reply"][:, 1:]  # position t predicts token t + 1
@@ -294,7 +294,7 @@ def evaluation(req: EvalRequest) -> EvalSetup:
     recipe = req.recipe
     tokenizer = _tokenizer(recipe, req.preprocessor)
     if req.generate:
-        from ftkit.tasks.sft_generate import generation_setup
+        from ftkit.tasks.sft.generate import generation_setup
 
         return generation_setup(req, tokenizer)
     if req.data is not None or req.split == "train":
@@ -312,7 +312,7 @@ def evaluation(req: EvalRequest) -> EvalSetup:
 
 def render(r: dict) -> str:
     if "exact_match" in r:
-        from ftkit.tasks.sft_generate import render as render_generation
+        from ftkit.tasks.sft.generate import render as render_generation
 
         return render_generation(r)
     keys = ["model", "data", "pairs", "loss", *STATS, "skipped_longer_than_block"]

@@ -124,9 +124,9 @@ class GenerationEval(TaskBase):
 def generation_setup(req: EvalRequest, tokenizer) -> EvalSetup:
     """Prompts (every turn but the last assistant one) and references (that turn) of --data, sft.eval_data or the
     validation data; the first sft.eval_rows rows."""
-    from ftkit.data import chat
     from ftkit.data.chat_tokens import prompt_ids
     from ftkit.errors import UserError
+    from ftkit.tasks.sft import data as chat
 
     recipe = req.recipe
     sft = recipe.sft

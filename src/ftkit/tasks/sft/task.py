@@ -11,15 +11,24 @@ small LLM's step.
 
 from __future__ import annotations
 
+import inspect
 from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.data.chat_tokens import encode, pack, set_template
+from ftkit.engine.batches import by_length, length_grouped
+from ftkit.engine.loop import check_metric
 from ftkit.engine.task_api import TaskBase
+from ftkit.errors import UserError
+from ftkit.models.anatomy import unwrap
+from ftkit.models.build import build_model
+from ftkit.models.classifier import length_cap
 from ftkit.tasks.metrics import token_loss
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
+from ftkit.tasks.sft import data as chat
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
 
 
 class ChatSFT(TaskBase):
@@ -91,17 +100,10 @@ class ChatSFT(TaskBase):
 
 
 def _takes_logits_to_keep(model) -> bool:
-    import inspect
-
-    inner = getattr(model, "module", model)  # under DDP
-    if hasattr(inner, "get_base_model"):  # a peft adapter
-        inner = inner.get_base_model()
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+    return "logits_to_keep" in inspect.signature(unwrap(model).forward).parameters
 
 
 def _tokenizer(recipe, tokenizer):
-    from ftkit.data.chat_tokens import set_template
-
     return set_template(tokenizer, recipe.sft.chat_template)
 
 
@@ -113,14 +115,6 @@ def _describe(name: str, enc, cap: int) -> str:
 
 
 def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    from ftkit.data import chat
-    from ftkit.data.chat_tokens import encode, pack
-    from ftkit.engine.batches import by_length, length_grouped
-    from ftkit.engine.loop import check_metric
-    from ftkit.errors import UserError
-    from ftkit.models.build import build_model
-    from ftkit.models.classifier import length_cap
-
     vocab = len(tokenizer)
     tokenizer = _tokenizer(recipe, tokenizer)
     if len(tokenizer) > vocab and recipe.finetune.strategy != "full":
@@ -171,23 +165,17 @@ def shared_system_prompt(conversations) -> Optional[str]:
 def evaluation(req: EvalRequest) -> EvalSetup:
     """Held-out loss / perplexity over the trained (assistant) tokens; with req.generate, greedy generation and
     exact match of the extracted answers (tasks/sft_generate.py)."""
-    from ftkit.data import chat
-    from ftkit.data.chat_tokens import encode
-    from ftkit.engine.batches import by_length
-    from ftkit.tasks.spec import sample_positions
 
     recipe = req.recipe
     tokenizer = _tokenizer(recipe, req.preprocessor)
     if req.generate:
-        from ftkit.tasks.sft_generate import generation_setup
+        from ftkit.tasks.sft.generate import generation_setup
 
         return generation_setup(req, tokenizer)
     if req.data is not None or req.split == "train":
         convs = chat.load(req.data or recipe.data.train, recipe.data, "--data" if req.data else "data.train")
     else:
         _, convs = chat.train_and_validation(recipe.data, recipe.train.seed)
-    from ftkit.errors import UserError
-    from ftkit.models.classifier import length_cap
 
     if len(tokenizer) > req.model.get_input_embeddings().weight.shape[0]:
         raise UserError(f"sft.chat_template {recipe.sft.chat_template}: adds tokens {req.model_dir} does not have; "
@@ -204,7 +192,7 @@ def evaluation(req: EvalRequest) -> EvalSetup:
 
 def render(r: dict) -> str:
     if "exact_match" in r:
-        from ftkit.tasks.sft_generate import render as render_generation
+        from ftkit.tasks.sft.generate import render as render_generation
 
         return render_generation(r)
     keys = ["model", "data", "loss", "perplexity", "target_tokens", "skipped_longer_than_block"]
@@ -216,7 +204,6 @@ def corpus(recipe):
     """What a new tokenizer trains on: the contents of every turn of the training conversations."""
     import datasets
 
-    from ftkit.data import chat
 
     convs = chat.load(recipe.data.train, recipe.data, "data.train")
     return datasets.Dataset.from_dict({recipe.data.text_column: ["\n".join(m["content"] for m in msgs)
