@@ -46,7 +46,7 @@ class TaskEntry:
 
     @property
     def images(self) -> bool:
-        """Its inputs are images (data read by data/images.py, an image processor saved with the model)."""
+        """Its inputs are images (data read by tasks/vision/images.py, an image processor saved with the model)."""
         return self.preprocessor == "image_processor"
 
 
@@ -59,7 +59,7 @@ TASKS: tuple[TaskEntry, ...] = (
     # ElectraForPreTraining and ViTMAEForPreTraining also end in mlm+nsp's ForPreTraining: the longer suffix wins (infer)
     TaskEntry("electra", PRETRAIN, "ftkit.tasks.electra", "AutoModelForPreTraining", ("ElectraForPreTraining",), "replaced_f1",
               "ELECTRA pre-training: a small generator replaces masked tokens, the discriminator finds them in every position"),
-    TaskEntry("mim", PRETRAIN, "ftkit.tasks.mim", "AutoModelForPreTraining", ("MAEForPreTraining", "ForMaskedImageModeling"),
+    TaskEntry("mim", PRETRAIN, "ftkit.tasks.vision.mim", "AutoModelForPreTraining", ("MAEForPreTraining", "ForMaskedImageModeling"),
               "loss", "masked-image modelling (MAE: model_type vit_mae; SimMIM: vit): reconstruct masked patches",
               preprocessor="image_processor", more_auto_classes=("AutoModelForMaskedImageModeling",), train_examples=True),
     TaskEntry("mlm+nsp", PRETRAIN, "ftkit.tasks.nsp", "AutoModelForPreTraining", ("ForPreTraining",), "masked_accuracy",
@@ -73,7 +73,7 @@ TASKS: tuple[TaskEntry, ...] = (
               "instruction / chat fine-tuning of a causal LM (loss on the assistant turns)", "CAUSAL_LM", ("lora",),
               example_formats=("messages", "prompt_completion", "alpaca", "template"), pipeline_tag="text-generation",
               decoder_only=True, generates=True),
-    TaskEntry("image-cls", FINETUNE, "ftkit.tasks.image_cls", "AutoModelForImageClassification", ("ForImageClassification",),
+    TaskEntry("image-cls", FINETUNE, "ftkit.tasks.vision.classify", "AutoModelForImageClassification", ("ForImageClassification",),
               "accuracy", "image classification (ViT and the other image models of transformers)", None, ("lora",),
               preprocessor="image_processor", peft_head=("classifier",), pipeline_tag="image-classification",
               train_examples=True),

@@ -18,9 +18,9 @@ from ftkit.recipe.task_sections import ElectraSection, MaskingSection
 from ftkit.tasks.electra import ElectraTask
 from ftkit.tasks.electra_pair import gumbel_uniforms
 from ftkit.tasks.masking import IGNORE
-from ftkit.tasks.mim import MaskedImageModeling
 from ftkit.tasks.mlm import MaskedLM
 from ftkit.tasks.nsp import MaskedLMWithNSP
+from ftkit.tasks.vision.mim import MaskedImageModeling
 
 from encoder_helpers import FakeTokenizer
 

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from ftkit.data import image_sources
-from ftkit.data.image_checks import inspect
-from ftkit.data.images import Images
-from ftkit.data.pixels import augment, image_processor, to_pixels
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection, ImageSection
+from ftkit.tasks.vision import sources as image_sources
+from ftkit.tasks.vision.checks import inspect
+from ftkit.tasks.vision.images import Images
+from ftkit.tasks.vision.pixels import augment, image_processor, to_pixels
 
 from image_helpers import image_folder, write_idx
 
@@ -198,8 +198,8 @@ def test_train_and_validation_are_scanned_together(tmp_path, fashion):
     within each (validation images of another size are resized to the training size, as before)."""
     from PIL import Image
 
-    from ftkit.data import image_data
     from ftkit.recipe import validate
+    from ftkit.tasks.vision import data as image_data
 
     x, _ = fashion
     train = image_folder(tmp_path / "t", x[:4], np.array([0, 0, 1, 1]), names=["a", "b"])
@@ -218,8 +218,8 @@ def test_train_and_validation_are_scanned_together(tmp_path, fashion):
 
 
 def test_one_class_folder_is_refused(tmp_path, fashion):
-    from ftkit.data import image_data
     from ftkit.recipe import validate
+    from ftkit.tasks.vision import data as image_data
 
     x, _ = fashion
     folder = image_folder(tmp_path / "f", x[:6], np.zeros(6, int), names=["shoes"])
@@ -233,7 +233,7 @@ def test_geometry_errors(tmp_path):
     from transformers import ViTConfig
 
     from ftkit.models.vision import check_geometry
-    from ftkit.tasks.mim import simmim_block
+    from ftkit.tasks.vision.mim import simmim_block
 
     with pytest.raises(UserError, match="patch_size 5 does not divide the image size 28"):
         check_geometry(ViTConfig(image_size=28, patch_size=5, num_channels=3), "model.config")
@@ -245,8 +245,8 @@ def test_geometry_errors(tmp_path):
 
 
 def test_train_examples_sample_is_stratified(tmp_path, fashion_idx):
-    from ftkit.data import image_data
     from ftkit.recipe import validate
+    from ftkit.tasks.vision import data as image_data
 
     recipe = validate({"task": "image-cls", "output_dir": str(tmp_path / "r"), "model": {"model_type": "vit"},
                        "data": {"train": str(fashion_idx), "validation_split": 0.1, "train_examples": 100}})

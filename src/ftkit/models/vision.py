@@ -1,7 +1,7 @@
 """Image models: a classifier (new, pre-trained, or the encoder of an ftkit masked-image pre-training) and the
 masked-image models (MAE: ViTMAEForPreTraining; SimMIM: ViTForMaskedImageModeling).
 
-Every image model here takes 3 channels (models see RGB; grayscale data is repeated, data/pixels.py) of
+Every image model here takes 3 channels (models see RGB; grayscale data is repeated, tasks/vision/pixels.py) of
 size x size pixels, where the patch size must divide the size. An MAE checkpoint is a `vit_mae` model that
 `AutoModelForImageClassification` does not accept: its encoder has ViT's layout, so the classifier is a
 ViT built from the encoder's settings, loaded with the encoder's weights (the decoder is dropped).

@@ -13,7 +13,7 @@ from ftkit.recipe.fields import DataFile
 from ftkit.recipe.schema import Recipe
 
 # A name with one of these endings is a file even where it reads as a hub id (data/sources.py and
-# data/image_sources.py decide the same way); any other `name` / `owner/name` not on disk is a hub dataset.
+# tasks/vision/sources.py decide the same way); any other `name` / `owner/name` not on disk is a hub dataset.
 DATA_SUFFIXES = (".txt", ".raw", ".text", ".csv", ".tsv", ".json", ".jsonl", ".parquet", ".gz",
                  ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from ftkit import registry
-from ftkit.data import image_sources, sources
+from ftkit.data import sources
 from ftkit.engine import rundir
 from ftkit.errors import UserError
 from ftkit.models.build import check_model_path
@@ -19,6 +19,7 @@ from ftkit.paths import is_local, missing, resolve_package_path
 from ftkit.recipe import dump_recipe
 from ftkit.recipe.load import portable
 from ftkit.recipe.schema import Recipe
+from ftkit.tasks.vision import sources as image_sources
 
 
 def preflight(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> None:
@@ -29,7 +30,7 @@ def preflight(recipe: Recipe, resume: bool = False, overwrite: bool = False, log
     for key, spec in (("data.train", recipe.data.train), ("data.validation", recipe.data.validation)):
         if spec is None:
             continue
-        if images:  # image folders, IDX files, tables of paths: read (and checked) by data/image_sources.py
+        if images:  # image folders, IDX files, tables of paths: read (and checked) by tasks/vision/sources.py
             image_sources.check_paths(spec, key)
             continue
         for f in sources.resolve_files(spec, key) or []:

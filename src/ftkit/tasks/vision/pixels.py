@@ -1,6 +1,6 @@
 """From uint8 images to the model's `pixel_values`: augmentation, scaling, normalisation, channels.
 
-Augmentation is written on numpy batches (not torchvision: see data/image_sources.py) and draws every
+Augmentation is written on numpy batches (not torchvision: see tasks/vision/sources.py) and draws every
 image's random choices from that image's generator (engine/batches.example_rngs: seeded by seed, epoch and
 example), so a batch is a pure function of its examples (exact --resume; N processes crop as 1 does).
 The steps after it are exactly those of the image processor saved with the model (rescale 1/255, then

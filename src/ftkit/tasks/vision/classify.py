@@ -1,9 +1,9 @@
 """Image classification (ViT and the other image models of transformers): the loss, metrics and report of text
 classification (tasks/cls/task.py), over batches of pixels.
 
-SPEC: images (data/image_data.py: sources checked, split, converted to one size and channel count) -> class
+SPEC: images (tasks/vision/data.py: sources checked, split, converted to one size and channel count) -> class
 names -> a model whose head matches them (models/vision.py: new, pre-trained, or an MAE encoder) -> the
-image processor saved with the model (data/pixels.py), so that `pipeline("image-classification")` serves it.
+image processor saved with the model (tasks/vision/pixels.py), so that `pipeline("image-classification")` serves it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ftkit.data.pixels import pixel_batch
 from ftkit.tasks.cls.task import SequenceClassification
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
+from ftkit.tasks.vision.pixels import pixel_batch
 
 
 class ImageClassification(SequenceClassification):
@@ -59,10 +59,10 @@ def one_channel_stats(stats):
 
 
 def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    from ftkit.data import image_data
-    from ftkit.data.pixels import image_processor
     from ftkit.engine.loop import check_metric
     from ftkit.models import vision
+    from ftkit.tasks.vision import data as image_data
+    from ftkit.tasks.vision.pixels import image_processor
 
     size, stats, _ = vision.pretrained_info(recipe)
     data = image_data.load(recipe, True, size, one_channel_stats(stats), log)
@@ -89,11 +89,11 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
 
 
 def evaluation(req: EvalRequest) -> EvalSetup:
-    from ftkit.data import image_data
     from ftkit.errors import UserError
     from ftkit.models.classifier import checkpoint_labels
     from ftkit.tasks.cls.report import confusion_png
     from ftkit.tasks.spec import sample_positions
+    from ftkit.tasks.vision import data as image_data
 
     labels = checkpoint_labels(req.model.config, "image-cls")
     if labels is None:
@@ -125,7 +125,7 @@ def _render(result: dict) -> str:
 
 
 def _predict(req):
-    from ftkit.tasks.image_predict import predict
+    from ftkit.tasks.vision.predict import predict
 
     return predict(req)
 

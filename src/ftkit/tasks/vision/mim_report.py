@@ -42,7 +42,7 @@ def predicted_pixels(model, task, batch: dict) -> tuple[torch.Tensor, torch.Tens
 def reconstructions(model, task, items, path: Path, count: int = 8, seed: int = 0, scale: int = 0) -> Path:
     from PIL import Image
 
-    from ftkit.data.pixels import to_uint8
+    from ftkit.tasks.vision.pixels import to_uint8
 
     n = min(count, len(items))
     picks = np.sort(np.random.default_rng(seed).choice(len(items), n, replace=False))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ftkit.data.images import ArrayImages, ImageSet, Subset, Unreadable, mode_channels
 from ftkit.errors import UserError
+from ftkit.tasks.vision.images import ArrayImages, ImageSet, Subset, Unreadable, mode_channels
 
 LARGEST_SUGGESTED_SIZE = 224  # what pre-trained ViTs take; larger photos are suggested down to it, never up
 SHOWN = 3  # sizes named in the message; the rest are counted

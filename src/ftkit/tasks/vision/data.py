@@ -11,11 +11,11 @@ from typing import Optional
 
 import numpy as np
 
-from ftkit.data import image_sources
-from ftkit.data.image_checks import inspect
-from ftkit.data.images import Images, ImageSet, class_names, pixel_stats
 from ftkit.data.splits import held_out
 from ftkit.errors import UserError
+from ftkit.tasks.vision import sources as image_sources
+from ftkit.tasks.vision.checks import inspect
+from ftkit.tasks.vision.images import Images, ImageSet, class_names, pixel_stats
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Where images come from: MNIST-family IDX files, an image folder, a table of image paths, parquet / hub data.
 
-Each reader returns an `ImageSet` (data/images.py) whose images are decoded when a batch asks for them
+Each reader returns an `ImageSet` (tasks/vision/images.py) whose images are decoded when a batch asks for them
 (IDX files are held as their uint8 bytes: 47 MB for Fashion-MNIST's 60,000 images, never as floats).
 Written by hand, not with torchvision's datasets: only CUDA wheels of torchvision exist here, and with one
 installed transformers' ViT imports change behaviour (see the issue). Every bad file gets one line that
@@ -19,8 +19,8 @@ from typing import Optional
 import numpy as np
 
 from ftkit.data import tables
-from ftkit.data.images import ArrayImages, DatasetImages, FileImages, ImageSet, mode_channels
 from ftkit.errors import UserError
+from ftkit.tasks.vision.images import ArrayImages, DatasetImages, FileImages, ImageSet, mode_channels
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 TABLE_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -175,7 +175,7 @@ def check_paths(spec, key: str) -> None:
 
 def load(spec, data, image, key: str, labelled: bool) -> ImageSet:
     """data.train / data.validation as one ImageSet (a list of sources is concatenated)."""
-    from ftkit.data.images import concatenate
+    from ftkit.tasks.vision.images import concatenate
 
     items = [spec] if isinstance(spec, str) else list(spec)
     if not items:

@@ -20,7 +20,7 @@ from ftkit.tasks.spec import PredictRequest, Skipped
 def image_paths(sources: list[str], stdin) -> Iterator[str]:
     from pathlib import Path
 
-    from ftkit.data.image_sources import IMAGE_EXTENSIONS
+    from ftkit.tasks.vision.sources import IMAGE_EXTENSIONS
 
     if not sources or sources == ["-"]:
         import sys
@@ -45,10 +45,10 @@ def predict(req: PredictRequest) -> Iterator:
     import numpy as np
     import torch
 
-    from ftkit.data.images import FileImages, Images, Unreadable
-    from ftkit.data.pixels import to_pixels
     from ftkit.models.classifier import checkpoint_labels
-    from ftkit.tasks.image_cls import processor_settings
+    from ftkit.tasks.vision.classify import processor_settings
+    from ftkit.tasks.vision.images import FileImages, Images, Unreadable
+    from ftkit.tasks.vision.pixels import to_pixels
 
     labels = checkpoint_labels(req.model.config, "image-cls")
     if labels is None:

@@ -1,8 +1,8 @@
 """Images as the engine sees them: a sequence of {"image": uint8 HxWxC, "labels": class id} decoded on access.
 
-An `ImageSet` is what a reader found (data/image_sources.py): raw images (arrays, files, or rows of a
+An `ImageSet` is what a reader found (tasks/vision/sources.py): raw images (arrays, files, or rows of a
 datasets table) and raw labels. `Images` puts the recipe's settings over it: the channel count and size
-every image is converted to (Pillow's rules: L <-> RGB, bilinear resize), and class ids (data/image_checks.py
+every image is converted to (Pillow's rules: L <-> RGB, bilinear resize), and class ids (tasks/vision/checks.py
 scans a set once before training). An image that cannot be decoded raises `Unreadable`, which names it.
 `pixel_stats` gives the normalisation statistics from the training images.
 """
