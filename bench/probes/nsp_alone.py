@@ -32,12 +32,12 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from ftkit.data.nsp_pairs import PAIR
     from ftkit.data.tokenizer_source import obtain_tokenizer
     from ftkit.models.build import build_model
     from ftkit.recipe import load_recipe
-    from ftkit.tasks.nsp import MaskedLMWithNSP
-    from ftkit.tasks.nsp import pairs as pair_items
+    from ftkit.tasks.encoders.nsp import MaskedLMWithNSP
+    from ftkit.tasks.encoders.nsp import pairs as pair_items
+    from ftkit.tasks.encoders.pairs import PAIR
 
     torch.manual_seed(0)
     recipe = load_recipe(args.recipe)

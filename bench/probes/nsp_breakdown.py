@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def per_source(recipe, tok, split: str) -> list[tuple[str, object]]:
     """(name, PairItems) of each entry of data.train or data.validation, built alone (same tokenizer and settings)."""
     from ftkit.data import sources
-    from ftkit.data.masked_lm_data import pair_items
+    from ftkit.tasks.encoders.data import pair_items
 
     spec = recipe.data.train if split == "train" else recipe.data.validation
     out = []
@@ -70,11 +70,11 @@ def main() -> None:
     import torch
     from transformers import BertForPreTraining
 
-    from ftkit.data.masked_lm_data import pair_items
     from ftkit.data.tokenizer_source import obtain_tokenizer
     from ftkit.engine.batches import eval_batches
     from ftkit.recipe import load_recipe
-    from ftkit.tasks.nsp import MaskedLMWithNSP
+    from ftkit.tasks.encoders.data import pair_items
+    from ftkit.tasks.encoders.nsp import MaskedLMWithNSP
 
     recipe = load_recipe(args.recipe)
     if not isinstance(recipe.data.validation, list):

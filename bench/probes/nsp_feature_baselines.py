@@ -24,11 +24,11 @@ RECIPE = "recipes/bert-mlm-nsp-movies.yaml"
 
 def eval_pairs(limit: int | None) -> tuple[list[str], list[str], list[int]]:
     """(A texts, B texts, labels: 0 = B follows A, 1 = B from another review) as `ftkit eval --batch-size 32` draws them."""
-    from ftkit.data.masked_lm_data import pair_items
     from ftkit.data.tokenizer_source import obtain_tokenizer
     from ftkit.engine.batches import eval_batches
     from ftkit.recipe import load_recipe
-    from ftkit.tasks.nsp import MaskedLMWithNSP
+    from ftkit.tasks.encoders.data import pair_items
+    from ftkit.tasks.encoders.nsp import MaskedLMWithNSP
 
     recipe = load_recipe(RECIPE)
     tok = obtain_tokenizer(recipe, lambda *_: None)

@@ -7,7 +7,7 @@ code the engine's loop calls), AdamW and the precision `auto` picks on this mach
        block 128, batch 16, masking 15 %), MLM only
 Random token ids stand in for data (the data pipeline is measured separately: it is not in the step).
 Prints, per step kind, the top ops by self CPU time and the step's wall time. `--plain`: torch's dropout and the
-unfused loss, as before the changes this table motivated (tasks/lm_loss.py, models/fast_paths.py).
+unfused loss, as before the changes this table motivated (tasks/lm/loss.py, models/fast_paths.py).
 
     .venv/bin/python bench/probes/profile_step.py [--steps 6] [--only clm|mlm] [--precision bf16|fp32] [--rows 15]
 """
@@ -32,7 +32,7 @@ ACCELERATOR: list = []
 def clm_setup():
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from ftkit.tasks.clm import CausalLM
+    from ftkit.tasks.lm.clm import CausalLM
 
     model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=256, n_layer=4, n_embd=256, n_head=4))
     task = CausalLM(fused=not PLAIN[0])
@@ -46,7 +46,7 @@ def mlm_setup():
     from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
 
     from ftkit.recipe.schema import MaskingSection
-    from ftkit.tasks.mlm import MaskedLM
+    from ftkit.tasks.encoders.mlm import MaskedLM
 
     recipe = yaml.safe_load((ROOT / "src/ftkit/recipes/bert-mlm-nsp-movies.yaml").read_text())
     cfg = dict(recipe["model"].get("config", {}))

@@ -45,9 +45,9 @@ def main() -> None:
         ModernBertForTokenClassification,
     )
 
-    from ftkit.data.masked_lm_data import mlm_blocks
     from ftkit.recipe import load_recipe
-    from ftkit.tasks.electra_pair import prior_loss
+    from ftkit.tasks.encoders.data import mlm_blocks
+    from ftkit.tasks.encoders.electra_pair import prior_loss
 
     recipe = load_recipe(ROOT / "recipes" / "electra-movies.yaml")
     tok = AutoTokenizer.from_pretrained(recipe.tokenizer.path)
@@ -66,7 +66,7 @@ def main() -> None:
             cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id, bos_token_id=tok.cls_token_id,
             eos_token_id=tok.sep_token_id, **{k: v for k, v in shape.items() if k != "classifier_pooling"}))
         bias = disc.classifier.bias
-    if not a.no_prior_bias:  # what ftkit's electra task does: start at the prior, see tasks/electra_pair.py
+    if not a.no_prior_bias:  # what ftkit's electra task does: start at the prior, see tasks/encoders/electra_pair.py
         torch.nn.init.constant_(bias, math.log(0.15 / 0.85))
     opt = torch.optim.AdamW(disc.parameters(), lr=a.lr)
     t = time.perf_counter()

@@ -51,18 +51,18 @@ class TaskEntry:
 
 
 TASKS: tuple[TaskEntry, ...] = (
-    TaskEntry("clm", PRETRAIN, "ftkit.tasks.clm", "AutoModelForCausalLM", ("ForCausalLM", "LMHeadModel"), "perplexity",
+    TaskEntry("clm", PRETRAIN, "ftkit.tasks.lm.clm", "AutoModelForCausalLM", ("ForCausalLM", "LMHeadModel"), "perplexity",
               "causal LM (GPT): next-token prediction", "CAUSAL_LM", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-generation",
               decoder_only=True, generates=True),
-    TaskEntry("mlm", PRETRAIN, "ftkit.tasks.mlm", "AutoModelForMaskedLM", ("ForMaskedLM",), "masked_accuracy",
+    TaskEntry("mlm", PRETRAIN, "ftkit.tasks.encoders.mlm", "AutoModelForMaskedLM", ("ForMaskedLM",), "masked_accuracy",
               "masked LM (BERT / RoBERTa)", pipeline_tag="fill-mask"),
     # ElectraForPreTraining and ViTMAEForPreTraining also end in mlm+nsp's ForPreTraining: the longer suffix wins (infer)
-    TaskEntry("electra", PRETRAIN, "ftkit.tasks.electra", "AutoModelForPreTraining", ("ElectraForPreTraining",), "replaced_f1",
+    TaskEntry("electra", PRETRAIN, "ftkit.tasks.encoders.electra", "AutoModelForPreTraining", ("ElectraForPreTraining",), "replaced_f1",
               "ELECTRA pre-training: a small generator replaces masked tokens, the discriminator finds them in every position"),
     TaskEntry("mim", PRETRAIN, "ftkit.tasks.vision.mim", "AutoModelForPreTraining", ("MAEForPreTraining", "ForMaskedImageModeling"),
               "loss", "masked-image modelling (MAE: model_type vit_mae; SimMIM: vit): reconstruct masked patches",
               preprocessor="image_processor", more_auto_classes=("AutoModelForMaskedImageModeling",), train_examples=True),
-    TaskEntry("mlm+nsp", PRETRAIN, "ftkit.tasks.nsp", "AutoModelForPreTraining", ("ForPreTraining",), "masked_accuracy",
+    TaskEntry("mlm+nsp", PRETRAIN, "ftkit.tasks.encoders.nsp", "AutoModelForPreTraining", ("ForPreTraining",), "masked_accuracy",
               "BERT pre-training: masked LM + next-sentence prediction", pipeline_tag="fill-mask"),
     TaskEntry("cls", FINETUNE, "ftkit.tasks.cls", "AutoModelForSequenceClassification", ("ForSequenceClassification",),
               "accuracy", "text / text-pair classification", "SEQ_CLS", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-classification",

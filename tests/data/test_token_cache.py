@@ -48,7 +48,7 @@ def test_second_run_reads_the_cache(tiny_gpt_recipe):
 def test_a_tokenizer_json_with_its_own_padding_and_truncation_encodes_unpadded():
     """The packaged MiniLM's tokenizer.json pads to 128 and truncates at 128 (sentence-transformers); streams
     and NSP sentences must hold the text's tokens only, and the user's tokenizer keeps its settings."""
-    from ftkit.data.documents import build_corpus
+    from ftkit.tasks.encoders.documents import build_corpus
 
     from tiny_models import minilm_tokenizer
 

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from ftkit.data.documents import SentenceCorpus
-from ftkit.data.nsp_pairs import PairItems
 from ftkit.engine.batches import EpochBatches, eval_batches
 from ftkit.recipe.task_sections import ElectraSection, MaskingSection
-from ftkit.tasks.electra import ElectraTask
-from ftkit.tasks.electra_pair import gumbel_uniforms
-from ftkit.tasks.masking import IGNORE
-from ftkit.tasks.mlm import MaskedLM
-from ftkit.tasks.nsp import MaskedLMWithNSP
+from ftkit.tasks.encoders.documents import SentenceCorpus
+from ftkit.tasks.encoders.electra import ElectraTask
+from ftkit.tasks.encoders.electra_pair import gumbel_uniforms
+from ftkit.tasks.encoders.masking import IGNORE
+from ftkit.tasks.encoders.mlm import MaskedLM
+from ftkit.tasks.encoders.nsp import MaskedLMWithNSP
+from ftkit.tasks.encoders.pairs import PairItems
 from ftkit.tasks.vision.mim import MaskedImageModeling
 
 from encoder_helpers import FakeTokenizer

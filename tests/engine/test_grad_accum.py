@@ -59,7 +59,7 @@ def _nsp_case():
     from transformers import BertConfig, BertForPreTraining
 
     from ftkit.recipe.schema import MaskingSection
-    from ftkit.tasks.nsp import MaskedLMWithNSP
+    from ftkit.tasks.encoders.nsp import MaskedLMWithNSP
 
     from encoder_helpers import FakeTokenizer
 
@@ -76,8 +76,8 @@ def _electra_case():
     from transformers import ElectraConfig, ElectraForPreTraining
 
     from ftkit.recipe.task_sections import ElectraSection, MaskingSection
-    from ftkit.tasks.electra import ElectraTask
-    from ftkit.tasks.electra_pair import build_pair
+    from ftkit.tasks.encoders.electra import ElectraTask
+    from ftkit.tasks.encoders.electra_pair import build_pair
 
     from encoder_helpers import FakeTokenizer
 

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from ftkit.compress.student import make_student
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DistillSection
-from ftkit.tasks.clm import CausalLM
 from ftkit.tasks.cls.task import SequenceClassification
 from ftkit.tasks.distill import Distillation
+from ftkit.tasks.lm.clm import CausalLM
 
 from tiny_models import LAYERS, minilm_tokenizer, tiny_bert_classifier, tiny_gpt
 

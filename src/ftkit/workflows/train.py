@@ -81,7 +81,7 @@ def setup(recipe: Recipe, accelerator, resume: bool = False, overwrite: bool = F
 def _compile_blocks(model, log) -> None:
     """torch.compile each repeated transformer block (regional compilation), not the whole model: one compiled graph
     serves every layer (compile time of one block, not of the model) and the parts around the blocks stay eager, so
-    the fused loss's hook and chunk loop (tasks/lm_loss.py) cause no graph breaks. The blocks are the classes the
+    the fused loss's hook and chunk loop (tasks/lm/loss.py) cause no graph breaks. The blocks are the classes the
     model names as units that must not be split (`_no_split_modules`, transformers' own list per architecture)."""
     from collections import Counter
 

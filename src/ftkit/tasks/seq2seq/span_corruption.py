@@ -243,7 +243,7 @@ def build_model(recipe, tokenizer, log):
 def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     from ftkit.data import lm_blocks
     from ftkit.engine.loop import check_metric
-    from ftkit.tasks.lm_setup import tokenizer_key
+    from ftkit.tasks.lm.setup import tokenizer_key
 
     key = tokenizer_key(recipe)
     span = recipe.span

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.engine.task_api import TaskBase
-from ftkit.tasks import lm_setup
-from ftkit.tasks.lm_loss import HiddenStates, linear_cross_entropy
+from ftkit.tasks.lm import setup as lm_setup
+from ftkit.tasks.lm.loss import HiddenStates, linear_cross_entropy
 from ftkit.tasks.metrics import token_loss
 from ftkit.tasks.spec import TaskSpec
 
@@ -18,7 +18,7 @@ class CausalLM(TaskBase):
     metrics = {"loss": False, "perplexity": False}
 
     def __init__(self, fused: bool = True):
-        # fused: the output layer and the loss together (tasks/lm_loss.py) where the model type allows it
+        # fused: the output layer and the loss together (tasks/lm/loss.py) where the model type allows it
         self.hidden = HiddenStates() if fused else None
 
     def collate(self, examples: list, rng: np.random.Generator) -> dict[str, torch.Tensor]:

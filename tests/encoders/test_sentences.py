@@ -2,7 +2,7 @@
 
 import pytest
 
-from ftkit.data.sentences import split_sentences
+from ftkit.tasks.encoders.sentences import split_sentences
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -25,8 +25,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ftkit.tasks.masking import IGNORE
-from ftkit.tasks.mlm import SparseHead
+from ftkit.tasks.encoders.masking import IGNORE
+from ftkit.tasks.encoders.mlm import SparseHead
 
 GENERATOR_DIR = "generator"
 
@@ -127,7 +127,7 @@ def start_at_prior(discriminator, replaced_share: float) -> None:
 
     Why: transformers initialises it at 0 (p = 0.5). The loss's first lesson is then "most tokens are original",
     and Adam learns it fastest by moving every weight matrix at once: a component common to all positions
-    grows until every layer's output is the same vector (tests/tasks/test_electra.py: the spread of the last
+    grows until every layer's output is the same vector (tests/encoders/test_electra.py: the spread of the last
     hidden states over positions falls below 0.1 in 40 steps at lr 7e-4), the head answers the prior everywhere,
     and even uniformly random replacements are never learned (bench/probes/rtd_alone.py --no-prior-bias).
     Starting at the prior (as classifiers for rare classes do, Lin et al. 2017) leaves nothing to collapse for.

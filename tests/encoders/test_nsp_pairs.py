@@ -5,9 +5,9 @@ import copy
 import numpy as np
 import pytest
 
-from ftkit.data.documents import SentenceCorpus, build_corpus
-from ftkit.data.nsp_pairs import PAIR, SINGLE, PairItems, truncate_pair
 from ftkit.errors import UserError
+from ftkit.tasks.encoders.documents import SentenceCorpus, build_corpus
+from ftkit.tasks.encoders.pairs import PAIR, SINGLE, PairItems, truncate_pair
 
 
 def synthetic_corpus(doc_sizes, seed=0) -> SentenceCorpus:

@@ -1,17 +1,18 @@
 """Training and validation items of the masked-LM tasks, as the recipe describes them.
 
 - mlm: packed blocks of block_size - 2 tokens from the token-stream cache (the collate adds [CLS] and [SEP]);
-- mlm+nsp: sentence-pair items from the documents' sentences (data/documents.py, data/nsp_pairs.py).
+- mlm+nsp: sentence-pair items from the documents' sentences (tasks/encoders/documents.py, tasks/encoders/pairs.py).
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from ftkit.data import documents, lm_blocks, sources
-from ftkit.data.nsp_pairs import PairItems
+from ftkit.data import lm_blocks, sources
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
+from ftkit.tasks.encoders import documents
+from ftkit.tasks.encoders.pairs import PairItems
 
 
 def block_recipe(recipe: Recipe) -> Recipe:

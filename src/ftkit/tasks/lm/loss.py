@@ -16,7 +16,7 @@ force inside the model's forward (where the output layer would have run: acceler
 `HiddenStates` reaches the output layer's input through the model's own forward (DDP and autocast wrappers see
 an ordinary call): a forward pre-hook keeps the hidden states and hands the output layer zero rows, so the model
 computes no logits at all. Only for model types whose logits are exactly `lm_head(hidden)` (no soft-capping,
-scaling or bias): FUSED_TYPES, each checked against the plain loss in tests/tasks/test_lm_loss.py.
+scaling or bias): FUSED_TYPES, each checked against the plain loss in tests/lm/test_lm_loss.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Optional
 
 import torch
 
-from ftkit.tasks.masking import IGNORE
+from ftkit.tasks.encoders.masking import IGNORE
 
 FUSED_TYPES = {"gpt2", "llama", "mistral", "qwen2", "qwen3"}
 # Rows of logits alive at once. CPU: ~2M fp32 values (8 MB, cache-sized pieces); measured on the bench GPT (vocab

@@ -10,7 +10,7 @@ collate (seeded by seed, epoch and example: every epoch pairs anew, resume and e
   (one that has two or more sentences too, so a negative B looks like a positive one);
 - then the pair is cut to `max_tokens` by trimming the longer side first: A loses tokens at its
   start, B at its end, so the junction that NSP judges stays intact.
-Whether a pair is a negative is a fair coin per example (tasks/nsp.py).
+Whether a pair is a negative is a fair coin per example (tasks/encoders/nsp.py).
 
 Documents of a single sentence cannot give a true next sentence. They are not dropped: they are
 packed, several to a sequence ([CLS] s1 [SEP] s2 [SEP] ...), into single-segment examples that
@@ -24,8 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ftkit.data.documents import SentenceCorpus
 from ftkit.errors import UserError
+from ftkit.tasks.encoders.documents import SentenceCorpus
 
 PAIR, SINGLE = 0, 1
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from ftkit.data.documents import SentenceCorpus
-from ftkit.data.nsp_pairs import PairItems
 from ftkit.errors import UserError
 from ftkit.recipe.schema import MaskingSection
-from ftkit.tasks.masking import IGNORE
-from ftkit.tasks.nsp import IS_NEXT, RANDOM_NEXT, MaskedLMWithNSP
+from ftkit.tasks.encoders.documents import SentenceCorpus
+from ftkit.tasks.encoders.masking import IGNORE
+from ftkit.tasks.encoders.nsp import IS_NEXT, RANDOM_NEXT, MaskedLMWithNSP
+from ftkit.tasks.encoders.pairs import PairItems
 
 CLS, SEP, PAD = 2, 3, 0
 
@@ -117,7 +117,7 @@ def test_nsp_needs_a_next_sentence_head():
 
 
 def test_random_next_pairs_are_spread_over_the_batch(setup):
-    from ftkit.data.nsp_pairs import PAIR
+    from ftkit.tasks.encoders.pairs import PAIR
 
     _, items, task = setup
     pairs = [items[i] for i in range(len(items)) if items[i].kind == PAIR]

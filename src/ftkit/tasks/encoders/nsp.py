@@ -1,6 +1,6 @@
 """BERT pre-training: masked LM + next-sentence prediction on sentence pairs (BertForPreTraining).
 
-Items come from data/nsp_pairs.py (chunks of documents, and packs of one-sentence documents);
+Items come from tasks/encoders/pairs.py (chunks of documents, and packs of one-sentence documents);
 this collate draws each example's random choices from its own generator (engine/batches.example_rngs, seeded by
 seed, epoch and example, so N processes pair and mask as 1 does): whether B is random (a fair coin, as BERT's
 create_pretraining_data draws it per instance), the split point, the negative document, then the masks. Sequences are
@@ -22,13 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ftkit.data.nsp_pairs import PAIR
 from ftkit.engine.batches import example_rngs
 from ftkit.errors import UserError
-from ftkit.tasks import lm_setup
-from ftkit.tasks.masking import IGNORE
+from ftkit.tasks.encoders.masking import IGNORE
+from ftkit.tasks.encoders.mlm import MaskedLM, mlm_accumulators, mlm_metrics
+from ftkit.tasks.encoders.pairs import PAIR
+from ftkit.tasks.lm import setup as lm_setup
 from ftkit.tasks.metrics import accuracy_vs_majority
-from ftkit.tasks.mlm import MaskedLM, mlm_accumulators, mlm_metrics
 from ftkit.tasks.spec import TaskSpec
 
 IS_NEXT, RANDOM_NEXT = 0, 1  # BertForPreTraining's next_sentence_label convention
@@ -51,7 +51,7 @@ class MaskedLMWithNSP(MaskedLM):
         for it, own in zip(items, rngs):
             if it.kind == PAIR:
                 # a coin per example, not "half of each batch": a batch's share would depend on how examples are
-                # cut into batches and ranks (the expected share stays one half: tests/tasks/test_nsp.py)
+                # cut into batches and ranks (the expected share stays one half: tests/encoders/test_nsp.py)
                 random_next = bool(own.random() < 0.5)
                 a, b = it.source.pair(it, random_next, own)
                 seqs.append(np.concatenate([[self.cls_id], a, [self.sep_id], b, [self.sep_id]]))
@@ -113,7 +113,7 @@ class MaskedLMWithNSP(MaskedLM):
 
 def pairs(recipe, tokenizer, log, want_train: bool = True):
     """Sentence-pair items from the documents' sentences (train only when wanted: documents are read on a cache miss)."""
-    from ftkit.data import masked_lm_data
+    from ftkit.tasks.encoders import data as masked_lm_data
 
     return masked_lm_data.pair_items(recipe, tokenizer, log, want_train=want_train)
 

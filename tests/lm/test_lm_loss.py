@@ -1,4 +1,4 @@
-"""The fused output-layer + cross-entropy (tasks/lm_loss.py) against the plain path, and the CPU fast paths
+"""The fused output-layer + cross-entropy (tasks/lm/loss.py) against the plain path, and the CPU fast paths
 (models/fast_paths.py) against the functions they replace."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from ftkit.models import fast_paths
-from ftkit.tasks.clm import CausalLM
-from ftkit.tasks.lm_loss import IGNORE, HiddenStates, linear_cross_entropy
+from ftkit.tasks.lm.clm import CausalLM
+from ftkit.tasks.lm.loss import IGNORE, HiddenStates, linear_cross_entropy
 
 
 def tiny_lm(model_type: str):
@@ -50,7 +50,7 @@ def test_fused_loss_equals_the_plain_loss_for_every_fused_model_type(model_type)
 def test_under_accelerate_the_fused_matmuls_run_in_the_autocast_dtype_of_the_forward():
     """accelerate wraps only model.forward in autocast; the loss runs after it. The output layer's matmul must still
     run in bf16 (as it would inside the forward), and the loss must equal the plain path's under the same wrapping."""
-    from ftkit.tasks import lm_loss
+    from ftkit.tasks.lm import loss as lm_loss
 
     model = tiny_lm("llama")
     # what accelerate.prepare does under mixed precision (an Accelerator here would fix the process's state)
@@ -73,7 +73,7 @@ def test_fused_loss_refuses_rows_that_do_not_match_the_targets_and_skips_gradien
     weight = torch.randn(30, 8, requires_grad=True)
     with pytest.raises(ValueError, match="10 rows of hidden states for 9 targets"):
         linear_cross_entropy(hidden, weight, torch.zeros(9, dtype=torch.long))
-    from ftkit.tasks import lm_loss
+    from ftkit.tasks.lm import loss as lm_loss
 
     formed = []
     real = lm_loss.torch.Tensor.exp_

@@ -6,8 +6,8 @@ import pytest
 from ftkit.data.token_cache import encode_texts
 from ftkit.errors import UserError
 from ftkit.recipe.schema import MaskingSection
-from ftkit.tasks.masking import IGNORE, MaskingVocab, word_starts
-from ftkit.tasks.mlm import MaskedLM
+from ftkit.tasks.encoders.masking import IGNORE, MaskingVocab, word_starts
+from ftkit.tasks.encoders.mlm import MaskedLM
 
 from encoder_helpers import WIKI_RAW, imdb_texts, need, train_tokenizer
 

@@ -1,4 +1,4 @@
-"""ELECTRA (tasks/electra.py, tasks/electra_pair.py): what the discriminator is shown and told, what is saved, exact
+"""ELECTRA (tasks/encoders/electra.py, tasks/encoders/electra_pair.py): what the discriminator is shown and told, what is saved, exact
 resume; through the CLI on slices of IMDB + SST-2."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from ftkit.recipe.task_sections import ElectraSection, MaskingSection
-from ftkit.tasks.electra import ElectraTask
-from ftkit.tasks.electra_pair import ElectraPair, build_pair, generator_config, start_at_prior
-from ftkit.tasks.masking import IGNORE
+from ftkit.tasks.encoders.electra import ElectraTask
+from ftkit.tasks.encoders.electra_pair import ElectraPair, build_pair, generator_config, start_at_prior
+from ftkit.tasks.encoders.masking import IGNORE
 
 from conftest import run_cli, write_recipe
 from encoder_helpers import IMDB_TEST, FakeTokenizer, write_imdb_slice, write_sst2_slice

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ftkit.recipe.schema import MaskingSection
-from ftkit.tasks.masking import IGNORE
-from ftkit.tasks.mlm import MaskedLM
+from ftkit.tasks.encoders.masking import IGNORE
+from ftkit.tasks.encoders.mlm import MaskedLM
 
 from encoder_helpers import FakeTokenizer
 

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from ftkit.engine.batches import example_rngs
 from ftkit.errors import UserError
-from ftkit.tasks import lm_setup
-from ftkit.tasks.electra_pair import ElectraPair, build_pair, load_generator, prior_loss, start_at_prior
-from ftkit.tasks.mlm import MaskedLM, blocks, mlm_accumulators, mlm_metrics
+from ftkit.tasks.encoders.electra_pair import ElectraPair, build_pair, load_generator, prior_loss, start_at_prior
+from ftkit.tasks.encoders.mlm import MaskedLM, blocks, mlm_accumulators, mlm_metrics
+from ftkit.tasks.lm import setup as lm_setup
 from ftkit.tasks.spec import TaskSpec
 
 
@@ -111,7 +111,7 @@ class ElectraTask(MaskedLM):
 
 
 def _prepare(recipe, tokenizer, acc, log):
-    from ftkit.data.masked_lm_data import block_recipe
+    from ftkit.tasks.encoders.data import block_recipe
 
     task = ElectraTask(tokenizer, recipe.masking, recipe.electra, lm_setup.tokenizer_key(recipe))
     prep = lm_setup.prepare(recipe, tokenizer, acc, log, task, blocks, stream_recipe=block_recipe(recipe))

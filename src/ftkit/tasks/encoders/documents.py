@@ -2,7 +2,7 @@
 
 A document is one row of the text column: a jsonl/csv row (an IMDB review), a text-file line, or a
 blank-line-separated paragraph with `data.sample_by: paragraph` (a whole file with `document`).
-Each document is split into sentences (data/sentences.py) and every sentence is tokenized once,
+Each document is split into sentences (tasks/encoders/sentences.py) and every sentence is tokenized once,
 without special tokens. The result is three arrays - tokens, sentence offsets, document offsets -
 cached under data.cache_dir with the same key scheme as the token streams (tokenizer, files, settings).
 """
@@ -19,9 +19,9 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from ftkit.data import token_cache
-from ftkit.data.sentences import split_sentences
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
+from ftkit.tasks.encoders.sentences import split_sentences
 
 CORPUS_VERSION = 1  # bump when the sentence splitter changes: it is part of the cache key
 
