@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from ftkit.data.splits import group_held_out, held_out
 from ftkit.errors import UserError
+from ftkit.recipe.schema import DataSection
 from ftkit.tasks.preference import data
 from ftkit.tasks.preference.section import DpoSection
 from ftkit.tasks.preference.task import Preference
@@ -60,10 +62,14 @@ def test_the_other_layouts_and_bad_rows():
 
 def test_split_by_prompt_keeps_pairs_of_one_prompt_together():
     items = [data.Pair([{"role": "user", "content": f"q{i // 3}"}], "a", "b", "") for i in range(600)]
-    held = [data.held_out(p, 0.2, seed=0) for p in items]
+    keys = [data.prompt_key(p) for p in items]
+    held = [group_held_out(k, 0.2, seed=0) for k in keys]
     assert all(held[i] == held[i - i % 3] for i in range(600))  # the 3 pairs of a prompt go together
     assert 0.1 < sum(held) / 600 < 0.3
-    assert held != [data.held_out(p, 0.2, seed=1) for p in items]  # a function of the seed
+    assert held != [group_held_out(k, 0.2, seed=1) for k in keys]  # a function of the seed
+    recipe_data = DataSection(train="-", validation_split=0.2, split_mode="tail")
+    train, val = held_out(600, recipe_data, 0, unit="pairs", groups=keys)  # tail: the last prompts in file order
+    assert list(val) == list(range(480, 600)) and list(train) == list(range(480))
 
 
 def test_hh_rlhf_file_counts():

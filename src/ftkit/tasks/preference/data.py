@@ -15,7 +15,6 @@ TRL does: the prompt tokens of both replies are the same, and those of inference
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Optional
 
 import numpy as np
 
+from ftkit.data.splits import held_out
 from ftkit.errors import UserError
 from ftkit.tasks.sft.data import check_messages
 
@@ -197,25 +197,15 @@ def prompt_key(pair: Pair) -> str:
     return json.dumps(pair.prompt, ensure_ascii=False, sort_keys=True)
 
 
-def held_out(pair: Pair, share: float, seed: int) -> bool:
-    """Whether a pair is in the validation share: a hash of its prompt (and the seed), so pairs of one prompt stay together."""
-    digest = hashlib.sha256(f"{seed}\0{prompt_key(pair)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < share
-
-
 def train_and_validation(data, cols, seed: int) -> tuple[Pairs, Optional[Pairs]]:
     train = load(data.train, cols, "data.train")
     if data.validation is not None:
         return train, load(data.validation, cols, "data.validation")
-    if not data.validation_split:
+    split = held_out(len(train), data, seed, unit="pairs", groups=[prompt_key(p) for p in train.items])  # data/splits.py
+    if split is None:
         return train, None
-    out = Pairs(source=train.source), Pairs(continued=0, source=train.source)
-    for p in train.items:
-        out[held_out(p, data.validation_split, seed)].items.append(p)
-    if not out[0].items or not out[1].items:
-        raise UserError(f"data.validation_split={data.validation_split} leaves {'no training' if not out[0].items else 'no validation'} "
-                        f"pairs ({len(train)} pairs; the split goes by prompt)")
-    out[0].continued = train.continued
+    out = (Pairs([train.items[i] for i in split[0]], continued=train.continued, source=train.source),
+           Pairs([train.items[i] for i in split[1]], continued=0, source=train.source))
     return out
 
 
