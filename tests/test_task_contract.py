@@ -76,7 +76,8 @@ def _sft(tmp: Path) -> dict:
             "model": {"from_pretrained": str(write_tiny_llama_gguf(tiny_llama(tok), tok, tmp / "tiny.gguf"))},
             "data": {"train": str(_lines(gsm / "train.jsonl", tmp / "train.jsonl", 40)),
                      "validation": str(_lines(gsm / "test.jsonl", tmp / "dev.jsonl", 8)),
-                     "prompt_template": "{question}", "response_template": "{answer}", "block_size": 1024},
+                     "block_size": 1024},
+            "sft": {"prompt_template": "{question}", "response_template": "{answer}"},
             "train": TRAIN}
 
 

@@ -74,8 +74,8 @@ def run_ftkit(tmp: Path, base: str, a) -> dict:
 
     data = tmp / "train.jsonl"
     raw = {"task": "sft", "output_dir": str(tmp / f"ftkit-{a.packing}"), "model": {"from_pretrained": base},
-           "data": {"train": str(data), "format": "template", "prompt_template": "{question}", "response_template": "{answer}",
-                    "block_size": MAX_LEN, "packing": a.packing == "on"},
+           "data": {"train": str(data), "format": "template", "block_size": MAX_LEN},
+           "sft": {"prompt_template": "{question}", "response_template": "{answer}", "packing": a.packing == "on"},
            "finetune": {"strategy": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": TARGETS},
            "train": {"max_steps": a.steps, "batch_size": a.batch, "lr": LR, "schedule": "linear", "warmup_steps": 3,
                      "weight_decay": 0.0, "seed": 0, "eval_every": 0, "log_every": 10, "precision": a.precision,

@@ -91,9 +91,8 @@ def _smol_chat_dir(tmp_path: Path, smol_tokenizer_dir: Path, system: str | None,
     tiny_llama(tok).save_pretrained(str(d))
     tok.save_pretrained(str(d))
     data = {"train": "chat.jsonl", "format": "messages" if in_metrics else "prompt_completion"}
-    if system and not in_metrics:
-        data["system_prompt"] = system
-    (d / "recipe.yaml").write_text(yaml.safe_dump({"task": "sft", "data": data}))
+    sft = {"system_prompt": system} if system and not in_metrics else {}
+    (d / "recipe.yaml").write_text(yaml.safe_dump({"task": "sft", "data": data, "sft": sft}))
     (d / "metrics.json").write_text(json.dumps({"task": "sft", "system_prompt": system if in_metrics else None}))
     return d
 
@@ -104,7 +103,7 @@ def _prompt_text(calls, smol_tokenizer_dir) -> str:
     return AutoTokenizer.from_pretrained(str(smol_tokenizer_dir)).decode(calls.kwargs[-1]["input_ids"][0])
 
 
-@pytest.mark.parametrize("in_metrics", [False, True], ids=["data.system_prompt", "shared-by-messages-rows"])
+@pytest.mark.parametrize("in_metrics", [False, True], ids=["sft.system_prompt", "shared-by-messages-rows"])
 def test_chat_defaults_to_the_runs_system_prompt(tmp_path, smol_tokenizer_dir, monkeypatch, in_metrics):
     from ftkit.workflows.chat import Session
 

@@ -210,7 +210,8 @@ def test_lora_run_is_merged_before_export(tmp_path):
                    [("What is two plus two?", "Four."), ("Name a colour.", "Blue."), ("Capital of France?", "Paris.")])
     (tmp_path / "qa.jsonl").write_text(rows * 8)
     recipe = {"task": "sft", "output_dir": str(tmp_path / "run"), "model": {"from_pretrained": str(base)},
-              "data": {"train": str(tmp_path / "qa.jsonl"), "block_size": 128, "system_prompt": "Answer briefly."},
+              "data": {"train": str(tmp_path / "qa.jsonl"), "block_size": 128},
+              "sft": {"system_prompt": "Answer briefly."},
               "finetune": {"strategy": "lora", "lora_r": 4, "target_modules": ["q_proj", "k_proj", "v_proj"]},
               "train": {"max_steps": 12, "batch_size": 8, "lr": 3e-2, "eval_every": 0, "log_every": 6, "precision": "fp32",
                         "weight_decay": 0.0, "keep_checkpoints": 0}}

@@ -41,8 +41,9 @@ def _recipe(tmp: Path, gguf: Path, **train) -> dict:
         "task": "sft", "output_dir": str(tmp / "run"), "model": {"from_pretrained": str(gguf)},
         "data": {"train": str(_jsonl_slice(GSM8K / "train.jsonl", tmp / "train.jsonl", 40)),
                  "validation": str(_jsonl_slice(GSM8K / "test.jsonl", tmp / "dev.jsonl", 8)),
-                 "format": "template", "prompt_template": "{question}", "response_template": "{answer}", "block_size": 1024},
-        "sft": {"answer_pattern": "#### (-?[\\d,]+)", "answer_remove": ",", "max_new_tokens": 6},
+                 "format": "template", "block_size": 1024},
+        "sft": {"prompt_template": "{question}", "response_template": "{answer}", "answer_pattern": "#### (-?[\\d,]+)",
+                "answer_remove": ",", "max_new_tokens": 6},
         "finetune": {"strategy": "lora", "lora_r": 4, "target_modules": ["q_proj", "v_proj"]},
         "train": {"max_steps": 4, "batch_size": 4, "lr": 1e-3, "eval_every": 2, "log_every": 1, "precision": "fp32", **train},
     }
@@ -197,7 +198,7 @@ def test_resume_refuses_a_base_that_changed(tiny, tmp_path):
 def test_bad_sft_inputs_fail_with_one_line(tiny, tmp_path):
     d, gguf = tiny
     base = _recipe(tmp_path, gguf)
-    base["data"]["prompt_template"] = "{question} {topic}"
+    base["sft"]["prompt_template"] = "{question} {topic}"
     line = fails("finetune", "-r", str(write_recipe(tmp_path / "a.yaml", base)))
     assert "train.jsonl" in line and "'topic'" in line and "columns are: question, answer" in line
 

@@ -29,7 +29,7 @@ ResumeOpt = typer.Option(False, "--resume", help="Continue the run in output_dir
 OverwriteOpt = typer.Option(False, "--overwrite", help="Move an earlier run in output_dir aside (never deleted) and start anew.")
 # Launch flags (Accelerate's meaning): processes in total over all machines.
 SystemOpt = typer.Option(None, "--system", help="A system prompt for the conversation (default: the one the model was "
-                         "trained with, data.system_prompt, when training had one; --system '' for none).")
+                         "trained with, sft.system_prompt, when training had one; --system '' for none).")
 KeepEndOpt = typer.Option(None, "--keep-checkpoints-at-end", min=0, help="Resumable checkpoints to keep once the run "
                           "has finished (train.keep_checkpoints_at_end; default 1, 0: only the final model).")
 

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ftkit import registry
 from ftkit.recipe.fields import DELIMITER_HELP, DataFile, DataFiles, Section, check_delimiter  # noqa: F401 (re-exported)
-from ftkit.recipe.task_sections import DistillSection, ElectraSection, ImageSection, MaskingSection, SftSection  # noqa: F401
+from ftkit.recipe.task_sections import SFT_LEGACY_KEYS, DistillSection, ElectraSection, ImageSection, MaskingSection, SftSection  # noqa: F401
 from ftkit.tasks.ner.section import LEGACY_DATA_KEYS as NER_LEGACY_KEYS
 from ftkit.tasks.ner.section import NerSection
 from ftkit.tasks.preference.section import DpoSection  # a family package's own section (torch-free)
@@ -76,8 +76,8 @@ class DataSection(Section):
         "auto", description="File format; auto picks it from the file extension (.txt and unknown: text; ner: "
         ".json/.jsonl/.parquet are tables, anything else conll). sft: the layout of the examples instead (files by their "
         "extension): messages (a column of [{role, content}, ...]), prompt_completion (two columns, strings or message "
-        "lists), alpaca (instruction / input / output), template (data.prompt_template / response_template over any "
-        "columns); auto: template when data.prompt_template is set, else from the columns. "
+        "lists), alpaca (instruction / input / output), template (sft.prompt_template / response_template over any "
+        "columns); auto: template when sft.prompt_template is set, else from the columns. "
         "conll (ner): one token per line with its tag in "
         "columns, blank or whitespace-only lines between sentences, -DOCSTART- lines skipped. "
         "label_text: one example per line, the label then a space then the text (SST-2's stsa.binary.*, TREC, "
@@ -103,17 +103,6 @@ class DataSection(Section):
     label_regex: Optional[str] = Field(None, description="cls: a regular expression applied to each raw label; its first "
                                        "group (or whole match) becomes the class, e.g. '^([^:]+)' keeps TREC's coarse "
                                        "class of 'LOC:city'. Applied before data.label_map.")
-    messages_column: str = Field("messages", description="sft, format messages: column with the list of {role, content} messages.")
-    prompt_column: str = Field("prompt", description="sft, format prompt_completion: column with the prompt (a string or messages).")
-    completion_column: str = Field("completion", description="sft, format prompt_completion: column with the reply (a string or messages).")
-    prompt_template: Optional[str] = Field(None, description="sft, format template: the user turn, with {column} fields, e.g. "
-                                           "'Question: {question}'. Values of data.label_column go through data.label_map.")
-    response_template: Optional[str] = Field(None, description="sft, format template: the assistant turn, e.g. '{answer}'.")
-    system_prompt: Optional[str] = Field(None, description="sft: a system turn put first in every example (formats "
-                                         "prompt_completion, alpaca, template; messages rows bring their own).")
-    packing: bool = Field(False, description="sft: several examples per block of data.block_size tokens, position ids "
-                          "restarting per example and no attention across examples; off: length-grouped batches padded "
-                          "to their own longest example.")
     hub_config: Optional[str] = Field(None, description="Configuration name of a hub dataset (e.g. wikitext-2-raw-v1).")
     streaming: bool = Field(False, description="Stream the training data instead of tokenizing it all up front (needs train.max_steps or train.max_tokens).")
     shuffle_buffer: int = Field(10_000, gt=0, description="Shuffle buffer, in examples, when streaming.")
@@ -260,7 +249,7 @@ class Recipe(Section):
     def _moved_keys(cls, raw: Any) -> Any:
         """Keys that moved from `data:` to their family's section still work where they were (with a note)."""
         if isinstance(raw, dict):
-            for section, keys in (("ner", NER_LEGACY_KEYS),):
+            for section, keys in (("ner", NER_LEGACY_KEYS), ("sft", SFT_LEGACY_KEYS)):
                 moved_to_section(raw, section, keys)
         return raw
 
@@ -351,8 +340,9 @@ def _check_sft(recipe: "Recipe") -> None:
     if data.format not in ("auto", *layouts):
         raise ValueError(f"data.format: task {recipe.task} reads its files by extension; data.format names the layout of "
                          f"the examples: auto, {', '.join(layouts)} (not {data.format})")
-    if (data.format == "template" or data.prompt_template) and not (data.prompt_template and data.response_template):
-        raise ValueError("data.format template needs both data.prompt_template and data.response_template")
+    sft = recipe.sft
+    if (data.format == "template" or sft.prompt_template) and not (sft.prompt_template and sft.response_template):
+        raise ValueError("data.format template needs both sft.prompt_template and sft.response_template")
     if recipe.sft.answer_pattern is not None:
         import re
 

@@ -63,6 +63,18 @@ class SftSection(Section):
         "in the reply and in the reference (GSM8K: '#### (-?[\\d,]+)'); default: the first non-empty line.")
     answer_remove: str = Field("", description="Characters removed from both answers before comparing (GSM8K: ',').")
     max_new_tokens: int = Field(64, gt=0, description="Generation evaluation: tokens generated per prompt at most (greedy).")
+    # the layout of the examples (data.* keys before sft had its section: SFT_LEGACY_KEYS still read there)
+    messages_column: str = Field("messages", description="Format messages: column with the list of {role, content} messages.")
+    prompt_column: str = Field("prompt", description="Format prompt_completion: column with the prompt (a string or messages).")
+    completion_column: str = Field("completion", description="Format prompt_completion: column with the reply (a string or messages).")
+    prompt_template: Optional[str] = Field(None, description="Format template: the user turn, with {column} fields, e.g. "
+                                           "'Question: {question}'. Values of data.label_column go through data.label_map.")
+    response_template: Optional[str] = Field(None, description="Format template: the assistant turn, e.g. '{answer}'.")
+    system_prompt: Optional[str] = Field(None, description="A system turn put first in every example (formats "
+                                         "prompt_completion, alpaca, template; messages rows bring their own).")
+    packing: bool = Field(False, description="Several examples per block of data.block_size tokens, position ids "
+                          "restarting per example and no attention across examples; off: length-grouped batches padded "
+                          "to their own longest example.")
 
 
 class DistillSection(Section):
@@ -106,3 +118,7 @@ class ImageSection(Section):
         if self.std is not None and min(self.std) <= 0:
             raise ValueError("image.std: every value must be greater than 0")
         return self
+
+
+SFT_LEGACY_KEYS = ("messages_column", "prompt_column", "completion_column", "prompt_template", "response_template",
+                   "system_prompt", "packing")  # data.<key> before sft had them in its section

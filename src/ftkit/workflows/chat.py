@@ -26,7 +26,7 @@ NO_REPEAT_NGRAM_SIZE = 0
 
 
 def run_system_prompt(path: str) -> Optional[str]:
-    """The system prompt the model was trained with: the recipe's data.system_prompt (saved as recipe.yaml next to
+    """The system prompt the model was trained with: the recipe's sft.system_prompt (saved as recipe.yaml next to
     the model, also in merged exports), else the system turn every training conversation shared (metrics.json,
     written by sft for data whose rows bring their own); None when training had none."""
     import json
@@ -35,7 +35,8 @@ def run_system_prompt(path: str) -> Optional[str]:
 
     try:
         recipe = yaml.safe_load(Path(path, "recipe.yaml").read_text()) or {}
-        prompt = (recipe.get("data") or {}).get("system_prompt")
+        # sft.system_prompt; data.system_prompt in runs trained before sft had its own section
+        prompt = (recipe.get("sft") or {}).get("system_prompt") or (recipe.get("data") or {}).get("system_prompt")
         if prompt:
             return str(prompt)
     except (OSError, yaml.YAMLError, AttributeError):

@@ -1,7 +1,7 @@
 """Instruction data as conversations: rows of any table -> lists of {role, content} messages (data.format).
 
 Layouts: messages (a column of message lists), prompt_completion (two columns, strings or message lists),
-alpaca (instruction / input / output), template (data.prompt_template / response_template over any
+alpaca (instruction / input / output), template (sft.prompt_template / response_template over any
 columns, so a labelled CSV or GSM8K becomes instruction data by recipe). Every message is checked here
 (role, string content, an assistant turn present), with the file and row in the error.
 """
@@ -28,20 +28,20 @@ class Conversations:
     source: str
 
 
-def _layout(data: DataSection, columns: list[str], source: str) -> str:
+def _layout(data: DataSection, sft, columns: list[str], source: str) -> str:
     if data.format != "auto":
         return data.format
-    if data.prompt_template:
+    if sft.prompt_template:
         return "template"
-    if data.messages_column in columns:
+    if sft.messages_column in columns:
         return "messages"
-    if data.prompt_column in columns and data.completion_column in columns:
+    if sft.prompt_column in columns and sft.completion_column in columns:
         return "prompt_completion"
     if "instruction" in columns and "output" in columns:
         return "alpaca"
     raise UserError(f"{source}: cannot tell the layout of the examples from its columns ({', '.join(columns)}); set "
-                    f"data.format: messages (column {data.messages_column}), prompt_completion (columns {data.prompt_column}, "
-                    f"{data.completion_column}), alpaca (instruction, input, output) or template (data.prompt_template)")
+                    f"data.format: messages (column {sft.messages_column}), prompt_completion (columns {sft.prompt_column}, "
+                    f"{sft.completion_column}), alpaca (instruction, input, output) or template (sft.prompt_template)")
 
 
 def template_fields(template: str, key: str) -> list[str]:
@@ -77,14 +77,14 @@ def check_messages(messages, where: str, key: str = "messages") -> list[dict]:
     return out
 
 
-def to_messages(row: dict, layout: str, data: DataSection, where: str, fields: tuple = ()) -> list[dict]:
+def to_messages(row: dict, layout: str, data: DataSection, sft, where: str, fields: tuple = ()) -> list[dict]:
     """One row as messages; `fields`: the columns the templates name (layout template), parsed once by the caller."""
-    system = [{"role": "system", "content": data.system_prompt}] if data.system_prompt else []
+    system = [{"role": "system", "content": sft.system_prompt}] if sft.system_prompt else []
     if layout == "messages":
-        msgs = check_messages(row[data.messages_column], where, data.messages_column)
+        msgs = check_messages(row[sft.messages_column], where, sft.messages_column)
     elif layout == "prompt_completion":
-        msgs = system + _turns(row[data.prompt_column], "user", where, data.prompt_column) + \
-            _turns(row[data.completion_column], "assistant", where, data.completion_column)
+        msgs = system + _turns(row[sft.prompt_column], "user", where, sft.prompt_column) + \
+            _turns(row[sft.completion_column], "assistant", where, sft.completion_column)
     elif layout == "alpaca":
         instruction, extra, output = (row.get(k) for k in ALPACA)
         for k, v in (("instruction", instruction), ("output", output)):
@@ -101,45 +101,45 @@ def to_messages(row: dict, layout: str, data: DataSection, where: str, fields: t
         empty = [f for f in fields if values.get(f) is None]
         if empty:
             raise UserError(f"{where}: column {empty[0]} is empty; the templates need a value")
-        msgs = system + [{"role": "user", "content": data.prompt_template.format_map(values)},
-                         {"role": "assistant", "content": data.response_template.format_map(values)}]
+        msgs = system + [{"role": "user", "content": sft.prompt_template.format_map(values)},
+                         {"role": "assistant", "content": sft.response_template.format_map(values)}]
     if not any(m["role"] == "assistant" for m in msgs):
         raise UserError(f"{where}: the conversation has no assistant turn; expected at least one reply to train on")
     return msgs
 
 
-def load(spec, data: DataSection, key: str, rows: Optional[int] = None) -> Conversations:
+def load(spec, data: DataSection, sft, key: str, rows: Optional[int] = None) -> Conversations:
     """The conversations of a data spec (files by extension; data.format names the layout)."""
     ds = sources.load_split(spec, data.model_copy(update={"format": "auto"}), key)
     columns = list(ds.column_names)
     source = sources.describe(spec)
-    layout = _layout(data, columns, source)
-    needed = {"messages": [data.messages_column], "prompt_completion": [data.prompt_column, data.completion_column],
+    layout = _layout(data, sft, columns, source)
+    needed = {"messages": [sft.messages_column], "prompt_completion": [sft.prompt_column, sft.completion_column],
               "alpaca": ["instruction", "output"]}.get(layout)
     if layout == "template":
-        needed = [*template_fields(data.prompt_template, "data.prompt_template"),
-                  *template_fields(data.response_template, "data.response_template")]
+        needed = [*template_fields(sft.prompt_template, "sft.prompt_template"),
+                  *template_fields(sft.response_template, "sft.response_template")]
     for c in dict.fromkeys(needed):
         if c not in columns:
-            which = "data.prompt_template / response_template name" if layout == "template" else f"format {layout} needs"
+            which = "sft.prompt_template / response_template name" if layout == "template" else f"format {layout} needs"
             raise UserError(f"{source}: {which} column '{c}', which it does not have; columns are: {', '.join(tables.visible(columns))}")
     if rows is not None:
         ds = ds.select(range(min(rows, len(ds))))
     out, where = [], []
     for i, row in enumerate(ds):
         w = f"{source} row {i + 1}"
-        out.append(to_messages(row, layout, data, w, tuple(needed) if layout == "template" else ()))
+        out.append(to_messages(row, layout, data, sft, w, tuple(needed) if layout == "template" else ()))
         where.append(w)
     if not out:
         raise UserError(f"{key}: {source} has no rows")
     return Conversations(out, where, source)
 
 
-def train_and_validation(data: DataSection, seed: int) -> tuple[Conversations, Optional[Conversations]]:
+def train_and_validation(data: DataSection, sft, seed: int) -> tuple[Conversations, Optional[Conversations]]:
     """Training and validation conversations: data.validation, or data.validation_split of train (data/splits.py)."""
-    train = load(data.train, data, "data.train")
+    train = load(data.train, data, sft, "data.train")
     if data.validation is not None:
-        return train, load(data.validation, data, "data.validation")
+        return train, load(data.validation, data, sft, "data.validation")
     split = held_out(len(train.messages), data, seed)
     if split is None:
         return train, None

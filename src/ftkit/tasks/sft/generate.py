@@ -138,7 +138,7 @@ def generation_setup(req: EvalRequest, tokenizer) -> EvalSetup:
         spec, key = recipe.data.validation, "data.validation"
     else:
         raise UserError(f"--data: {req.model_dir} names no evaluation set (sft.eval_data or data.validation); pass --data FILE")
-    convs = chat.load(spec, recipe.data, key, rows=sft.eval_rows)
+    convs = chat.load(spec, recipe.data, sft, key, rows=sft.eval_rows)
     items, refs, prompts = [], [], []
     for i, (msgs, where) in enumerate(zip(convs.messages, convs.where)):
         if msgs[-1]["role"] != "assistant":

@@ -1,6 +1,6 @@
 """Instruction / chat fine-tuning of a causal LM: next-token loss on the assistant turns only (sft.train_on).
 
-Items are {"input_ids", "train"} (data/chat_tokens.py); with data.packing an item is a list of them, laid end to
+Items are {"input_ids", "train"} (data/chat_tokens.py); with sft.packing an item is a list of them, laid end to
 end in one row with position ids restarting per example and NO attention mask: transformers then builds a
 causal mask per example from the position-id resets (only without a mask and without a KV cache, hence
 use_cache=False), so packed examples never attend to each other. The logits are computed only at the
@@ -122,13 +122,13 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
                         f"does not have, whose embeddings would stay untrained under finetune.strategy "
                         f"{recipe.finetune.strategy}; use finetune.strategy full, or a template of tokens the tokenizer has")
     seed = recipe.train.seed
-    task = ChatSFT(tokenizer.pad_token_id, packed=recipe.data.packing)
+    task = ChatSFT(tokenizer.pad_token_id, packed=recipe.sft.packing)
     check_metric(recipe.train, task)
     model = build_model(recipe, tokenizer)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
     cap = length_cap(recipe.data.block_size, model.config, log)
-    train_c, val_c = chat.train_and_validation(recipe.data, seed)
+    train_c, val_c = chat.train_and_validation(recipe.data, recipe.sft, seed)
     train = encode(tokenizer, train_c, recipe.sft.train_on, cap)
     if not train.items:
         raise UserError(f"data.block_size: all {train.skipped:,} training examples are longer than {cap} tokens "
@@ -143,7 +143,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
         log(_describe("validation", val, cap))
         val_items = by_length(val.items)
     items, order, unit = train.items, None, "conversations, length-grouped"
-    if recipe.data.packing:  # packed once, in a seeded random order: blocks mix lengths as a packed corpus does
+    if recipe.sft.packing:  # packed once, in a seeded random order: blocks mix lengths as a packed corpus does
         items = pack(train.items, cap, np.random.default_rng(seed).permutation(len(train.items)))
         unit = f"packed blocks of <= {cap} tokens ({len(train.items):,} conversations)"
         if val_items is not None:
@@ -156,7 +156,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
 
 
 def shared_system_prompt(conversations) -> Optional[str]:
-    """The system turn every training conversation starts with (data.system_prompt, or the same one in every row of
+    """The system turn every training conversation starts with (sft.system_prompt, or the same one in every row of
     messages data), else None: `ftkit chat` uses it by default, so the model is talked to as it was trained."""
     first = {m[0]["content"] if m and m[0]["role"] == "system" else None for m in conversations}
     return first.pop() if len(first) == 1 else None
@@ -173,9 +173,9 @@ def evaluation(req: EvalRequest) -> EvalSetup:
 
         return generation_setup(req, tokenizer)
     if req.data is not None or req.split == "train":
-        convs = chat.load(req.data or recipe.data.train, recipe.data, "--data" if req.data else "data.train")
+        convs = chat.load(req.data or recipe.data.train, recipe.data, recipe.sft, "--data" if req.data else "data.train")
     else:
-        _, convs = chat.train_and_validation(recipe.data, recipe.train.seed)
+        _, convs = chat.train_and_validation(recipe.data, recipe.sft, recipe.train.seed)
 
     if len(tokenizer) > req.model.get_input_embeddings().weight.shape[0]:
         raise UserError(f"sft.chat_template {recipe.sft.chat_template}: adds tokens {req.model_dir} does not have; "
@@ -205,7 +205,7 @@ def corpus(recipe):
     import datasets
 
 
-    convs = chat.load(recipe.data.train, recipe.data, "data.train")
+    convs = chat.load(recipe.data.train, recipe.data, recipe.sft, "data.train")
     return datasets.Dataset.from_dict({recipe.data.text_column: ["\n".join(m["content"] for m in msgs)
                                                                  for msgs in convs.messages]})
 
