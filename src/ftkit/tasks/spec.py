@@ -1,7 +1,8 @@
-"""What a task module exports besides its engine Task: how to set up training and evaluation (its `SPEC`).
+"""What passes between the workflows and a task family (tasks/family.Family, a task module's `SPEC`).
 
-The registry (ftkit/registry.py) names the module; the one train workflow calls `SPEC.prepare`, the one
-evaluate workflow (and compress) calls `SPEC.evaluation`, and `ftkit eval` prints `SPEC.render(result)`.
+The registry (ftkit/registry.py) names the module; the one train workflow calls `SPEC.prepare` and gets a
+`Prepared`, the one evaluate workflow (and compress) hands `SPEC.evaluation` an `EvalRequest` and gets an
+`EvalSetup`, `ftkit predict` hands `SPEC.predict` a `PredictRequest`.
 """
 
 from __future__ import annotations
@@ -100,15 +101,6 @@ class Skipped:
     other inputs are still answered; `ftkit predict` prints "error: INPUT: WHY" on stderr and fails at the end."""
     input: str
     why: str
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    prepare: Callable[..., Prepared]  # (recipe, tokenizer or None (image tasks), accelerator, log) -> Prepared
-    evaluation: Callable[[EvalRequest], EvalSetup]
-    render: Optional[Callable[[dict], str]] = None  # `ftkit eval`'s table (default: one metric per line)
-    predict: Optional[Callable[[PredictRequest], Any]] = None  # `ftkit predict`: yields one result (or Skipped) per input
-    corpus: Optional[Callable[[Any], Any]] = None  # recipe -> rows of text a new tokenizer trains on (default: data.train)
 
 
 def quiet(*_a, **_k) -> None:

@@ -9,6 +9,7 @@ confusion matrix (report.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -16,16 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.data import vocab_coverage
-from ftkit.engine.batches import by_length, length_grouped
-from ftkit.engine.loop import check_metric
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.models.classifier import build_classifier, checkpoint_labels, input_names, length_cap
 from ftkit.tasks.cls import data as labeled
 from ftkit.tasks.cls.predict import predict
 from ftkit.tasks.cls.report import confusion_png, render_table
+from ftkit.tasks.family import Encoded, Family
 from ftkit.tasks.metrics import classification_report
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
 
 
 class SequenceClassification(TaskBase):
@@ -96,46 +95,72 @@ def encode_rows(rows, tokenizer, model, labels: list[str], cap: int) -> list[dic
     return labeled.encode(rows, tokenizer, cap, {n: i for i, n in enumerate(labels)}, input_names(model, tokenizer))
 
 
-def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    train_rows, val_rows = labeled.train_and_validation(recipe.data, recipe.train.seed, log)
-    labels = labeled.infer_labels(train_rows)
-    if val_rows is not None:
-        labeled.check_known(val_rows, labels, "data.train")
-    model, labels = build_classifier(recipe, tokenizer, labels, log, problem_type="single_label_classification")
-    task = SequenceClassification(tokenizer, labels)
-    check_metric(recipe.train, task)  # a misspelt metric_for_best fails before the data is tokenized
-    cap = length_cap(recipe.data.block_size, model.config, log)
-    train_items = encode_rows(train_rows, tokenizer, model, labels, cap)
-    val_items = by_length(encode_rows(val_rows, tokenizer, model, labels, cap)) if val_rows is not None else None
-    log(labeled.describe_split("train", train_rows, train_items, cap))
-    if val_rows is not None:
-        log(labeled.describe_split("validation", val_rows, val_items, cap))
-    log(f"cls | {len(labels)} classes | inputs {', '.join(input_names(model, tokenizer))}")
-    coverage = vocab_coverage.coverage(tokenizer, vocab_coverage.first_words(train_rows.texts))
-    log(vocab_coverage.describe(coverage))
-    return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
-                    order=length_grouped(train_items), unit="examples, length-grouped",
-                    summary={"labels": labels, "train_skipped_empty": len(train_rows.skipped), "vocabulary": coverage})
+@dataclass(frozen=True)
+class Head:
+    labels: list[str]  # class names in the head's order
+    cap: int  # tokens per text (pair), the model's positions permitting
 
 
-def evaluation(req: EvalRequest) -> EvalSetup:
-    labels = checkpoint_labels(req.model.config, "cls")
-    if labels is None:
-        raise UserError(f"--model: {req.model_dir} is not a sequence classifier (architectures: "
-                        f"{', '.join(req.model.config.architectures or ['none'])}); fine-tune it first with `ftkit finetune`")
-    data = req.recipe.data
-    if req.data is not None or req.split == "train":
-        source, key = (req.data, "--data") if req.data is not None else (data.train, "data.train")
-        rows = labeled.load_rows(source, data, key, log=req.log)
-    else:
-        rows = labeled.train_and_validation(data, req.recipe.train.seed, req.log)[1]
-    labeled.check_known(rows, labels, "the model")
-    pick = sample_positions(len(rows), req.sample)
-    rows = rows if pick is None else rows.subset(pick)
-    items = encode_rows(rows, req.preprocessor, req.model, labels, length_cap(data.block_size, req.model.config))
-    items = by_length(items) if req.sample is None else items  # a sample keeps its drawn order
-    return EvalSetup(SequenceClassification(req.preprocessor, labels), items, 0,
-                     {"labels": labels, "skipped_empty": len(rows.skipped)}, confusion_png(req, labels, req.data or "validation"))
+class Classification(Family[labeled.Rows]):
+    """Labelled rows -> class names from the training labels -> a head that matches them -> tokenized rows."""
+
+    def read(self, source, recipe, key, log):
+        return labeled.load_rows(source, recipe.data, key, log=log)
+
+    def split(self, run):
+        train, val = labeled.train_and_validation(run.recipe.data, run.recipe.train.seed, run.log)
+        if val is not None and run.training:
+            labeled.check_known(val, labeled.infer_labels(train), "data.train")
+        return train, val
+
+    def subset(self, rows, positions):
+        return rows.subset(positions)
+
+    def build(self, run):
+        model, labels = build_classifier(run.recipe, run.tokenizer, labeled.infer_labels(run.train), run.log,
+                                         problem_type="single_label_classification")
+        return model, Head(labels, length_cap(run.recipe.data.block_size, model.config, run.log))
+
+    def recognise(self, run):
+        labels = checkpoint_labels(run.model.config, "cls")
+        if labels is None:
+            raise UserError(f"--model: {run.request.model_dir} is not a sequence classifier (architectures: "
+                            f"{', '.join(run.model.config.architectures or ['none'])}); fine-tune it first with `ftkit finetune`")
+        return Head(labels, length_cap(run.recipe.data.block_size, run.model.config))
+
+    def eval_rows(self, run):
+        rows = super().eval_rows(run)
+        labeled.check_known(rows, run.head.labels, "the model")
+        return rows
+
+    def make_task(self, run, gold):
+        return SequenceClassification(run.tokenizer, run.head.labels)
+
+    def encode(self, run, rows, part):
+        items = encode_rows(rows, run.tokenizer, run.model, run.head.labels, run.head.cap)
+        note = labeled.describe_split(part, rows, items, run.head.cap) if part != "data" else ""
+        return Encoded(items, note, {"train_skipped_empty": len(rows.skipped)} if part == "train" else {})
+
+    def ready(self, run):
+        if run.training:
+            run.kept["coverage"] = vocab_coverage.coverage(run.tokenizer, vocab_coverage.first_words(run.train.texts))
+
+    def describe(self, run):
+        return (f"cls | {len(run.head.labels)} classes | inputs {', '.join(input_names(run.model, run.tokenizer))}",
+                vocab_coverage.describe(run.kept["coverage"]))
+
+    def summary(self, run):
+        return {"labels": run.head.labels, "vocabulary": run.kept["coverage"]}
+
+    def eval_extras(self, run):
+        return {"labels": run.head.labels, "skipped_empty": len(run.val.skipped)}
+
+    def finish(self, run):
+        req = run.request
+        return confusion_png(req, run.head.labels, req.data or "validation")
+
+    render = staticmethod(render_table)
+    predict = staticmethod(predict)
 
 
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render_table, predict=predict)
+SPEC = Classification()

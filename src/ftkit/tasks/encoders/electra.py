@@ -22,10 +22,11 @@ import torch.nn.functional as F
 
 from ftkit.engine.batches import example_rngs
 from ftkit.errors import UserError
+from ftkit.tasks.encoders.data import block_recipe
 from ftkit.tasks.encoders.electra_pair import ElectraPair, build_pair, load_generator, prior_loss, start_at_prior
 from ftkit.tasks.encoders.mlm import MaskedLM, blocks, mlm_accumulators, mlm_metrics
+from ftkit.tasks.family import TaskSpec
 from ftkit.tasks.lm import setup as lm_setup
-from ftkit.tasks.spec import TaskSpec
 
 
 class ElectraTask(MaskedLM):
@@ -111,8 +112,6 @@ class ElectraTask(MaskedLM):
 
 
 def _prepare(recipe, tokenizer, acc, log):
-    from ftkit.tasks.encoders.data import block_recipe
-
     task = ElectraTask(tokenizer, recipe.masking, recipe.electra, lm_setup.tokenizer_key(recipe))
     prep = lm_setup.prepare(recipe, tokenizer, acc, log, task, blocks, stream_recipe=block_recipe(recipe))
     task.check_discriminator(prep.model)  # model_type electra, before the generator is built

@@ -23,10 +23,12 @@ from ftkit.engine.batches import example_rngs
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.recipe.schema import MaskingSection
+from ftkit.tasks.encoders import data as masked_lm_data
+from ftkit.tasks.encoders.data import block_recipe
 from ftkit.tasks.encoders.masking import IGNORE, MaskingVocab, mask_tokens
+from ftkit.tasks.family import TaskSpec
 from ftkit.tasks.lm import setup as lm_setup
 from ftkit.tasks.metrics import accuracy_vs_majority, token_loss
-from ftkit.tasks.spec import TaskSpec
 
 # Model types whose output embeddings are the head's last, per-position layer (checked in tests/encoders/test_mlm.py).
 SPARSE_HEAD_TYPES = {"bert", "megatron-bert", "roberta", "distilbert", "xlm-roberta", "camembert", "electra", "modernbert"}
@@ -146,14 +148,10 @@ def mlm_metrics(totals: dict, tokenizer) -> dict:
 
 def blocks(recipe, tokenizer, log, want_train: bool = True):
     """Packed blocks of block_size - 2 tokens (the collate adds [CLS] and [SEP])."""
-    from ftkit.tasks.encoders import data as masked_lm_data
-
     return masked_lm_data.mlm_blocks(recipe, tokenizer, log)
 
 
 def _prepare(recipe, tokenizer, acc, log):
-    from ftkit.tasks.encoders.data import block_recipe
-
     task = MaskedLM(tokenizer, recipe.masking, lm_setup.tokenizer_key(recipe))
     return lm_setup.prepare(recipe, tokenizer, acc, log, task, blocks, stream_recipe=block_recipe(recipe))
 

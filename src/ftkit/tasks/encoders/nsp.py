@@ -24,12 +24,13 @@ import torch.nn.functional as F
 
 from ftkit.engine.batches import example_rngs
 from ftkit.errors import UserError
+from ftkit.tasks.encoders import data as masked_lm_data
 from ftkit.tasks.encoders.masking import IGNORE
 from ftkit.tasks.encoders.mlm import MaskedLM, mlm_accumulators, mlm_metrics
 from ftkit.tasks.encoders.pairs import PAIR
+from ftkit.tasks.family import TaskSpec
 from ftkit.tasks.lm import setup as lm_setup
 from ftkit.tasks.metrics import accuracy_vs_majority
-from ftkit.tasks.spec import TaskSpec
 
 IS_NEXT, RANDOM_NEXT = 0, 1  # BertForPreTraining's next_sentence_label convention
 
@@ -113,8 +114,6 @@ class MaskedLMWithNSP(MaskedLM):
 
 def pairs(recipe, tokenizer, log, want_train: bool = True):
     """Sentence-pair items from the documents' sentences (train only when wanted: documents are read on a cache miss)."""
-    from ftkit.tasks.encoders import data as masked_lm_data
-
     return masked_lm_data.pair_items(recipe, tokenizer, log, want_train=want_train)
 
 

@@ -6,11 +6,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.data import lm_blocks
 from ftkit.engine.task_api import TaskBase
+from ftkit.tasks.family import TaskSpec
 from ftkit.tasks.lm import setup as lm_setup
 from ftkit.tasks.lm.loss import HiddenStates, linear_cross_entropy
 from ftkit.tasks.metrics import token_loss
-from ftkit.tasks.spec import TaskSpec
 
 
 class CausalLM(TaskBase):
@@ -53,8 +54,6 @@ class CausalLM(TaskBase):
 
 
 def blocks(recipe, tokenizer, log, want_train: bool = True):
-    from ftkit.data import lm_blocks
-
     return lm_blocks.cached_blocks(recipe, tokenizer, log)
 
 

@@ -10,6 +10,7 @@ predicted O and still scored.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -17,16 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.data import vocab_coverage
-from ftkit.engine.batches import by_length, length_grouped
-from ftkit.engine.loop import check_metric
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.models.classifier import build_classifier, checkpoint_labels, input_names, length_cap
+from ftkit.tasks.family import Encoded, Family
 from ftkit.tasks.ner import data as tagged
 from ftkit.tasks.ner.items import WORDS_PER_SENTENCE, check_tokenizer, encode
 from ftkit.tasks.ner.metrics import entity_scores
 from ftkit.tasks.ner.predict import predict
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
 
 
 class TokenClassification(TaskBase):
@@ -102,58 +101,6 @@ class TokenClassification(TaskBase):
                 f"({metrics['entities']:,} entities there): F1 0")
 
 
-def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    """Tagged sentences -> a token classifier, its Task and encoded items (first piece of each word labelled)."""
-    tokenizer = check_tokenizer(tokenizer, "tokenizer" if recipe.tokenizer else "model.from_pretrained")
-    train, val = tagged.train_and_validation(recipe.data, recipe.ner, recipe.train.seed)
-    labels = tagged.label_list(train.tags)
-    if val is not None:
-        tagged.check_known(val, labels, "data.train")
-    model, labels = build_classifier(recipe, tokenizer, labels, log, "token-classification head", "tags")
-    task = TokenClassification(tokenizer, labels, gold=val)
-    check_metric(recipe.train, task)
-    cap = length_cap(recipe.data.block_size, model.config, log)
-    names = input_names(model, tokenizer)
-    label2id = {n: i for i, n in enumerate(labels)}
-    train_items, cut = encode(train, tokenizer, cap, label2id, names, recipe.ner.label_all_tokens)
-    log(tagged.describe("train", train) + (f"; {cut:,} longer than {cap} pieces cut into windows" if cut else ""))
-    val_items = None
-    if val is not None:
-        val_items, cut = encode(val, tokenizer, cap, label2id, names)
-        val_items = by_length(val_items)
-        log(tagged.describe("validation", val) + (f"; {cut:,} longer than {cap} pieces cut into windows (every word scored)" if cut else ""))
-    log(f"ner | {len(labels)} tags ({', '.join(labels[:7])}{', ...' if len(labels) > 7 else ''}) | inputs {', '.join(names)}"
-        + (" | label_all_tokens" if recipe.ner.label_all_tokens else ""))
-    coverage = vocab_coverage.coverage(tokenizer, vocab_coverage.first_words(" ".join(s) for s in train.tokens))
-    log(vocab_coverage.describe(coverage))
-    return Prepared(model, task, train_items, val_items, tokenizer, eval_seed=recipe.train.seed,
-                    order=length_grouped(train_items), unit="windows, length-grouped",
-                    summary={"labels": labels, "train_sentences": len(train), "vocabulary": coverage})
-
-
-def evaluation(req: EvalRequest) -> EvalSetup:
-    """Entity-level P/R/F1 (overall and per type) and token accuracy on words; long sentences windowed, every word scored."""
-    labels = checkpoint_labels(req.model.config, "ner")
-    if labels is None:
-        raise UserError(f"--model: {req.model_dir} is not a token classifier; fine-tune one with `ftkit finetune --task ner`")
-    tokenizer = check_tokenizer(req.preprocessor, "--model")
-    data = req.recipe.data
-    if req.data is not None or req.split == "train":
-        source, key = (req.data, "--data") if req.data is not None else (data.train, "data.train")
-        sents = tagged.normalise(tagged.load(source, data, req.recipe.ner, key), req.recipe.ner.tag_scheme)
-    else:
-        _, sents = tagged.train_and_validation(data, req.recipe.ner, req.recipe.train.seed)
-    pick = sample_positions(len(sents), req.sample)
-    if pick is not None:
-        sents = tagged.Tagged(*([getattr(sents, f)[i] for i in pick] for f in ("tokens", "tags", "where")))
-    tagged.check_known(sents, labels, "the model's tags")
-    cap = length_cap(data.block_size, req.model.config)
-    items, cut = encode(sents, tokenizer, cap, {n: i for i, n in enumerate(labels)}, input_names(req.model, tokenizer))
-    req.log(tagged.describe("data", sents) + (f"; {cut:,} longer than {cap} pieces cut into windows (every word scored)" if cut else ""))
-    items = by_length(items) if req.sample is None else items  # a sample keeps its drawn order
-    return EvalSetup(TokenClassification(tokenizer, labels, gold=sents), items, 0, {"windowed_sentences": cut})
-
-
 def render(r: dict) -> str:
     heads = [("model", r["model"]), ("data", r["data"]),
              ("sentences", f"{r['sentences']:,} ({r['words']:,} words, {r['entities']:,} entities; "
@@ -178,4 +125,77 @@ def corpus(recipe):
     return datasets.Dataset.from_dict({recipe.data.text_column: [" ".join(t) for t in sents.tokens]})
 
 
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render, corpus=corpus, predict=predict)
+@dataclass(frozen=True)
+class Head:
+    labels: list[str]  # tag names in the head's order
+    cap: int  # pieces per window, the model's positions permitting
+    names: list[str]  # the model's inputs (input_ids, attention_mask, token_type_ids ...)
+
+
+class TokenTagging(Family[tagged.Tagged]):
+    """Tagged sentences -> a token classifier over the training tags -> word-piece windows (first piece labelled)."""
+
+    unit = "windows, length-grouped"
+
+    def fit_tokenizer(self, recipe, tokenizer, training):
+        return check_tokenizer(tokenizer, ("tokenizer" if recipe.tokenizer else "model.from_pretrained") if training else "--model")
+
+    def read(self, source, recipe, key, log):
+        return tagged.normalise(tagged.load(source, recipe.data, recipe.ner, key), recipe.ner.tag_scheme)
+
+    def split(self, run):
+        train, val = tagged.train_and_validation(run.recipe.data, run.recipe.ner, run.recipe.train.seed)
+        if val is not None and run.training:
+            tagged.check_known(val, tagged.label_list(train.tags), "data.train")
+        return train, val
+
+    def subset(self, rows, positions):
+        return tagged.subset(rows, positions)
+
+    def build(self, run):
+        model, labels = build_classifier(run.recipe, run.tokenizer, tagged.label_list(run.train.tags), run.log,
+                                         "token-classification head", "tags")
+        return model, Head(labels, length_cap(run.recipe.data.block_size, model.config, run.log), input_names(model, run.tokenizer))
+
+    def recognise(self, run):
+        labels = checkpoint_labels(run.model.config, "ner")
+        if labels is None:
+            raise UserError(f"--model: {run.request.model_dir} is not a token classifier; fine-tune one with `ftkit finetune --task ner`")
+        return Head(labels, length_cap(run.recipe.data.block_size, run.model.config), input_names(run.model, run.tokenizer))
+
+    def eval_rows(self, run):
+        sents = super().eval_rows(run)
+        tagged.check_known(sents, run.head.labels, "the model's tags")
+        return sents
+
+    def make_task(self, run, gold):
+        return TokenClassification(run.tokenizer, run.head.labels, gold=gold)
+
+    def encode(self, run, rows, part):
+        h = run.head
+        items, cut = encode(rows, run.tokenizer, h.cap, {n: i for i, n in enumerate(h.labels)}, h.names,
+                            run.recipe.ner.label_all_tokens if part == "train" else False)
+        scored = "" if part == "train" else " (every word scored)"
+        note = tagged.describe(part, rows) + (f"; {cut:,} longer than {h.cap} pieces cut into windows{scored}" if cut else "")
+        return Encoded(items, note, {"windowed_sentences": cut} if part == "data" else {})
+
+    def ready(self, run):
+        if run.training:
+            words = vocab_coverage.first_words(" ".join(s) for s in run.train.tokens)
+            run.kept["coverage"] = vocab_coverage.coverage(run.tokenizer, words)
+
+    def describe(self, run):
+        labels = run.head.labels
+        return (f"ner | {len(labels)} tags ({', '.join(labels[:7])}{', ...' if len(labels) > 7 else ''}) | inputs "
+                f"{', '.join(run.head.names)}" + (" | label_all_tokens" if run.recipe.ner.label_all_tokens else ""),
+                vocab_coverage.describe(run.kept["coverage"]))
+
+    def summary(self, run):
+        return {"labels": run.head.labels, "train_sentences": len(run.train), "vocabulary": run.kept["coverage"]}
+
+    render = staticmethod(render)
+    corpus = staticmethod(corpus)
+    predict = staticmethod(predict)
+
+
+SPEC = TokenTagging()

@@ -23,6 +23,8 @@ from typing import Optional
 
 import numpy as np
 
+from ftkit.data.sources import describe as describe_source
+from ftkit.data.sources import json_lines, resolve_files
 from ftkit.data.splits import held_out
 from ftkit.errors import UserError
 from ftkit.tasks.sft.data import check_messages
@@ -47,6 +49,9 @@ class Pairs:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def subset(self, positions) -> "Pairs":
+        return Pairs([self.items[int(i)] for i in positions], 0, self.source)
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -133,8 +138,6 @@ def make_pair(row: dict, where: str, cols, out: Pairs) -> None:
 
 
 def _rows(path: str) -> list[dict]:
-    from ftkit.data.sources import json_lines
-
     if path.endswith(".parquet"):
         import pyarrow.parquet as pq
 
@@ -175,9 +178,7 @@ def read_file(path: str, cols, out: Pairs) -> None:
 
 def load(spec, cols, key: str) -> Pairs:
     """Every pair of `spec` (a file, a glob, a list of files; entries may take their first `rows`)."""
-    from ftkit.data.sources import describe, resolve_files
-
-    out = Pairs(source=describe(spec))
+    out = Pairs(source=describe_source(spec))
     for entry in [spec] if isinstance(spec, str) else spec:
         start = len(out)
         files = resolve_files([entry if isinstance(entry, str) else entry.path], key)

@@ -44,11 +44,10 @@ def compute(model, items: list, task, accelerator, batch_size: int = 8) -> np.nd
     return out
 
 
-def attach(model, item_sets: list, tokenizer, recipe, accelerator, log) -> None:
-    """Give every item its reference log-probs ("ref": [chosen, rejected]), from the cache when it holds them."""
+def attach(model, item_sets: list, scorer, recipe, accelerator, log) -> None:
+    """Give every item its reference log-probs ("ref": [chosen, rejected]), from the cache when it holds them;
+    `scorer`: a reference-free Preference task (its `logps`), handed in by task.py, which imports this module."""
     from safetensors.numpy import load_file, save_file
-
-    from ftkit.tasks.preference.task import Preference
 
     key = fingerprint(model, item_sets, accelerator.mixed_precision)
     path = Path(recipe.data.cache_dir) / "ref_logps" / f"{key}.safetensors"
@@ -63,9 +62,8 @@ def attach(model, item_sets: list, tokenizer, recipe, accelerator, log) -> None:
             t0 = time.perf_counter()
             device = next(model.parameters()).device
             model.to(accelerator.device)
-            task = Preference(tokenizer.pad_token_id, recipe.dpo, "none")
             flat = [it for items in item_sets for it in items]
-            ref = compute(model, flat, task, accelerator, recipe.train.eval_batch_size or recipe.train.batch_size)
+            ref = compute(model, flat, scorer, accelerator, recipe.train.eval_batch_size or recipe.train.batch_size)
             model.to(device)
             if accelerator.is_main_process:
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,12 +20,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.data.chat_tokens import set_template
+from ftkit.engine import rundir
+from ftkit.engine.batches import length_grouped_order
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
+from ftkit.models.build import build_model
+from ftkit.models.classifier import length_cap
+from ftkit.models.strategy import is_peft
+from ftkit.recipe import load_recipe
+from ftkit.tasks.family import Encoded, Family
 from ftkit.tasks.preference import data
 from ftkit.tasks.preference.losses import LOSSES, at_start
+from ftkit.tasks.preference.refcache import attach
 from ftkit.tasks.preference.section import REFERENCE_FREE
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
+from ftkit.tasks.sft.generate import generation_setup
+from ftkit.tasks.sft.generate import render as render_generation
+from ftkit.tasks.sft.task import _takes_logits_to_keep
+from ftkit.tasks.spec import EvalRequest
 
 STATS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
          "logps/accuracies")
@@ -77,8 +89,6 @@ class Preference(TaskBase):
     @staticmethod
     def logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(summed log-prob of each row's reply tokens, their number), fp32, one value per row."""
-        from ftkit.tasks.sft.task import _takes_logits_to_keep
-
         ids = batch["input_ids"]
         target = batch["reply"][:, 1:]  # position t predicts token t + 1
         keep = target.any(0).nonzero().flatten()
@@ -132,8 +142,6 @@ class Preference(TaskBase):
 
     # --- sanity guards (the first training batches)
     def _stop(self, what: str) -> UserError:
-        from ftkit.engine import rundir
-
         last = rundir.latest_checkpoint(Path(self.out)) if self.out else None
         return UserError(f"dpo: {what} at training batch {self.batches_seen}; stopped, last good checkpoint: {last or 'none'}")
 
@@ -197,86 +205,26 @@ def _no_dropout(model) -> None:
             m.attention_dropout = 0.0
 
 
-def _tokenizer(recipe, tokenizer):
-    from ftkit.data.chat_tokens import set_template
-
-    return set_template(tokenizer, recipe.dpo.chat_template, "dpo.chat_template")
-
-
-def _encode(tokenizer, pairs, cap: int, key: str, log=None, name: str = "data"):
+def _encode(tokenizer, pairs, cap: int, key: str, log, name: str):
     enc = data.encode(tokenizer, pairs, cap)
     if not enc.items:
         raise UserError(f"{key}: all {enc.skipped:,} {name} pairs are longer than {cap} tokens (prompt plus the longer "
                         f"reply; longest {enc.longest:,}); raise data.block_size")
-    if log is not None:
-        log(data.describe(name, pairs, enc, cap))
+    log(data.describe(name, pairs, enc, cap))
     return enc
-
-
-def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    from ftkit.engine.batches import length_grouped_order
-    from ftkit.engine.loop import check_metric
-    from ftkit.models.build import build_model
-    from ftkit.models.classifier import length_cap
-
-    cfg, seed = recipe.dpo, recipe.train.seed
-    vocab = len(tokenizer)
-    tokenizer = _tokenizer(recipe, tokenizer)
-    if len(tokenizer) > vocab and recipe.finetune.strategy != "full":
-        raise UserError(f"dpo.chat_template {cfg.chat_template}: it adds {len(tokenizer) - vocab} tokens the model does "
-                        f"not have, whose embeddings would stay untrained under finetune.strategy {recipe.finetune.strategy}")
-    train_p, val_p = data.train_and_validation(recipe.data, cfg, seed)  # read (and checked) before the model loads
-    model = build_model(recipe, tokenizer)
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tokenizer))
-    if recipe.train.dropout is None:
-        _no_dropout(model)
-    cap = length_cap(recipe.data.block_size, model.config, log)
-    train = _encode(tokenizer, train_p, cap, "data.block_size", log, "train")
-    val = _encode(tokenizer, val_p, cap, "data.block_size", log, "validation") if val_p is not None else None
-    frozen: tuple = ()
-    if cfg.loss in REFERENCE_FREE:
-        reference, ref_model, said = "none", None, "none (reference-free)"
-    elif cfg.precompute_ref_logps:
-        from ftkit.tasks.preference.refcache import attach
-
-        attach(model, [train.items] + ([val.items] if val else []), tokenizer, recipe, accelerator, log)
-        reference, ref_model, said = "cached", None, "log-probs computed once before training (cached)"
-    elif recipe.finetune.strategy in ("lora", "prefix", "prompt"):
-        reference, ref_model, said = "adapter", None, "the model with its adapter disabled (no copy)"
-    else:
-        ref_model = copy.deepcopy(model)
-        reference, frozen, said = "frozen", (ref_model,), "a frozen copy of the starting model"
-    task = Preference(tokenizer.pad_token_id, cfg, reference, ref_model, recipe.output_dir)
-    check_metric(recipe.train, task)
-    log(f"dpo | loss {cfg.loss}, beta {cfg.beta:g}" + (f", gamma {cfg.gamma:g}" if cfg.loss == "simpo" else "")
-        + f" | reference: {said}")
-    lengths = np.array([data.length(it) for it in train.items])
-    longest = max([int(lengths.max())] + [data.length(it) for it in (val.items if val else [])])
-    return Prepared(model, task, train.items, sorted(val.items, key=data.length) if val else None, tokenizer,
-                    order=lambda rng, batch: length_grouped_order(lengths, batch, rng), eval_seed=seed,
-                    seq_len=2 * longest, unit="preference pairs (chosen and rejected rows in one batch), length-grouped",
-                    frozen=frozen, summary={"train_pairs": len(train.items), "skipped_longer_than_block": train.skipped,
-                                            "dialogue_continued_in_reply": train_p.continued})
 
 
 def _reference_for_eval(req: EvalRequest, tokenizer, cfg):
     """(kind, model) of `ftkit eval`: the adapter disabled; else the model this one was fine-tuned from (its recipe.yaml);
     else the model itself (a base model scored through --recipe: every implicit reward 0)."""
-    from ftkit.models.strategy import is_peft
-
     if cfg.loss in REFERENCE_FREE:
         return "none", None
     if is_peft(req.model):
         return "adapter", None
     saved = Path(req.path) / "recipe.yaml"
     if saved.is_file():
-        from ftkit.recipe import load_recipe
-
         base = load_recipe(saved).model
         if base.from_pretrained and base.from_pretrained != req.recipe.model.from_pretrained:
-            from ftkit.models.build import build_model
-
             req.log(f"reference: {base.from_pretrained} (the model it was fine-tuned from)")
             ref = build_model(req.recipe.model_copy(update={"model": base}), tokenizer, "dpo").eval()
             return "frozen", ref.requires_grad_(False)
@@ -285,39 +233,105 @@ def _reference_for_eval(req: EvalRequest, tokenizer, cfg):
     return "self", None
 
 
-def evaluation(req: EvalRequest) -> EvalSetup:
-    """The preference metrics on held-out pairs (--data, or the recipe's validation pairs); --generate: sft's
-    generation evaluation (replies written and scored) through the chat template."""
-    from ftkit.models.classifier import length_cap
-    from ftkit.tasks.spec import sample_positions
-
-    recipe = req.recipe
-    tokenizer = _tokenizer(recipe, req.preprocessor)
-    if req.generate:
-        from ftkit.tasks.sft.generate import generation_setup
-
-        return generation_setup(req, tokenizer)
-    if req.data is not None or req.split == "train":
-        pairs = data.load(req.data or recipe.data.train, recipe.dpo, "--data" if req.data else "data.train")
-    else:
-        pairs = data.train_and_validation(recipe.data, recipe.dpo, recipe.train.seed)[1]
-    cap = length_cap(recipe.data.block_size, req.model.config)
-    enc = _encode(tokenizer, pairs, cap, "--block-size", req.log)
-    pick = sample_positions(len(enc.items), req.sample)
-    items = enc.items if pick is None else [enc.items[int(i)] for i in pick]
-    kind, ref = _reference_for_eval(req, tokenizer, recipe.dpo)
-    task = Preference(tokenizer.pad_token_id, recipe.dpo, kind, ref)
-    return EvalSetup(task, sorted(items, key=data.length), recipe.train.seed, {"skipped_longer_than_block": enc.skipped})
-
-
 def render(r: dict) -> str:
     if "exact_match" in r:
-        from ftkit.tasks.sft.generate import render as render_generation
-
         return render_generation(r)
     keys = ["model", "data", "pairs", "loss", *STATS, "skipped_longer_than_block"]
     w = max(len(k) for k in keys)
     return "\n".join(f"{k:<{w}}  {r[k]:,.4f}" if isinstance(r.get(k), float) else f"{k:<{w}}  {r.get(k)}" for k in keys)
 
 
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render)
+class PreferenceTuning(Family[data.Pairs]):
+    """Preference pairs -> the chat model (and its reference) -> prompt + chosen / rejected rows through the chat
+    template; evaluation scores held-out pairs, or (--generate) sft's generation evaluation."""
+
+    unit = "preference pairs (chosen and rejected rows in one batch), length-grouped"
+    eval_seed_from_recipe = True
+
+    def fit_tokenizer(self, recipe, tokenizer, training):
+        vocab = len(tokenizer)
+        tokenizer = set_template(tokenizer, recipe.dpo.chat_template, "dpo.chat_template")
+        if training and len(tokenizer) > vocab and recipe.finetune.strategy != "full":
+            raise UserError(f"dpo.chat_template {recipe.dpo.chat_template}: it adds {len(tokenizer) - vocab} tokens the "
+                            f"model does not have, whose embeddings would stay untrained under finetune.strategy "
+                            f"{recipe.finetune.strategy}")
+        return tokenizer
+
+    def evaluation(self, req):
+        if req.generate:
+            return generation_setup(req, self.fit_tokenizer(req.recipe, req.preprocessor, training=False))
+        return super().evaluation(req)
+
+    def read(self, source, recipe, key, log):
+        return data.load(source, recipe.dpo, key)
+
+    def split(self, run):  # read (and checked) before the model loads
+        return data.train_and_validation(run.recipe.data, run.recipe.dpo, run.recipe.train.seed)
+
+    def subset(self, rows, positions):
+        return rows.subset(positions)
+
+    def build(self, run):
+        model = build_model(run.recipe, run.tokenizer)
+        if len(run.tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(run.tokenizer))
+        if run.recipe.train.dropout is None:
+            _no_dropout(model)
+        return model, length_cap(run.recipe.data.block_size, model.config, run.log)
+
+    def recognise(self, run):
+        return length_cap(run.recipe.data.block_size, run.model.config)
+
+    def make_task(self, run, gold):
+        recipe, cfg = run.recipe, run.recipe.dpo
+        if not run.training:
+            kind, ref = _reference_for_eval(run.request, run.tokenizer, cfg)
+            return Preference(run.tokenizer.pad_token_id, cfg, kind, ref)
+        ref_model = None
+        if cfg.loss in REFERENCE_FREE:
+            reference = "none"
+        elif cfg.precompute_ref_logps:
+            reference = "cached"  # the log-probs are attached to the items once they are encoded (ready)
+        elif recipe.finetune.strategy in ("lora", "prefix", "prompt"):
+            reference = "adapter"
+        else:
+            ref_model = copy.deepcopy(run.model)
+            reference, run.frozen = "frozen", (ref_model,)
+        return Preference(run.tokenizer.pad_token_id, cfg, reference, ref_model, recipe.output_dir)
+
+    def encode(self, run, rows, part):
+        key = "data.block_size" if run.training else "--block-size"
+        enc = _encode(run.tokenizer, rows, run.head, key, run.log, part)
+        summary = {"skipped_longer_than_block": enc.skipped}
+        if part == "train":
+            summary = {"train_pairs": len(enc.items), **summary, "dialogue_continued_in_reply": rows.continued}
+        return Encoded(enc.items, "", summary if part != "validation" else {})
+
+    def ready(self, run):
+        if run.training and run.task.reference == "cached":
+            sets = [run.train_enc.items] + ([run.val_enc.items] if run.val_enc is not None else [])
+            attach(run.model, sets, Preference(run.tokenizer.pad_token_id, run.recipe.dpo, "none"), run.recipe, run.accelerator, run.log)
+
+    def describe(self, run):
+        cfg = run.recipe.dpo
+        said = {"none": "none (reference-free)", "cached": "log-probs computed once before training (cached)",
+                "adapter": "the model with its adapter disabled (no copy)",
+                "frozen": "a frozen copy of the starting model"}[run.task.reference]
+        return (f"dpo | loss {cfg.loss}, beta {cfg.beta:g}" + (f", gamma {cfg.gamma:g}" if cfg.loss == "simpo" else "")
+                + f" | reference: {said}",)
+
+    def order(self, run, items):
+        lengths = np.array([data.length(it) for it in items])
+        return lambda rng, batch: length_grouped_order(lengths, batch, rng)
+
+    def eval_order(self, run, items):
+        return sorted(items, key=data.length)
+
+    def seq_len(self, run):
+        lengths = [data.length(it) for it in run.train_enc.items + (run.val_enc.items if run.val_enc else [])]
+        return 2 * max(lengths)
+
+    render = staticmethod(render)
+
+
+SPEC = PreferenceTuning()

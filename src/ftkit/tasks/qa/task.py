@@ -9,16 +9,26 @@ feature, so 2 processes gather them as they are — and compute_metrics turns th
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Optional
 
+import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit import registry
 from ftkit.engine.task_api import TaskBase
+from ftkit.errors import UserError
+from ftkit.models.build import build_model as build
+from ftkit.models.build import count_parameters
+from ftkit.models.classifier import _quiet_transformers, input_names, length_cap
+from ftkit.tasks.family import Encoded, Family
+from ftkit.tasks.qa import data, features
 from ftkit.tasks.qa import metrics as squad
 from ftkit.tasks.qa.postprocess import answers
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, fresh_file, sample_positions, write_outputs
+from ftkit.tasks.spec import EvalRequest, fresh_file, write_outputs
 
 SIDE = ("feature", "ctx_start", "ctx_end", "cls_index")  # per-feature ints the task reads; never given to the model
 LABELS = ("start_positions", "end_positions")
@@ -131,30 +141,19 @@ class QuestionAnswering(TaskBase):
         return f"no answer overlaps a reference in {metrics['questions']:,} validation questions: F1 0"
 
 
-def _examples_note(name, examples, features) -> str:
-    from ftkit.tasks.qa import data
-
-    return f"{data.describe(name, examples)} -> {features.describe()}"
+def _examples_note(name, examples, feats) -> str:
+    return f"{data.describe(name, examples)} -> {feats.describe()}"
 
 
-def _encode(examples, tokenizer, model, qa, log=None, name: str = "data"):
-    from ftkit.models.classifier import input_names, length_cap
-    from ftkit.tasks.qa import features
-
+def _encode(examples, tokenizer, model, qa, log=None):
     cap = length_cap(qa.max_length, model.config, log)
     if qa.doc_stride >= cap:
-        from ftkit.errors import UserError
-
         raise UserError(f"qa.doc_stride {qa.doc_stride} must be less than the window of {cap} tokens (qa.max_length, capped by the model's positions)")
     return features.encode(examples.items, tokenizer, cap, qa.doc_stride, input_names(model, tokenizer))
 
 
 def build_model(recipe, tokenizer, log):
     """AutoModelForQuestionAnswering: a new model, or a pre-trained encoder with a new start/end head (qa_outputs)."""
-    from ftkit.models.build import build_model as build
-    from ftkit.models.build import count_parameters
-    from ftkit.models.classifier import _quiet_transformers
-
     with _quiet_transformers():
         model = build(recipe, tokenizer, "qa")
     _, total = count_parameters(model)
@@ -163,67 +162,9 @@ def build_model(recipe, tokenizer, log):
     return model
 
 
-def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    from ftkit.engine.batches import by_length, length_grouped
-    from ftkit.engine.loop import check_metric
-    from ftkit.tasks.qa import data
-    from ftkit.tasks.qa.features import check_tokenizer
-
-    qa = recipe.qa
-    tokenizer = check_tokenizer(tokenizer, "tokenizer" if recipe.tokenizer else "model.from_pretrained")
-    train, val = data.train_and_validation(recipe.data, qa, recipe.train.seed)
-    model = build_model(recipe, tokenizer, log)
-    train_f = _encode(train, tokenizer, model, qa, log, "train")
-    log(_examples_note("train", train, train_f))
-    eval_set, val_items = None, None
-    if val is not None:
-        val_f = _encode(val, tokenizer, model, qa)
-        log(_examples_note("validation", val, val_f))
-        eval_set, val_items = EvalSet(val, val_f), by_length(val_f.items)
-    task = QuestionAnswering(tokenizer.pad_token_id or 0, qa, eval_set)
-    check_metric(recipe.train, task)
-    log(f"qa | windows of {qa.max_length} tokens, stride {qa.doc_stride} | answers up to {qa.max_answer_length} tokens"
-        + (" | SQuAD v2 (no-answer questions)" if qa.version_2 else ""))
-    return Prepared(model, task, train_f.items, val_items, tokenizer, eval_seed=recipe.train.seed,
-                    order=length_grouped(train_f.items), seq_len=qa.max_length, unit="features (question + context windows), length-grouped",
-                    summary={"train_questions": len(train), "train_features": len(train_f.items),
-                             "train_answers_lost": train_f.lost, "train_offsets_repaired": train.repaired})
-
-
-def evaluation(req: EvalRequest) -> EvalSetup:
-    """SQuAD EM / F1 (v2: HasAns / NoAns, best threshold) of a question-answering model; `ftkit eval` also writes
-    the answers (predictions file)."""
-    from ftkit import registry
-    from ftkit.engine.batches import by_length
-    from ftkit.errors import UserError
-    from ftkit.tasks.qa import data
-    from ftkit.tasks.qa.features import check_tokenizer
-
-    if registry.infer(req.model.config.architectures) != "qa":
-        raise UserError(f"--model: {req.model_dir} is not a question-answering model; fine-tune one with `ftkit finetune --task qa`")
-    tokenizer = check_tokenizer(req.preprocessor, "--model")
-    recipe, qa = req.recipe, req.recipe.qa
-    if req.data is not None or req.split == "train":
-        source, key = (req.data, "--data") if req.data is not None else (recipe.data.train, "data.train")
-        examples = data.load(source, recipe.data, qa, key)
-    else:
-        examples = data.train_and_validation(recipe.data, qa, recipe.train.seed)[1]
-    pick = sample_positions(len(examples), req.sample)
-    if pick is not None:
-        examples = data.Examples([examples.items[i] for i in pick], examples.repaired)
-    feats = _encode(examples, tokenizer, req.model, qa)
-    req.log(_examples_note("data", examples, feats))
-    task = QuestionAnswering(tokenizer.pad_token_id or 0, qa, EvalSet(examples, feats))
-    items = by_length(feats.items) if req.sample is None else feats.items
-    return EvalSetup(task, items, 0, {"answers_lost": feats.lost}, _writer(req, task))
-
-
 def _writer(req: EvalRequest, task: QuestionAnswering):
     """After the metrics: the answers as {id: text} (the official scripts' predictions file) beside the model,
     never over an existing file."""
-    import json
-    from pathlib import Path
-
     def write(result: dict) -> None:
         stem = Path(req.data).stem if req.data else "validation"
         write_outputs(req, result, fresh_file(req.path, f"predictions-{stem}", ".json"),
@@ -250,21 +191,69 @@ def render(r: dict) -> str:
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 
 
-def corpus(recipe):
-    """What a new tokenizer trains on: every distinct context and every question."""
-    import datasets
+class ExtractiveQA(Family[data.Examples]):
+    """Question + context examples -> a start / end head -> windows of question and context (offsets kept); the
+    evaluation questions and their windows go to the Task, which turns logits into answers."""
 
-    from ftkit.tasks.qa import data
+    unit = "features (question + context windows), length-grouped"
 
-    ex = data.load(recipe.data.train, recipe.data, recipe.qa, "data.train")
-    texts = list(dict.fromkeys(e.context for e in ex.items)) + [e.question for e in ex.items]
-    return datasets.Dataset.from_dict({recipe.data.text_column: texts})
+    def fit_tokenizer(self, recipe, tokenizer, training):
+        return features.check_tokenizer(tokenizer, ("tokenizer" if recipe.tokenizer else "model.from_pretrained") if training else "--model")
+
+    def read(self, source, recipe, key, log):
+        return data.load(source, recipe.data, recipe.qa, key)
+
+    def split(self, run):
+        return data.train_and_validation(run.recipe.data, run.recipe.qa, run.recipe.train.seed)
+
+    def subset(self, rows, positions):
+        return data.Examples([rows.items[i] for i in positions], rows.repaired)
+
+    def build(self, run):
+        return build_model(run.recipe, run.tokenizer, run.log), None
+
+    def recognise(self, run):
+        if registry.infer(run.model.config.architectures) != "qa":
+            raise UserError(f"--model: {run.request.model_dir} is not a question-answering model; fine-tune one with `ftkit finetune --task qa`")
+
+    def make_task(self, run, gold):
+        return QuestionAnswering(run.tokenizer.pad_token_id or 0, run.recipe.qa)
+
+    def encode(self, run, rows, part):
+        feats = _encode(rows, run.tokenizer, run.model, run.recipe.qa, run.log if part == "train" else None)
+        summary = {"train_questions": len(rows), "train_features": len(feats.items), "train_answers_lost": feats.lost,
+                   "train_offsets_repaired": rows.repaired} if part == "train" else {"answers_lost": feats.lost}
+        return Encoded(feats.items, _examples_note(part, rows, feats), summary if part != "validation" else {}, feats)
+
+    def ready(self, run):
+        if run.val_enc is not None:  # the questions the Task answers at each evaluation
+            run.task.eval_set = EvalSet(run.val, run.val_enc.raw)
+
+    def describe(self, run):
+        qa = run.recipe.qa
+        return (f"qa | windows of {qa.max_length} tokens, stride {qa.doc_stride} | answers up to {qa.max_answer_length} "
+                f"tokens" + (" | SQuAD v2 (no-answer questions)" if qa.version_2 else ""),)
+
+    def seq_len(self, run):
+        return run.recipe.qa.max_length
+
+    def finish(self, run):
+        return _writer(run.request, run.task)
+
+    @staticmethod
+    def corpus(recipe):
+        """What a new tokenizer trains on: every distinct context and every question."""
+        ex = data.load(recipe.data.train, recipe.data, recipe.qa, "data.train")
+        texts = list(dict.fromkeys(e.context for e in ex.items)) + [e.question for e in ex.items]
+        return datasets.Dataset.from_dict({recipe.data.text_column: texts})
+
+    @staticmethod
+    def predict(req):
+        from ftkit.tasks.qa.predict import predict  # predict.py imports this module (QuestionAnswering)
+
+        return predict(req)
+
+    render = staticmethod(render)
 
 
-def _predict(req):
-    from ftkit.tasks.qa.predict import predict
-
-    return predict(req)
-
-
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render, corpus=corpus, predict=_predict)
+SPEC = ExtractiveQA()

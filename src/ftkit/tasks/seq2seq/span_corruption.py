@@ -22,11 +22,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ftkit.data import lm_blocks
 from ftkit.engine.batches import example_rngs
+from ftkit.engine.loop import check_metric
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
+from ftkit.models.build import build_model as build
+from ftkit.models.build import count_parameters
+from ftkit.tasks.family import TaskSpec
+from ftkit.tasks.lm.setup import tokenizer_key
 from ftkit.tasks.metrics import token_loss
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, sample_positions
 
 
 def noise_counts(length: int, density: float, mean_span: float) -> tuple[int, int]:
@@ -211,8 +217,6 @@ def _text_recipe(recipe, plan: Plan):
 
 
 def _blocks(recipe, plan: Plan, tokenizer, log):
-    from ftkit.data import lm_blocks
-
     return lm_blocks.cached_blocks(_text_recipe(recipe, plan), tokenizer, log)
 
 
@@ -230,9 +234,6 @@ def describe(plan: Plan) -> str:
 
 
 def build_model(recipe, tokenizer, log):
-    from ftkit.models.build import build_model as build
-    from ftkit.models.build import count_parameters
-
     model = build(recipe, tokenizer, "span-corruption")
     _, total = count_parameters(model)
     origin = "random weights" if recipe.model.model_type else f"from {recipe.model.from_pretrained}"
@@ -241,10 +242,6 @@ def build_model(recipe, tokenizer, log):
 
 
 def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    from ftkit.data import lm_blocks
-    from ftkit.engine.loop import check_metric
-    from ftkit.tasks.lm.setup import tokenizer_key
-
     key = tokenizer_key(recipe)
     span = recipe.span
     plan = Plan.fill(recipe.data.block_size, span.noise_density, span.mean_noise_span_length)

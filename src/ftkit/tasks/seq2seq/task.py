@@ -11,15 +11,31 @@ N processes score what 1 process does.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
+import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ftkit.engine.task_api import TaskBase
+from ftkit.errors import UserError
+from ftkit.models import encoder_decoder as ed
+from ftkit.models.anatomy import unwrap
+from ftkit.models.build import build_model as build
+from ftkit.models.build import check_model_path, count_parameters
+from ftkit.models.encoder_decoder import is_encoder_decoder
+from ftkit.paths import resolve_package_path
+from ftkit.tasks.family import Encoded, Family
+from ftkit.tasks.seq2seq import data
 from ftkit.tasks.seq2seq import metrics as gen_metrics
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, fresh_file, sample_positions, write_outputs
+from ftkit.tasks.seq2seq.encode import encode
+from ftkit.tasks.seq2seq.section import Seq2SeqSection
+from ftkit.tasks.spec import EvalRequest, fresh_file, write_outputs
+from ftkit.wording import with_article
 
 
 class Seq2Seq(TaskBase):
@@ -74,8 +90,6 @@ class Seq2Seq(TaskBase):
         to bf16 made evaluation 1.7x slower than fp32 (bench/seq2seq_vs_hf.py; run_translation generates in fp32)."""
         import contextlib
 
-        from ftkit.models.anatomy import unwrap
-
         g = self.s2s.generation
         eos = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else self.tokenizer.sep_token_id
         cpu = batch["input_ids"].device.type == "cpu"
@@ -123,17 +137,10 @@ def build_model(recipe, tokenizer, log):
     EncoderDecoderModel warm-started from two encoders; its special ids from the tokenizer."""
     from transformers import AutoConfig
 
-    from ftkit.errors import UserError
-    from ftkit.models import encoder_decoder as ed
-    from ftkit.models.build import build_model as build
-    from ftkit.models.build import check_model_path, count_parameters
-    from ftkit.wording import with_article
-
     m, s2s = recipe.model, recipe.seq2seq
     if s2s.warm_start_decoder is not None:
         if m.from_pretrained is None:
             raise UserError("seq2seq.warm_start_decoder: warm starting needs model.from_pretrained (the encoder checkpoint)")
-        from ftkit.paths import resolve_package_path
 
         enc = check_model_path(m.from_pretrained)
         dec = check_model_path(resolve_package_path(s2s.warm_start_decoder, "seq2seq.warm_start_decoder"), "seq2seq.warm_start_decoder")
@@ -196,71 +203,9 @@ def _positions(recipe) -> dict:
     return {}
 
 
-def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    from ftkit.engine.batches import by_length, length_grouped
-    from ftkit.engine.loop import check_metric
-    from ftkit.tasks.seq2seq import data
-    from ftkit.tasks.seq2seq.encode import encode
-
-    s2s = recipe.seq2seq
-    train, val = data.train_and_validation(recipe.data, s2s, recipe.train.seed)
-    model = build_model(recipe, tokenizer, log)
-    s2s = fit_positions(s2s, model.config, log)
-    start = model.config.decoder_start_token_id
-    enc_train = encode(train, tokenizer, s2s, start, train=True)
-    log(f"{enc_train.describe('train')} from {train.origin}")
-    val_items, refs = None, None
-    if val is not None:
-        enc_val = encode(val, tokenizer, s2s, start, train=False)
-        log(f"{enc_val.describe('validation')} from {val.origin}")
-        val_items, refs = by_length(enc_val.items), val.targets
-    task = Seq2Seq(tokenizer, s2s, start, refs)
-    check_metric(recipe.train, task)
-    g = s2s.generation
-    log(f"seq2seq | sources up to {s2s.max_source_length} tokens, targets up to {s2s.max_target_length} | evaluation: "
-        f"{'greedy' if g.num_beams == 1 else f'beam search ({g.num_beams} beams)'}, up to {g.max_new_tokens} new tokens, "
-        f"{gen_metrics.signature(s2s.metric, s2s.lowercase_metric)}")
-    return Prepared(model, task, enc_train.items, val_items, tokenizer, order=length_grouped(enc_train.items),
-                    seq_len=s2s.max_source_length, unit="source -> target pairs, length-grouped",
-                    summary={"train_pairs_truncated": enc_train.truncated, "train_pairs_skipped": enc_train.skipped,
-                             "metric_signature": gen_metrics.signature(s2s.metric, s2s.lowercase_metric)})
-
-
-def evaluation(req: EvalRequest) -> EvalSetup:
-    """Loss and BLEU / chrF (or ROUGE) of generated outputs on a file or the recipe's validation data; the outputs
-    are written beside the model (or to --generations)."""
-    from ftkit.engine.batches import by_length
-    from ftkit.errors import UserError
-    from ftkit.models.encoder_decoder import is_encoder_decoder
-    from ftkit.tasks.seq2seq import data
-    from ftkit.tasks.seq2seq.encode import encode
-
-    if not is_encoder_decoder(req.model.config):
-        raise UserError(f"--model: {req.model_dir} is not an encoder-decoder model; fine-tune one with `ftkit finetune --task seq2seq`")
-    recipe = req.recipe
-    s2s = fit_positions(recipe.seq2seq, req.model.config)
-    if req.data is not None or req.split == "train":
-        source, key = (req.data, "--data") if req.data is not None else (recipe.data.train, "data.train")
-        pairs = data.load(source, recipe.data, s2s, key)
-    else:
-        pairs = data.train_and_validation(recipe.data, s2s, recipe.train.seed)[1]
-    pick = sample_positions(len(pairs), req.sample)
-    if pick is not None:
-        pairs = pairs.subset(pick)
-    start = req.model.config.decoder_start_token_id
-    enc = encode(pairs, req.preprocessor, s2s, start, train=False)
-    req.log(f"{enc.describe('data')} from {pairs.origin}")
-    task = Seq2Seq(req.preprocessor, s2s, start, pairs.targets)
-    extras = {"pairs": len(pairs), "signature": gen_metrics.signature(s2s.metric, s2s.lowercase_metric)}
-    return EvalSetup(task, by_length(enc.items), 0, extras, _writer(req, task, pairs))
-
-
 def _writer(req: EvalRequest, task: Seq2Seq, pairs):
     """After the metrics: one JSON line per example {source, reference, prediction}, in the data's order, beside the
     model (or at --generations), never over an existing file."""
-    import json
-    from pathlib import Path
-
     def write(result: dict) -> None:
         if req.generations:
             path = Path(req.generations)
@@ -287,21 +232,77 @@ def render(r: dict) -> str:
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 
 
-def corpus(recipe):
-    """What a new tokenizer trains on: both sides of the training pairs (one joint vocabulary, as T5 and the
-    Transformer's shared source-target BPE), the prefix left out."""
-    import datasets
-
-    from ftkit.tasks.seq2seq import data
-
-    pairs = data.load(recipe.data.train, recipe.data, recipe.seq2seq, "data.train")
-    return datasets.Dataset.from_dict({recipe.data.text_column: pairs.sources + pairs.targets})
+@dataclass(frozen=True)
+class Head:
+    s2s: Seq2SeqSection  # the recipe's section, its lengths within the model's positions
+    start: int  # decoder_start_token_id
 
 
-def _predict(req):
-    from ftkit.tasks.seq2seq.predict import predict
+class Sequence2Sequence(Family[data.Pairs]):
+    """Source -> target pairs -> an encoder-decoder -> encoded pairs; evaluation generates, and scores the texts."""
 
-    return predict(req)
+    unit = "source -> target pairs, length-grouped"
+
+    def read(self, source, recipe, key, log):
+        return data.load(source, recipe.data, recipe.seq2seq, key)
+
+    def split(self, run):
+        return data.train_and_validation(run.recipe.data, run.recipe.seq2seq, run.recipe.train.seed)
+
+    def subset(self, rows, positions):
+        return rows.subset(positions)
+
+    def build(self, run):
+        model = build_model(run.recipe, run.tokenizer, run.log)
+        return model, Head(fit_positions(run.recipe.seq2seq, model.config, run.log), model.config.decoder_start_token_id)
+
+    def recognise(self, run):
+        if not is_encoder_decoder(run.model.config):
+            raise UserError(f"--model: {run.request.model_dir} is not an encoder-decoder model; fine-tune one with `ftkit finetune --task seq2seq`")
+        return Head(fit_positions(run.recipe.seq2seq, run.model.config), run.model.config.decoder_start_token_id)
+
+    def make_task(self, run, gold):
+        return Seq2Seq(run.tokenizer, run.head.s2s, run.head.start, gold.targets if gold is not None else None)
+
+    def encode(self, run, rows, part):
+        enc = encode(rows, run.tokenizer, run.head.s2s, run.head.start, train=part == "train")
+        summary = {"train_pairs_truncated": enc.truncated, "train_pairs_skipped": enc.skipped} if part == "train" else {}
+        return Encoded(enc.items, f"{enc.describe(part)} from {rows.origin}", summary)
+
+    def describe(self, run):
+        s2s, g = run.head.s2s, run.head.s2s.generation
+        return (f"seq2seq | sources up to {s2s.max_source_length} tokens, targets up to {s2s.max_target_length} | evaluation: "
+                f"{'greedy' if g.num_beams == 1 else f'beam search ({g.num_beams} beams)'}, up to {g.max_new_tokens} new tokens, "
+                f"{gen_metrics.signature(s2s.metric, s2s.lowercase_metric)}",)
+
+    def seq_len(self, run):
+        return run.head.s2s.max_source_length
+
+    def summary(self, run):
+        s2s = run.head.s2s
+        return {"metric_signature": gen_metrics.signature(s2s.metric, s2s.lowercase_metric)}
+
+    def eval_extras(self, run):
+        s2s = run.head.s2s
+        return {"pairs": len(run.val), "signature": gen_metrics.signature(s2s.metric, s2s.lowercase_metric)}
+
+    def finish(self, run):
+        return _writer(run.request, run.task, run.val)
+
+    @staticmethod
+    def corpus(recipe):
+        """What a new tokenizer trains on: both sides of the training pairs (one joint vocabulary, as T5 and the
+        Transformer's shared source-target BPE), the prefix left out."""
+        pairs = data.load(recipe.data.train, recipe.data, recipe.seq2seq, "data.train")
+        return datasets.Dataset.from_dict({recipe.data.text_column: pairs.sources + pairs.targets})
+
+    @staticmethod
+    def predict(req):
+        from ftkit.tasks.seq2seq.predict import predict  # predict.py imports this module (Seq2Seq)
+
+        return predict(req)
+
+    render = staticmethod(render)
 
 
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render, corpus=corpus, predict=_predict)
+SPEC = Sequence2Sequence()

@@ -27,6 +27,12 @@ class Conversations:
     where: list[str]  # "FILE row N" of each, for errors
     source: str
 
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def subset(self, positions) -> "Conversations":
+        return Conversations([self.messages[i] for i in positions], [self.where[i] for i in positions], self.source)
+
 
 def _layout(data: DataSection, sft, columns: list[str], source: str) -> str:
     if data.format != "auto":
@@ -143,8 +149,4 @@ def train_and_validation(data: DataSection, sft, seed: int) -> tuple[Conversatio
     split = held_out(len(train.messages), data, seed)
     if split is None:
         return train, None
-    train_idx, val_idx = split
-
-    def pick(idx):
-        return Conversations([train.messages[i] for i in idx], [train.where[i] for i in idx], train.source)
-    return pick(train_idx), pick(val_idx)
+    return train.subset(split[0]), train.subset(split[1])

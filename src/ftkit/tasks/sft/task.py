@@ -14,21 +14,23 @@ from __future__ import annotations
 import inspect
 from typing import Optional
 
+import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ftkit.data.chat_tokens import encode, pack, set_template
 from ftkit.engine.batches import by_length, length_grouped
-from ftkit.engine.loop import check_metric
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.models.anatomy import unwrap
 from ftkit.models.build import build_model
 from ftkit.models.classifier import length_cap
+from ftkit.tasks.family import Encoded, Family
 from ftkit.tasks.metrics import token_loss
 from ftkit.tasks.sft import data as chat
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec, sample_positions
+from ftkit.tasks.sft.generate import generation_setup
+from ftkit.tasks.sft.generate import render as render_generation
 
 
 class ChatSFT(TaskBase):
@@ -114,47 +116,6 @@ def _describe(name: str, enc, cap: int) -> str:
     return f"{name}: {len(enc.items):,} conversations, {tokens:,} tokens, {trained:,} trained ({100 * trained / max(tokens, 1):.0f}%){skip}"
 
 
-def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    vocab = len(tokenizer)
-    tokenizer = _tokenizer(recipe, tokenizer)
-    if len(tokenizer) > vocab and recipe.finetune.strategy != "full":
-        raise UserError(f"sft.chat_template {recipe.sft.chat_template}: it adds {len(tokenizer) - vocab} tokens the model "
-                        f"does not have, whose embeddings would stay untrained under finetune.strategy "
-                        f"{recipe.finetune.strategy}; use finetune.strategy full, or a template of tokens the tokenizer has")
-    seed = recipe.train.seed
-    task = ChatSFT(tokenizer.pad_token_id, packed=recipe.sft.packing)
-    check_metric(recipe.train, task)
-    model = build_model(recipe, tokenizer)
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tokenizer))
-    cap = length_cap(recipe.data.block_size, model.config, log)
-    train_c, val_c = chat.train_and_validation(recipe.data, recipe.sft, seed)
-    train = encode(tokenizer, train_c, recipe.sft.train_on, cap)
-    if not train.items:
-        raise UserError(f"data.block_size: all {train.skipped:,} training examples are longer than {cap} tokens "
-                        f"(longest {train.max_length:,}); raise data.block_size")
-    log(_describe("train", train, cap))
-    val_items = None
-    if val_c is not None:
-        val = encode(tokenizer, val_c, recipe.sft.train_on, cap)
-        if not val.items:
-            raise UserError(f"data.block_size: all {val.skipped:,} validation examples are longer than {cap} tokens "
-                            f"(longest {val.max_length:,}); raise data.block_size")
-        log(_describe("validation", val, cap))
-        val_items = by_length(val.items)
-    items, order, unit = train.items, None, "conversations, length-grouped"
-    if recipe.sft.packing:  # packed once, in a seeded random order: blocks mix lengths as a packed corpus does
-        items = pack(train.items, cap, np.random.default_rng(seed).permutation(len(train.items)))
-        unit = f"packed blocks of <= {cap} tokens ({len(train.items):,} conversations)"
-        if val_items is not None:
-            val_items = pack(val_items, cap, np.arange(len(val_items)))
-    else:
-        order = length_grouped(items)
-    return Prepared(model, task, items, val_items, tokenizer, order=order, eval_seed=seed, unit=unit,
-                    summary={"train_conversations": len(train.items), "skipped_longer_than_block": train.skipped,
-                             "system_prompt": shared_system_prompt(train_c.messages)})
-
-
 def shared_system_prompt(conversations) -> Optional[str]:
     """The system turn every training conversation starts with (sft.system_prompt, or the same one in every row of
     messages data), else None: `ftkit chat` uses it by default, so the model is talked to as it was trained."""
@@ -162,38 +123,8 @@ def shared_system_prompt(conversations) -> Optional[str]:
     return first.pop() if len(first) == 1 else None
 
 
-def evaluation(req: EvalRequest) -> EvalSetup:
-    """Held-out loss / perplexity over the trained (assistant) tokens; with req.generate, greedy generation and
-    exact match of the extracted answers (tasks/sft_generate.py)."""
-
-    recipe = req.recipe
-    tokenizer = _tokenizer(recipe, req.preprocessor)
-    if req.generate:
-        from ftkit.tasks.sft.generate import generation_setup
-
-        return generation_setup(req, tokenizer)
-    if req.data is not None or req.split == "train":
-        convs = chat.load(req.data or recipe.data.train, recipe.data, recipe.sft, "--data" if req.data else "data.train")
-    else:
-        _, convs = chat.train_and_validation(recipe.data, recipe.sft, recipe.train.seed)
-
-    if len(tokenizer) > req.model.get_input_embeddings().weight.shape[0]:
-        raise UserError(f"sft.chat_template {recipe.sft.chat_template}: adds tokens {req.model_dir} does not have; "
-                        f"evaluate with the template the model was trained with")
-    cap = length_cap(recipe.data.block_size, req.model.config)
-    enc = encode(tokenizer, convs, recipe.sft.train_on, cap)
-    if not enc.items:
-        raise UserError(f"--block-size: all {enc.skipped:,} examples are longer than {cap} tokens (longest {enc.max_length:,})")
-    req.log(_describe("data", enc, cap))
-    pick = sample_positions(len(enc.items), req.sample)
-    items = enc.items if pick is None else [enc.items[int(i)] for i in pick]
-    return EvalSetup(ChatSFT(tokenizer.pad_token_id), by_length(items), 0, {"skipped_longer_than_block": enc.skipped})
-
-
 def render(r: dict) -> str:
     if "exact_match" in r:
-        from ftkit.tasks.sft.generate import render as render_generation
-
         return render_generation(r)
     keys = ["model", "data", "loss", "perplexity", "target_tokens", "skipped_longer_than_block"]
     w = max(len(k) for k in keys)
@@ -202,12 +133,88 @@ def render(r: dict) -> str:
 
 def corpus(recipe):
     """What a new tokenizer trains on: the contents of every turn of the training conversations."""
-    import datasets
-
-
     convs = chat.load(recipe.data.train, recipe.data, recipe.sft, "data.train")
     return datasets.Dataset.from_dict({recipe.data.text_column: ["\n".join(m["content"] for m in msgs)
                                                                  for msgs in convs.messages]})
 
 
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=render, corpus=corpus)
+class ChatFineTuning(Family[chat.Conversations]):
+    """Conversations -> the chat template's tokens, trained on the assistant turns (sft.train_on) -> a causal LM;
+    evaluation: held-out loss, or (--generate) generated replies scored (generate.py)."""
+
+    unit = "conversations, length-grouped"
+    eval_seed_from_recipe = False
+
+    def fit_tokenizer(self, recipe, tokenizer, training):
+        vocab = len(tokenizer)
+        tokenizer = set_template(tokenizer, recipe.sft.chat_template)
+        if training and len(tokenizer) > vocab and recipe.finetune.strategy != "full":
+            raise UserError(f"sft.chat_template {recipe.sft.chat_template}: it adds {len(tokenizer) - vocab} tokens the model "
+                            f"does not have, whose embeddings would stay untrained under finetune.strategy "
+                            f"{recipe.finetune.strategy}; use finetune.strategy full, or a template of tokens the tokenizer has")
+        return tokenizer
+
+    def evaluation(self, req):
+        if req.generate:
+            return generation_setup(req, self.fit_tokenizer(req.recipe, req.preprocessor, training=False))
+        return super().evaluation(req)
+
+    def read(self, source, recipe, key, log):
+        return chat.load(source, recipe.data, recipe.sft, key)
+
+    def split(self, run):
+        return chat.train_and_validation(run.recipe.data, run.recipe.sft, run.recipe.train.seed)
+
+    def subset(self, rows, positions):
+        return rows.subset(positions)
+
+    def build(self, run):
+        model = build_model(run.recipe, run.tokenizer)
+        if len(run.tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(run.tokenizer))
+        return model, length_cap(run.recipe.data.block_size, model.config, run.log)
+
+    def recognise(self, run):
+        if len(run.tokenizer) > run.model.get_input_embeddings().weight.shape[0]:
+            raise UserError(f"sft.chat_template {run.recipe.sft.chat_template}: adds tokens {run.request.model_dir} does not "
+                            f"have; evaluate with the template the model was trained with")
+        return length_cap(run.recipe.data.block_size, run.model.config)
+
+    def make_task(self, run, gold):
+        return ChatSFT(run.tokenizer.pad_token_id, packed=run.recipe.sft.packing and run.training)
+
+    def encode(self, run, rows, part):
+        cap = run.head
+        enc = encode(run.tokenizer, rows, run.recipe.sft.train_on, cap)
+        if not enc.items:
+            what = {"train": "training examples", "validation": "validation examples", "data": "examples"}[part]
+            raise UserError(f"{'data.block_size' if run.training else '--block-size'}: all {enc.skipped:,} {what} are longer "
+                            f"than {cap} tokens (longest {enc.max_length:,})" + ("; raise data.block_size" if run.training else ""))
+        summary = {"skipped_longer_than_block": enc.skipped} if part != "validation" else {}
+        if part == "train":
+            summary = {"train_conversations": len(enc.items), **summary, "system_prompt": shared_system_prompt(rows.messages)}
+        return Encoded(enc.items, _describe(part, enc, cap), summary)
+
+    def train_items(self, run):
+        items = run.train_enc.items
+        if run.recipe.sft.packing:  # packed once, in a seeded random order: blocks mix lengths as a packed corpus does
+            return pack(items, run.head, np.random.default_rng(run.recipe.train.seed).permutation(len(items)))
+        return items
+
+    def order(self, run, items):
+        return None if run.recipe.sft.packing else length_grouped(items)
+
+    def eval_order(self, run, items):
+        items = by_length(items)
+        return pack(items, run.head, np.arange(len(items))) if run.training and run.recipe.sft.packing else items
+
+    def unit_of(self, run):
+        if run.recipe.sft.packing:
+            return f"packed blocks of <= {run.head} tokens ({len(run.train_enc.items):,} conversations)"
+        return self.unit
+
+    render = staticmethod(render)
+    corpus = staticmethod(corpus)
+
+
+SPEC = ChatFineTuning()

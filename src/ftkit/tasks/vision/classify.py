@@ -13,9 +13,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ftkit.engine.loop import check_metric
+from ftkit.errors import UserError
+from ftkit.models import vision
+from ftkit.models.classifier import checkpoint_labels
+from ftkit.tasks.cls.report import confusion_png, render_table
 from ftkit.tasks.cls.task import SequenceClassification
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
-from ftkit.tasks.vision.pixels import pixel_batch
+from ftkit.tasks.family import TaskSpec
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, sample_positions
+from ftkit.tasks.vision import data as image_data
+from ftkit.tasks.vision.pixels import image_processor, pixel_batch
 
 
 class ImageClassification(SequenceClassification):
@@ -59,11 +66,6 @@ def one_channel_stats(stats):
 
 
 def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    from ftkit.engine.loop import check_metric
-    from ftkit.models import vision
-    from ftkit.tasks.vision import data as image_data
-    from ftkit.tasks.vision.pixels import image_processor
-
     size, stats, _ = vision.pretrained_info(recipe)
     data = image_data.load(recipe, True, size, one_channel_stats(stats), log)
     for note in data.notes:
@@ -89,12 +91,6 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
 
 
 def evaluation(req: EvalRequest) -> EvalSetup:
-    from ftkit.errors import UserError
-    from ftkit.models.classifier import checkpoint_labels
-    from ftkit.tasks.cls.report import confusion_png
-    from ftkit.tasks.spec import sample_positions
-    from ftkit.tasks.vision import data as image_data
-
     labels = checkpoint_labels(req.model.config, "image-cls")
     if labels is None:
         raise UserError(f"--model: {req.model_dir} is not an image classifier; fine-tune one with `ftkit finetune --task image-cls`")
@@ -119,13 +115,11 @@ def evaluation(req: EvalRequest) -> EvalSetup:
 
 
 def _render(result: dict) -> str:
-    from ftkit.tasks.cls.report import render_table
-
     return render_table(result)
 
 
 def _predict(req):
-    from ftkit.tasks.vision.predict import predict
+    from ftkit.tasks.vision.predict import predict  # predict.py imports this module (processor_settings)
 
     return predict(req)
 

@@ -21,9 +21,14 @@ import torch.nn.functional as F
 from ftkit.engine.batches import example_rngs
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
+from ftkit.models import vision
 from ftkit.models.anatomy import unwrap
-from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, TaskSpec
-from ftkit.tasks.vision.pixels import pixel_batch
+from ftkit.tasks.family import TaskSpec
+from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared
+from ftkit.tasks.vision import data as image_data
+from ftkit.tasks.vision.classify import one_channel_stats, processor_settings
+from ftkit.tasks.vision.mim_report import reconstructions
+from ftkit.tasks.vision.pixels import image_processor, pixel_batch
 
 
 def simmim_block(patch: int, size: int, mask_patch: int) -> int:
@@ -105,12 +110,6 @@ class MaskedImageModeling(TaskBase):
 
 
 def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
-    from ftkit.models import vision
-    from ftkit.tasks.vision import data as image_data
-    from ftkit.tasks.vision.classify import one_channel_stats
-    from ftkit.tasks.vision.mim_report import reconstructions
-    from ftkit.tasks.vision.pixels import image_processor
-
     size, stats, _ = vision.pretrained_info(recipe)
     data = image_data.load(recipe, False, size, one_channel_stats(stats), log)
     for note in data.notes:
@@ -141,10 +140,6 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
 
 def evaluation(req: EvalRequest) -> EvalSetup:
     from pathlib import Path
-
-    from ftkit.tasks.vision import data as image_data
-    from ftkit.tasks.vision.classify import one_channel_stats, processor_settings
-    from ftkit.tasks.vision.mim_report import reconstructions
 
     size, mean, std = processor_settings(req.preprocessor)
     recipe = req.recipe
