@@ -7,6 +7,8 @@ import os
 import re
 from typing import Optional
 
+from ftkit.errors import UserError
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 # `runs/` is where ftkit writes runs (recipes' output_dir): `runs/NAME` is a run, not the hub user "runs"
 _LOCAL_PREFIXES = (".", "/", "~", "runs/")
@@ -71,8 +73,6 @@ def resolve_package_path(path: str, key: str = "path") -> str:
         return path
     import importlib.util
 
-    from ftkit.errors import UserError
-
     package, _, inner = path[len(PACKAGE_SCHEME):].partition("/")
     if not package.isidentifier():
         raise UserError(f"{key}: '{path}': expected pkg://PACKAGE/sub/path with an importable package name")
@@ -106,8 +106,6 @@ def is_gguf(path) -> bool:
 
 def locate_gguf(path: str, key: str = "model.from_pretrained") -> str:
     """The GGUF file's absolute local path (a path or pkg://PACKAGE/file.gguf); missing: one line naming it."""
-    from ftkit.errors import UserError
-
     p = os.path.expanduser(resolve_package_path(path, key))
     if not os.path.isfile(p):
         raise UserError(missing(path, key, "GGUF file"))

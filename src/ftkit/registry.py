@@ -18,6 +18,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Optional
 
+from ftkit.errors import UserError
+
 PRETRAIN, FINETUNE = "pretrain", "finetune"
 
 
@@ -108,8 +110,6 @@ def entry(name: str) -> TaskEntry:
     try:
         return _BY_NAME[name]
     except KeyError:
-        from ftkit.errors import UserError
-
         raise UserError(f"task: '{name}' is not a task of ftkit; expected one of {', '.join(NAMES)}") from None
 
 

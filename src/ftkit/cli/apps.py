@@ -1,5 +1,8 @@
 """The Typer apps of the `ftkit` command line and what its commands share: options, the recipe loader, the log, and
-the launch options (declared once, here: `with_launch` gives them to every command that can run on many processes)."""
+the launch options (declared once, here: `with_launch` gives them to every command that can run on many processes).
+
+Each command imports its workflow (and ftkit's torch-side modules) when it runs, not here: `ftkit --help` and
+recipe checks start without torch (tests/workflows/test_gpt_cli.py asserts it)."""
 
 from __future__ import annotations
 

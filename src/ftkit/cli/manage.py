@@ -1,5 +1,8 @@
 """Commands that look after models, runs and recipes: `doctor`, `compress quantize|prune`, `export`, `runs`, `report`,
-`push`, `recipes list|new|show|validate|docs`."""
+`push`, `recipes list|new|show|validate|docs`.
+
+Each command imports its workflow (and ftkit's torch-side modules) when it runs, not here: `ftkit --help` and
+recipe checks start without torch (tests/workflows/test_gpt_cli.py asserts it)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Commands that train: `tokenize`, `pretrain`, `finetune` (on one process or, through Accelerate, many) and
-`compress distill`."""
+`compress distill`.
+
+Each command imports its workflow (and ftkit's torch-side modules) when it runs, not here: `ftkit --help` and
+recipe checks start without torch (tests/workflows/test_gpt_cli.py asserts it)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Commands that use a trained model: `eval`, `generate`, `predict`, `chat`."""
+"""Commands that use a trained model: `eval`, `generate`, `predict`, `chat`.
+
+Each command imports its workflow (and ftkit's torch-side modules) when it runs, not here: `ftkit --help` and
+recipe checks start without torch (tests/workflows/test_gpt_cli.py asserts it)."""
 
 from __future__ import annotations
 

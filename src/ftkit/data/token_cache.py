@@ -18,6 +18,8 @@ from typing import Iterable
 
 import numpy as np
 
+from ftkit.data.sources import resolve_files
+from ftkit.engine.progress import Progress
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
 
@@ -91,8 +93,6 @@ def cache_key(recipe: Recipe, tokenizer, split: str) -> str:
 
 
 def _local_files(spec) -> list[str]:
-    from ftkit.data.sources import resolve_files
-
     if spec is None:
         return []
     try:
@@ -124,8 +124,6 @@ def cached_stream(recipe: Recipe, tokenizer, split: str, ds_factory, log=print) 
             if not seen_text and any(t.strip() for t in texts):
                 seen_text.append(True)
             yield texts
-
-    from ftkit.engine.progress import Progress
 
     progress = Progress(len(ds) if hasattr(ds, "__len__") else None, f"encoding {split} rows", log)
     arr = encode_stream(tokenizer, batches(), recipe.data.add_eos, progress)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+from ftkit import registry
 from ftkit.errors import UserError
-from ftkit.paths import is_local, missing, resolve_package_path
+from ftkit.paths import is_gguf, is_local, locate_gguf, missing, not_found_note, resolve_package_path
 from ftkit.recipe.schema import Recipe, TokenizerSection
 
 
@@ -55,8 +56,6 @@ def sentinel(i: int) -> str:
 def specials_for(kind: str, task: str) -> Specials:
     """wordpiece: BERT's tokens; otherwise GPT's for a decoder, T5's for an encoder-decoder (the registry says which
     tasks are), RoBERTa's else."""
-    from ftkit import registry
-
     if kind == "wordpiece":
         return BERT
     entry = registry.entry(task)
@@ -220,8 +219,6 @@ def load_tokenizer(path: str, trust_remote_code: bool = False, key: str = "token
     recipe key that holds `path` in errors (model.from_pretrained when the model brings its tokenizer)."""
     from transformers import AutoTokenizer
 
-    from ftkit.paths import is_gguf, not_found_note
-
     if is_gguf(path):
         return _gguf_tokenizer(path, key)
     path = resolve_package_path(path, key)
@@ -239,8 +236,6 @@ def load_tokenizer(path: str, trust_remote_code: bool = False, key: str = "token
 def _gguf_tokenizer(path: str, key: str):
     """The tokenizer inside a GGUF file (vocabulary, merges, special tokens and chat template), as a fast tokenizer."""
     from transformers import AutoTokenizer
-
-    from ftkit.paths import locate_gguf
 
     f = locate_gguf(path, key)
     try:

@@ -6,6 +6,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from ftkit.engine.trackers import LOGS, resolve
+
 
 def bf16_supported() -> bool:
     if torch.cuda.is_available():
@@ -28,8 +30,6 @@ def make_accelerator(precision: str, project_dir: Optional[str] = None, seed: in
     project_dir (a run directory): their local files go under project_dir/logs."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
-
-    from ftkit.engine.trackers import LOGS, resolve
 
     if threads:
         torch.set_num_threads(threads)

@@ -7,7 +7,8 @@ from typing import Optional
 
 from ftkit import registry
 from ftkit.errors import UserError
-from ftkit.paths import is_gguf, is_local, locate_gguf, missing, resolve_package_path
+from ftkit.models import gguf
+from ftkit.paths import is_gguf, is_local, locate_gguf, missing, not_found_note, resolve_package_path
 from ftkit.recipe.schema import Recipe
 
 # RoBERTa-family position ids start after the padding index.
@@ -32,7 +33,6 @@ def load_saved(cls, path: str, key: str = "--model", **kwargs):
         return cls.from_pretrained(path, **kwargs)
     except Exception as e:  # safetensors, torch and transformers each raise their own types here
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        from ftkit.paths import not_found_note
 
         if not_found_note(path):
             raise UserError(f"{key}: {not_found_note(path)}: {first}") from None
@@ -127,8 +127,6 @@ def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, loading_i
     elif is_gguf(m.from_pretrained):
         if not registry.entry(task).decoder_only:
             raise UserError(f"model.from_pretrained: a GGUF file holds a causal LM; task {task} needs another model")
-        from ftkit.models import gguf
-
         def adjust(cfg) -> None:
             for key, value in m.config.items():
                 setattr(cfg, key, value)

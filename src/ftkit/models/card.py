@@ -15,7 +15,8 @@ from typing import Optional
 import yaml
 
 from ftkit import registry
-from ftkit.paths import PACKAGE_SCHEME, is_local
+from ftkit.engine.curves import COUNTS
+from ftkit.paths import PACKAGE_SCHEME, is_local, resolve_package_path
 from ftkit.wording import metric, rate
 
 CARD = "README.md"
@@ -47,7 +48,6 @@ def _base_license(base: Optional[str]) -> Optional[str]:
     """The license the base model declares: its local card's metadata, or a GGUF file's general.license."""
     if not base:
         return None
-    from ftkit.paths import resolve_package_path
 
     try:
         path = Path(resolve_package_path(base))
@@ -76,8 +76,6 @@ def _base_license(base: Optional[str]) -> Optional[str]:
 
 def _scalars(metrics: Optional[dict]) -> dict:
     """The scores among a run's metrics (not what the evaluation counted: engine/curves.COUNTS)."""
-    from ftkit.engine.curves import COUNTS
-
     return {k: v for k, v in (metrics or {}).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in COUNTS}
 

@@ -14,6 +14,7 @@ import inspect
 from typing import Optional
 
 from ftkit import registry
+from ftkit.models.anatomy import unwrap
 from ftkit.models.build import _POSITION_OFFSET, build_model, check_model_path, count_parameters
 from ftkit.recipe.schema import Recipe
 
@@ -104,8 +105,6 @@ def reset_head(model) -> list[str]:
 
 def input_names(model, tokenizer) -> list[str]:
     """The tokenizer outputs the model takes: token_type_ids only where the model has segment embeddings."""
-    from ftkit.models.anatomy import unwrap
-
     accepted = inspect.signature(unwrap(model).forward).parameters  # a peft wrapper passes them on
     names = [n for n in tokenizer.model_input_names if n in accepted]
     if "token_type_ids" in names and getattr(model.config, "type_vocab_size", 2) < 2:

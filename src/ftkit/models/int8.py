@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ftkit.errors import UserError
+from ftkit.models.build import auto_class
 
 FILE = "model.int8.safetensors"
 INFO = "quantization.json"
@@ -132,8 +133,6 @@ def load_quantized(path: str, task: str, key: str = "--model"):
     """Rebuild an int8 model saved by `save_quantized` (the quantized engine of this machine runs it)."""
     from safetensors.torch import load_file
     from transformers import AutoConfig
-
-    from ftkit.models.build import auto_class
 
     check_backend()
     info = json.loads(Path(path, INFO).read_text())

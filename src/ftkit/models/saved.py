@@ -19,11 +19,18 @@ import yaml
 
 from ftkit import registry
 from ftkit.errors import UserError
+from ftkit.models import gguf
 from ftkit.models.build import auto_class, check_model_path, count_parameters, load_saved
+from ftkit.models.classifier import _quiet_transformers
 from ftkit.models.int8 import INFO as INT8_INFO
 from ftkit.models.int8 import load_quantized
-from ftkit.models.strategy import BASE_CONFIG, BASE_LOCATION  # what save_weights writes next to an adapter
-from ftkit.paths import is_gguf
+from ftkit.models.strategy import (  # what save_weights writes next to an adapter
+    BASE_CONFIG,
+    BASE_LOCATION,
+    accept_prefix_cache,
+    is_peft,
+)
+from ftkit.paths import is_gguf, resolve_package_path
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -38,8 +45,6 @@ def kind(path: str) -> str:
 
 def check_dir(model_dir: str, key: str = "--model") -> str:
     """The directory's local path; adapters have no config.json of their own, so they are checked here."""
-    from ftkit.paths import resolve_package_path
-
     path = os.path.expanduser(resolve_package_path(model_dir, key))
     if os.path.isfile(os.path.join(path, "trainer_state.json")) and not os.path.isfile(os.path.join(path, "config.json")):
         run = Path(path).resolve().parent.parent  # RUN/checkpoints/step-N
@@ -71,8 +76,6 @@ def load_config(path: str, key: str = "--model"):
 
 def base_path(path: str, key: str = "--model") -> str:
     """Where an adapter's base model is: adapter_config.json's base_model_name_or_path, else its recipe's model."""
-    from ftkit.paths import resolve_package_path
-
     base = json.loads(Path(path, ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
     if is_gguf(base) and os.path.isfile(base):  # an adapter of a GGUF model (models/gguf.py)
         return base
@@ -141,27 +144,19 @@ def _load_model(path: str, task: str, key: str = "--model"):
     if k == "int8":
         return load_quantized(path, task, key).eval()
     if k == "plain" and is_gguf(path) and os.path.isfile(path):  # a GGUF file: a starting point scored with --recipe
-        from ftkit.models import gguf
-
         return gguf.load_model(path, key).eval()
     if k == "plain":
         return load_saved(auto_class(task, load_config(path, key)), path, key).eval()
     from peft import PeftModel
 
-    from ftkit.models.classifier import _quiet_transformers
-
     base = base_path(path, key)
     if is_gguf(base):
-        from ftkit.models import gguf
-
         model = gguf.load_model(base, f"{key} (base model)")
     else:
         with _quiet_transformers():  # the head's weights come from the adapter (modules_to_save), not the base
             model = load_saved(auto_class(task), base, f"{key} (base model)", config=load_config(path, key))
     if registry.entry(task).peft_task_type == "SEQ_CLS" and \
             json.loads(Path(path, ADAPTER_CONFIG).read_text()).get("peft_type") == "PREFIX_TUNING":
-        from ftkit.models.strategy import accept_prefix_cache
-
         accept_prefix_cache(model)
     try:
         return PeftModel.from_pretrained(model, path).eval()
@@ -185,8 +180,6 @@ def load_preprocessor(path: str, task: str, key: str = "--model"):
 def for_generation(model):
     """A LoRA adapter folded into its base for generating (peft's per-layer adapter calls dominate a decode step
     of a small model); other models as they are. The adapter on disk is untouched."""
-    from ftkit.models.strategy import is_peft
-
     if is_peft(model) and str(getattr(model.active_peft_config, "peft_type", "")).endswith("LORA"):
         return model.merge_and_unload()
     return model

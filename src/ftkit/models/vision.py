@@ -13,8 +13,8 @@ import os
 from typing import Optional
 
 from ftkit.errors import UserError
-from ftkit.models.build import check_model_path, config_of, count_parameters, set_dropout
-from ftkit.models.classifier import _quiet_transformers, build_classifier
+from ftkit.models.build import check_model_path, config_of, count_parameters, load_saved, set_dropout
+from ftkit.models.classifier import _quiet_transformers, build_classifier, head_config
 from ftkit.recipe.schema import Recipe
 
 CHANNELS = 3
@@ -91,9 +91,6 @@ def from_mae(recipe: Recipe, labels: list[str], log=print):
     """A ViTForImageClassification holding the encoder of an MAE checkpoint and a new head (logged: what loaded)."""
     from transformers import AutoConfig, ViTConfig, ViTForImageClassification
 
-    from ftkit.models.build import load_saved
-    from ftkit.models.classifier import head_config
-
     m = recipe.model
     path = check_model_path(m.from_pretrained)
     mae = AutoConfig.from_pretrained(path)
@@ -137,8 +134,6 @@ def mim_model(recipe: Recipe, size: int, log=print):
         _, total = count_parameters(model)
         log(f"model: new {type(model).__name__} ({total / 1e6:.2f}M parameters), random weights")
     else:
-        from ftkit.models.build import load_saved
-
         path = check_model_path(m.from_pretrained)
         _, _, model_type = pretrained_info(recipe)
         cls = AutoModelForPreTraining if model_type == "vit_mae" else AutoModelForMaskedImageModeling

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ftkit.errors import UserError
+from ftkit.paths import PACKAGE_SCHEME, is_local, missing
 from ftkit.recipe.schema import Recipe
 
 
@@ -52,8 +53,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), c
 
 def _check_inputs(recipe: Recipe, source: str, lines: dict) -> None:
     """One line for the first local input that is not there: `FILE:LINE: KEY: file not found: PATH`."""
-    from ftkit.paths import missing
-    from ftkit.recipe.inputs import missing_inputs
+    from ftkit.recipe.inputs import missing_inputs  # inputs.py imports the recipe package, whose __init__ imports this module
 
     try:
         absent = list(missing_inputs(recipe))
@@ -117,8 +117,6 @@ def portable(recipe: Recipe) -> Recipe:
     """The recipe with every local path made absolute: a run's recipe.yaml then works from any directory
     (`ftkit eval` without --data reads its validation data). Hub ids and pkg:// paths stay as they are."""
     import os
-
-    from ftkit.paths import PACKAGE_SCHEME, is_local
 
     def fix(path):
         if not isinstance(path, str) or path.startswith(PACKAGE_SCHEME) or not is_local(path):

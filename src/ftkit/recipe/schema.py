@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import Field, field_validator, model_validator
 
 from ftkit import registry
+from ftkit.paths import is_local
 from ftkit.recipe.fields import DELIMITER_HELP, DataFile, DataFiles, Section, check_delimiter  # noqa: F401 (re-exported)
 from ftkit.recipe.task_sections import SFT_LEGACY_KEYS, DistillSection, ElectraSection, ImageSection, MaskingSection, SftSection  # noqa: F401
 from ftkit.tasks.ner.section import LEGACY_DATA_KEYS as NER_LEGACY_KEYS
@@ -200,8 +201,6 @@ _TABLE_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 def _line_text(data: "DataSection") -> bool:
     """Is every training source a plain-text file read one example per line? (Decided from names: a table
     extension, or a missing path that reads as a hub id, means rows of documents; as data/sources.py reads them.)"""
-    from ftkit.paths import is_local
-
     if data.sample_by != "line":
         return False
     for e in [data.train] if isinstance(data.train, str) else data.train:

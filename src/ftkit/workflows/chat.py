@@ -11,10 +11,13 @@ import sys
 from pathlib import Path
 from typing import Optional, TextIO
 
+from ftkit import registry
+from ftkit.data.chat_tokens import prompt_ids, stop_ids
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.build import load_saved
 from ftkit.wording import with_article
+from ftkit.workflows import repetition
 
 HELP = "/reset starts a new conversation, /exit (or end of input) quits"
 # The repetition guard's defaults for chat replies (over the reply only: workflows/repetition.py). Measured on
@@ -68,9 +71,6 @@ class Session:
         import torch
         from transformers import AutoTokenizer
 
-        from ftkit import registry
-        from ftkit.workflows import repetition
-
         path = saved.check_dir(model_dir, "--model")
         task = saved.task_of(path)
         if task is not None and not registry.entry(task).generates:
@@ -102,9 +102,6 @@ class Session:
     def reply(self, text: str, out: Optional[TextIO] = None) -> str:
         """Add the user's turn, generate the assistant's (streamed to `out`), keep both in the conversation."""
         from transformers import LogitsProcessorList, TextStreamer
-
-        from ftkit.data.chat_tokens import prompt_ids, stop_ids
-        from ftkit.workflows import repetition
 
         self.messages.append({"role": "user", "content": text})
         ids = self.torch.tensor([prompt_ids(self.tokenizer, self.messages, "the conversation")])

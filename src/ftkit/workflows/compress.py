@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Optional
 
 from ftkit import registry
+from ftkit.compress import prune as p
+from ftkit.compress.prune import keep_pruned
 from ftkit.engine import rundir
 from ftkit.engine.accel import make_accelerator
 from ftkit.engine.batches import eval_batches, log_sample
@@ -24,9 +26,12 @@ from ftkit.engine.loop import evaluate
 from ftkit.engine.trackers import resolve as resolve_trackers
 from ftkit.errors import UserError
 from ftkit.models import card, saved
+from ftkit.models import int8 as q
 from ftkit.models.build import auto_class, load_saved
+from ftkit.recipe import load_recipe
 from ftkit.wording import with_article
 from ftkit.workflows import evaluate as evaluation
+from ftkit.workflows import train
 
 REPORT = "compression.json"
 
@@ -105,8 +110,6 @@ def quantize(model_dir: str, output: str, data: Optional[str] = None, batch_size
              max_batches: Optional[int] = None, log=print) -> dict:
     import torch
 
-    from ftkit.models import int8 as q
-
     path, task = source_model(model_dir, output)
     q.check_backend()
     b = bench(model_dir, path, task, data, batch_size, max_batches, log, make_accelerator("fp32"))
@@ -148,8 +151,6 @@ def importance_batches(b: Bench, n: int, batch_size: int, log) -> list:
 def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "global", heads: Optional[float] = None,
           finetune_steps: int = 0, lr: Optional[float] = None, data: Optional[str] = None, batch_size: int = 32,
           max_batches: Optional[int] = None, importance_batches_n: int = 8, log=print) -> dict:
-    from ftkit.compress import prune as p
-
     p.check_sparsity(sparsity)
     if heads is not None and not 0.0 < heads < 1.0:
         raise UserError(f"--heads: {heads} is outside (0, 1); expected the share of attention heads to remove, e.g. 0.25")
@@ -203,8 +204,6 @@ def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "glob
 
 def _finetune_recipe(path: str, output: str, steps: int, lr: Optional[float]):
     """The model's recipe, turned into a short full fine-tune of the pruned model into `output`."""
-    from ftkit.recipe import load_recipe
-
     over = [f"output_dir={output}", "model.model_type=null", f"model.from_pretrained={path}", f"train.max_steps={steps}",
             "train.eval_every=0", "finetune.strategy=full", "train.early_stopping_patience=null"] + ([f"train.lr={lr}"] if lr else [])
     recipe = load_recipe(Path(path, "recipe.yaml"), over)
@@ -213,9 +212,6 @@ def _finetune_recipe(path: str, output: str, steps: int, lr: Optional[float]):
 
 def _finetune_pruned(model, masks: dict, recipe, acc, log) -> dict:
     """A short fine-tune of the pruned model with its recipe's data and settings; pruned weights stay zero."""
-    from ftkit.compress.prune import keep_pruned
-    from ftkit.workflows import train
-
     prep = train.setup(recipe, acc, log=log)  # the recipe's task, data and batches; the model is the pruned one
     keep_pruned(model, masks)
     model.train()

@@ -11,9 +11,16 @@ student replaces the model and tasks/distill.py replaces the loss. The output is
 from __future__ import annotations
 
 from ftkit import registry
+from ftkit.compress.student import make_student
+from ftkit.engine.accel import make_accelerator
+from ftkit.engine.trackers import resolve as resolve_trackers
 from ftkit.errors import UserError
+from ftkit.models.build import check_model_path
 from ftkit.recipe.schema import Recipe
+from ftkit.tasks.distill import Distillation
+from ftkit.tasks.spec import quiet
 from ftkit.wording import with_article
+from ftkit.workflows import train
 
 
 def check(recipe: Recipe) -> None:
@@ -35,8 +42,6 @@ def check_teacher(recipe: Recipe):
     """The teacher must already be a model of the recipe's task (a classifier for cls, a causal LM for clm)."""
     from transformers import AutoConfig
 
-    from ftkit.models.build import check_model_path
-
     config = AutoConfig.from_pretrained(check_model_path(recipe.model.from_pretrained))
     if recipe.task not in registry.candidates(config.architectures):
         entry = registry.entry(recipe.task)
@@ -48,13 +53,6 @@ def check_teacher(recipe: Recipe):
 def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print) -> dict:
     """The recipe's training run (train.setup builds the teacher as its model), with the student and the
     distillation loss passed in explicitly."""
-    from ftkit.compress.student import make_student
-    from ftkit.engine.accel import make_accelerator
-    from ftkit.engine.trackers import resolve as resolve_trackers
-    from ftkit.tasks.distill import Distillation
-    from ftkit.tasks.spec import quiet
-    from ftkit.workflows import train
-
     check(recipe)
     config = check_teacher(recipe)  # as saved: building the model for the data could re-head it
     acc = make_accelerator(recipe.train.precision, recipe.output_dir, recipe.train.seed, recipe.train.threads,

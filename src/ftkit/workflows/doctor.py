@@ -6,6 +6,9 @@ import importlib.metadata as md
 import os
 import platform
 
+from ftkit import lockfile
+from ftkit.engine.accel import bf16_supported, resolve_precision
+
 PACKAGES = ("ftkit", "torch", "transformers", "datasets", "tokenizers", "accelerate", "evaluate", "peft",
             "safetensors", "tensorboard", "matplotlib", "scikit-learn", "deepspeed")
 ENV_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "ACCELERATE_USE_CPU",
@@ -23,15 +26,12 @@ def _version(name: str) -> str:
 def report() -> dict:
     import torch
 
-    from ftkit.engine.accel import bf16_supported, resolve_precision
-
     cuda = torch.cuda.is_available()
     devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []
     from accelerate.commands.config import default_config_file
 
     launch = ("MULTI_GPU over NCCL" if cuda else "MULTI_CPU over gloo (ftkit sets ACCELERATE_USE_CPU=1 and uses the "
               "multi-GPU launcher: accelerate's --cpu launcher would start only one process)")
-    from ftkit import lockfile
 
     return {
         "python": platform.python_version(), "platform": platform.platform(),

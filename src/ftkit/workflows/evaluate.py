@@ -20,7 +20,7 @@ from ftkit.engine.batches import eval_batches, log_sample
 from ftkit.engine.loop import evaluate
 from ftkit.errors import UserError
 from ftkit.models import saved
-from ftkit.recipe import load_recipe
+from ftkit.recipe import load_recipe, packaged, validate
 from ftkit.recipe.schema import Recipe
 from ftkit.tasks.spec import EvalRequest, EvalSetup
 from ftkit.wording import with_article
@@ -35,8 +35,6 @@ def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Opti
                 data_overrides: Optional[dict] = None, generate: bool = False, recipe: Optional[str] = None) -> Recipe:
     """The recipe whose data settings describe the evaluation data (`data_overrides`: data.* keys, or SECTION.KEY
     keys of a family section, for a file laid out otherwise): the model's own, or `recipe` (e.g. a fine-tuning recipe, to evaluate its starting point)."""
-    from ftkit.recipe import packaged, validate
-
     base = load_recipe(packaged.find(recipe)) if recipe else saved_recipe(model_dir)
     raw = base.model_dump() if base else {"output_dir": model_dir, "model": {"from_pretrained": model_dir},
                                           "data": {"train": data or ""}}
@@ -65,8 +63,6 @@ def model_task(path: str, model_dir: str, task: Optional[str], recipe: Optional[
     """--task, else the task the model was trained for (its recipe: a chat model and a GPT share an architecture),
     else the one its architecture names."""
     if task is None:
-        from ftkit.recipe import packaged
-
         base = load_recipe(packaged.find(recipe)) if recipe else saved_recipe(model_dir)
         task = registry.infer(saved.load_config(path).architectures, base.task if base is not None else None)
         if task is None and base is not None:  # a config without architectures: the recipe says

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
+from ftkit.data.tokenizer import load_tokenizer
 from ftkit.engine import rundir
 from ftkit.errors import UserError
-from ftkit.models import card, saved
+from ftkit.models import card, gguf, saved
 from ftkit.models.build import load_saved
 from ftkit.wording import with_article
 
@@ -55,9 +56,6 @@ def run(model_dir: str, output: str, merge: bool, log=print) -> Path:
 def from_gguf(path: str, output: str, log=print) -> Path:
     """A GGUF file as a safetensors directory: model (dequantized, fp32), tokenizer with its chat template, and
     generation config (its stop tokens), which transformers loads without the gguf package."""
-    from ftkit.data.tokenizer import load_tokenizer
-    from ftkit.models import gguf
-
     rundir.check(output, resume=False, overwrite=False)
     tokenizer = load_tokenizer(path, key="--from-gguf")
     model = gguf.load_model(path, "--from-gguf")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.build import load_saved
+from ftkit.tasks.seq2seq.predict import settings, translate
+from ftkit.tasks.spec import PredictRequest
 from ftkit.wording import with_article
 from ftkit.workflows.chat import generation_options
+from ftkit.workflows.evaluate import saved_recipe
 from ftkit.workflows.repetition import check as check_guard
 
 
@@ -19,8 +23,6 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     `ftkit chat` turns the penalty on)."""
     import torch
     from transformers import AutoTokenizer, set_seed
-
-    from ftkit import registry
 
     path = saved.check_dir(model_dir, "--model")
     task = saved.task_of(path)
@@ -68,10 +70,6 @@ def _encoder_decoder(model_dir: str, path: str, task: str, prompt: str, num_samp
     """An encoder-decoder's output for the prompt, decoded as its generation_config.json says (greedy or beam
     search: deterministic, so the samples repeat one output; the sampling options do not apply)."""
     from transformers.utils import logging as hf_logging
-
-    from ftkit.tasks.seq2seq.predict import settings, translate
-    from ftkit.tasks.spec import PredictRequest
-    from ftkit.workflows.evaluate import saved_recipe
 
     if not prompt.strip():
         raise UserError("--prompt: an encoder-decoder writes its output for a source text; give one with --prompt")

@@ -13,9 +13,13 @@ import os
 import time
 from pathlib import Path
 
+from ftkit.data import gguf_vocab
+from ftkit.data.chat_tokens import stop_ids
 from ftkit.errors import UserError
-from ftkit.models import saved
+from ftkit.models import gguf_write, saved
 from ftkit.models.build import load_saved
+from ftkit.workflows import modelfile
+from ftkit.workflows.chat import REPETITION_PENALTY, Session, run_system_prompt
 
 
 def _targets(output: str) -> tuple[Path, Path]:
@@ -31,8 +35,6 @@ def _targets(output: str) -> tuple[Path, Path]:
 
 def sampling_defaults(generation_config) -> dict:
     """The run's own sampling settings when its generation config samples, else what `ftkit chat` uses."""
-    from ftkit.workflows.chat import REPETITION_PENALTY, Session
-
     gc = generation_config
     if gc is not None and getattr(gc, "do_sample", False):
         return {"temperature": gc.temperature, "top_p": gc.top_p, "top_k": gc.top_k,
@@ -58,12 +60,6 @@ def _load(path: str, key: str, log):
 
 def run(model_dir: str, output: str, type_name: str = "f16", log=print) -> Path:
     from transformers import AutoTokenizer
-
-    from ftkit.data import gguf_vocab
-    from ftkit.data.chat_tokens import stop_ids
-    from ftkit.models import gguf_write
-    from ftkit.workflows import modelfile
-    from ftkit.workflows.chat import run_system_prompt
 
     key = "--model"
     if type_name not in gguf_write.TYPES:

@@ -16,6 +16,7 @@ from ftkit.errors import PartialFailure, UserError
 from ftkit.models import saved
 from ftkit.tasks.spec import PredictRequest, Skipped
 from ftkit.wording import with_article
+from ftkit.workflows.evaluate import saved_recipe
 
 
 def run(model_dir: str, source=None, text_column: Optional[str] = None,
@@ -23,8 +24,6 @@ def run(model_dir: str, source=None, text_column: Optional[str] = None,
         all_scores: bool = False, stdin=None, fmt: str = "auto", encoding: Optional[str] = None,
         delimiter: Optional[str] = None, context: Optional[str] = None) -> Iterator:
     from transformers.utils import logging as hf_logging
-
-    from ftkit.workflows.evaluate import saved_recipe
 
     hf_logging.disable_progress_bar()
     path = saved.check_dir(model_dir, "--model")

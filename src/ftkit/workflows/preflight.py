@@ -13,10 +13,11 @@ from typing import Optional
 from ftkit import registry
 from ftkit.data import sources
 from ftkit.engine import rundir
+from ftkit.engine.checkpoint_weights import unfit
 from ftkit.errors import UserError
 from ftkit.models.build import check_model_path
 from ftkit.paths import is_local, missing, resolve_package_path
-from ftkit.recipe import dump_recipe
+from ftkit.recipe import dump_recipe, validate
 from ftkit.recipe.load import portable
 from ftkit.recipe.schema import Recipe
 from ftkit.tasks.vision import sources as image_sources
@@ -81,8 +82,6 @@ def check_resume(recipe: Recipe) -> None:
 
 def comparable(raw: dict) -> dict:
     """A saved recipe.yaml with its paths made absolute (one that no longer validates: as it is)."""
-    from ftkit.recipe import validate
-
     try:
         return portable(validate(raw, source="recipe.yaml")).model_dump(mode="json")
     except UserError:
@@ -103,8 +102,6 @@ def check_checkpoint_fits(output_dir: str, model) -> None:
     """Before resuming: the latest checkpoint's weights must have this model's names and shapes; one that holds only
     the trainable weights needs the frozen base the run trained on (engine/checkpoint_weights.py)."""
     from safetensors import safe_open
-
-    from ftkit.engine.checkpoint_weights import unfit
 
     ckpt = rundir.latest_checkpoint(Path(output_dir))
     if ckpt is None:

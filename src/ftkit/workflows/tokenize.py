@@ -8,8 +8,9 @@ from pathlib import Path
 
 from ftkit import registry
 from ftkit.data import sources, token_cache
+from ftkit.data.lm_blocks import cached_blocks
 from ftkit.data.tokenizer import load_tokenizer, save_tokenizer, sentinel, text_batches, train_from_recipe
-from ftkit.data.tokenizer_source import write_settings
+from ftkit.data.tokenizer_source import default_corpus, write_settings
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
 
@@ -18,8 +19,6 @@ STATS_SAMPLE_BYTES = 20_000_000
 
 def training_corpus(recipe: Recipe):
     """The rows a tokenizer trains on: the task's own text corpus (SPEC.corpus, e.g. ner's sentences), else data.train."""
-    from ftkit.data.tokenizer_source import default_corpus
-
     corpus = registry.spec(recipe.task).corpus
     return corpus(recipe) if corpus is not None else default_corpus(recipe)
 
@@ -59,7 +58,5 @@ def run(recipe: Recipe, encode: bool = False, overwrite: bool = False, log=print
         log(f"tokenizer.extra_ids: {cfg.extra_ids} sentinel tokens, {sentinel(0)} = {first} down to "
             f"{sentinel(cfg.extra_ids - 1)} = {last}")
     if encode:
-        from ftkit.data.lm_blocks import cached_blocks
-
         cached_blocks(recipe, tok, log)
     return stats

@@ -27,7 +27,7 @@ from ftkit.models import card as model_card
 from ftkit.models.anatomy import activation_bytes, flops_per_token, unwrap
 from ftkit.models.build import count_parameters
 from ftkit.models.fast_paths import use_fast_paths
-from ftkit.models.strategy import apply_strategy, save_weights
+from ftkit.models.strategy import apply_strategy, save_weights, store_frozen_in
 from ftkit.recipe import dump_recipe
 from ftkit.recipe.load import portable
 from ftkit.recipe.schema import Recipe
@@ -66,8 +66,6 @@ def setup(recipe: Recipe, accelerator, resume: bool = False, overwrite: bool = F
     if recipe.finetune.strategy == "lora" and accelerator.mixed_precision == "bf16" and registry.entry(recipe.task).decoder_only \
             and accelerator.distributed_type.name != "FSDP":
         import torch
-
-        from ftkit.models.strategy import store_frozen_in
 
         n = store_frozen_in(prep.model, torch.bfloat16)
         log(f"finetune.strategy lora under bf16: the {n / 1e6:.1f}M frozen weights are kept in bf16")

@@ -6,7 +6,7 @@ sized to the training labels; accuracy, macro F1, MCC, per-class scores and the 
 
 def __getattr__(name: str):
     if name == "SPEC":
-        from ftkit.tasks.cls.task import SPEC
+        from ftkit.tasks.cls.task import SPEC  # on first use: importing the package stays torch-free
 
         return SPEC
     raise AttributeError(name)

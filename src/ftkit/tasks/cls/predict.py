@@ -21,14 +21,13 @@ from typing import Iterator
 from ftkit.data.inputs import CHUNK, TABLES, empty, lines, plain_inputs, table_inputs
 from ftkit.errors import UserError
 from ftkit.models.classifier import checkpoint_labels, input_names, length_cap
+from ftkit.recipe.schema import DataSection
 from ftkit.tasks.spec import PredictRequest
 
 
 def predict(req: PredictRequest) -> Iterator:
     """Yield one result per input: {"line" or "row": n, "label": name or None, "probability": p or None}."""
     import torch
-
-    from ftkit.recipe.schema import DataSection
 
     model, tokenizer, recipe, source, batch_size = req.model, req.preprocessor, req.recipe, req.source, req.batch_size
     labels = checkpoint_labels(model.config, "cls")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ftkit.data import lm_blocks
+from ftkit.engine.loop import check_metric
+from ftkit.models.build import build_model
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, sample_positions
 
 # (recipe, tokenizer, log, want_train) -> (train items or None, validation items or None)
@@ -12,10 +15,6 @@ Items = Callable[..., tuple]
 
 
 def prepare(recipe, tokenizer, accelerator, log, task, items: Items, stream_recipe=None, unit: str = "blocks of") -> Prepared:
-    from ftkit.data import lm_blocks
-    from ftkit.engine.loop import check_metric
-    from ftkit.models.build import build_model
-
     check_metric(recipe.train, task)  # before minutes of tokenizing
     with accelerator.main_process_first():  # the main process tokenizes and caches, the others read the cache
         train_items, val_items = items(recipe, tokenizer, log, True)

@@ -6,7 +6,7 @@ alignment with windows so every word is scored, entity-level P/R/F1 with conllev
 
 def __getattr__(name: str):
     if name == "SPEC":
-        from ftkit.tasks.ner.task import SPEC
+        from ftkit.tasks.ner.task import SPEC  # on first use: importing the package stays torch-free
 
         return SPEC
     raise AttributeError(name)

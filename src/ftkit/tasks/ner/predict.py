@@ -18,6 +18,7 @@ from ftkit.data.inputs import lines as input_lines
 from ftkit.data.sources import check_utf8, reading_encoding
 from ftkit.errors import UserError
 from ftkit.models.classifier import checkpoint_labels, input_names, length_cap
+from ftkit.models.strategy import is_peft
 from ftkit.tasks.ner.data import Tagged
 from ftkit.tasks.ner.items import WORDS_PER_SENTENCE, check_tokenizer, encode
 
@@ -30,8 +31,6 @@ def is_conll(source: Optional[str], fmt: str) -> bool:
 
 def _merged(model):
     """The pipeline wants a plain transformers model: LoRA adapters are folded in (in memory only)."""
-    from ftkit.models.strategy import is_peft
-
     return model.merge_and_unload() if is_peft(model) else model
 
 

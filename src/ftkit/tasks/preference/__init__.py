@@ -6,7 +6,7 @@ IPO, SimPO or ORPO; the reference is the base model with the adapter disabled (L
 
 def __getattr__(name: str):
     if name == "SPEC":
-        from ftkit.tasks.preference.task import SPEC
+        from ftkit.tasks.preference.task import SPEC  # on first use: importing the package stays torch-free
 
         return SPEC
     raise AttributeError(name)

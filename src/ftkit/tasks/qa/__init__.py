@@ -6,7 +6,7 @@ run_qa's post-processing, the official SQuAD v1.1 / v2 scores.
 
 def __getattr__(name: str):
     if name == "SPEC":
-        from ftkit.tasks.qa.task import SPEC
+        from ftkit.tasks.qa.task import SPEC  # on first use: importing the package stays torch-free
 
         return SPEC
     raise AttributeError(name)

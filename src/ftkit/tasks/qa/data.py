@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ftkit.data.sources import json_lines
+from ftkit.data.sources import json_lines, resolve_files
 from ftkit.data.splits import held_out
 from ftkit.errors import UserError
+from ftkit.paths import is_local
 
 
 @dataclass
@@ -144,9 +145,6 @@ def _hub(name: str, data, qa, key: str, out: Examples) -> None:
 
 def load(spec, data, qa, key: str) -> Examples:
     """Every question of `spec` (a file, a glob, a list of files or a hub dataset id)."""
-    from ftkit.data.sources import resolve_files
-    from ftkit.paths import is_local
-
     out = Examples()
     files = resolve_files(spec, key)
     if files is None:

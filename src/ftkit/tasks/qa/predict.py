@@ -15,7 +15,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator, Optional
 
+from ftkit.data.inputs import lines as input_lines
 from ftkit.errors import UserError
+from ftkit.models.classifier import input_names, length_cap
+from ftkit.tasks.qa.data import Example
+from ftkit.tasks.qa.features import check_tokenizer, encode
+from ftkit.tasks.qa.postprocess import answers
+from ftkit.tasks.qa.section import QaSection
+from ftkit.tasks.qa.task import QuestionAnswering
 
 CHUNK = 64  # questions answered together (a stream on stdin gets answers as it goes)
 
@@ -57,12 +64,6 @@ def answer_chunk(model, tokenizer, qa, rows: list[tuple[int, dict]], batch_size:
                  where: str) -> list[dict]:
     import torch
 
-    from ftkit.models.classifier import input_names, length_cap
-    from ftkit.tasks.qa.data import Example
-    from ftkit.tasks.qa.features import encode
-    from ftkit.tasks.qa.postprocess import answers
-    from ftkit.tasks.qa.task import QuestionAnswering
-
     examples = [Example(str(row.get("id", n)), row["question"], row["context"], [], f"{where}:{n}") for n, row in rows]
     feats = encode(examples, tokenizer, length_cap(qa.max_length, model.config), qa.doc_stride, input_names(model, tokenizer))
     task = QuestionAnswering(tokenizer.pad_token_id or 0, qa)
@@ -88,10 +89,6 @@ def answer_chunk(model, tokenizer, qa, rows: list[tuple[int, dict]], batch_size:
 
 
 def predict(req) -> Iterator[dict]:
-    from ftkit.data.inputs import lines as input_lines
-    from ftkit.tasks.qa.features import check_tokenizer
-    from ftkit.tasks.qa.section import QaSection
-
     tokenizer = check_tokenizer(req.preprocessor, "--model")
     qa = req.recipe.qa if req.recipe is not None else QaSection()
     encoding = req.encoding or (req.recipe.data.encoding if req.recipe is not None else "utf-8")

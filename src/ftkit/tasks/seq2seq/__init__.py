@@ -8,7 +8,7 @@ pre-training (task span-corruption: span_corruption.py, span_section.py, its own
 
 def __getattr__(name: str):
     if name == "SPEC":
-        from ftkit.tasks.seq2seq.task import SPEC
+        from ftkit.tasks.seq2seq.task import SPEC  # on first use: importing the package stays torch-free
 
         return SPEC
     raise AttributeError(name)

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ftkit.data.sources import resolve_files
 from ftkit.data.splits import held_out
 from ftkit.errors import UserError
+from ftkit.paths import is_local
 
 TABLES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 
@@ -121,8 +123,6 @@ def _entries(spec) -> list[tuple[str, Optional[int]]]:
 
 
 def _parallel(entries, data, key: str, out: Pairs) -> None:
-    from ftkit.data.sources import resolve_files
-
     if len(entries) != 2:
         raise UserError(f"{key}: {len(entries)} text file(s); parallel text is the list [SOURCE_FILE, TARGET_FILE] "
                         "(one sentence per line, line-aligned), or use jsonl/csv/parquet rows with "
@@ -160,9 +160,6 @@ def _hub(name: str, data, s2s, key: str, out: Pairs) -> None:
 def load(spec, data, s2s, key: str) -> Pairs:
     """Every pair of `spec`: parallel text files, rows files, or a hub dataset. `ftkit eval --data` gives parallel
     files as 'SOURCE,TARGET'."""
-    from ftkit.data.sources import resolve_files
-    from ftkit.paths import is_local
-
     if isinstance(spec, str) and "," in spec and not Path(spec).exists():
         spec = [p.strip() for p in spec.split(",")]
     out = Pairs()

@@ -14,14 +14,18 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
+from ftkit.data.inputs import CHUNK, TABLES, empty, lines, plain_inputs, table_inputs
 from ftkit.errors import UserError
+from ftkit.models.encoder_decoder import is_encoder_decoder
+from ftkit.recipe.schema import DataSection
+from ftkit.tasks.seq2seq.data import read_lines
+from ftkit.tasks.seq2seq.section import Seq2SeqSection
+from ftkit.tasks.seq2seq.task import Seq2Seq, fit_positions
 
 
 def translate(model, tokenizer, s2s, texts: list[str], batch_size: int = 32) -> list[str]:
     """Outputs of `texts`, in order (batched by length: little padding)."""
     import torch
-
-    from ftkit.tasks.seq2seq.task import Seq2Seq
 
     task = Seq2Seq(tokenizer, s2s, model.config.decoder_start_token_id, generate=True)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -38,9 +42,6 @@ def translate(model, tokenizer, s2s, texts: list[str], batch_size: int = 32) -> 
 
 def settings(req):
     """The recipe's seq2seq section with the decoding of the saved generation_config.json."""
-    from ftkit.tasks.seq2seq.section import Seq2SeqSection
-    from ftkit.tasks.seq2seq.task import fit_positions
-
     s2s = fit_positions(req.recipe.seq2seq if req.recipe is not None else Seq2SeqSection(), req.model.config)
     g = getattr(req.model, "generation_config", None)
     if g is not None:
@@ -53,11 +54,6 @@ def settings(req):
 
 
 def predict(req) -> Iterator:
-    from ftkit.data.inputs import CHUNK, TABLES, empty, lines, plain_inputs, table_inputs
-    from ftkit.models.encoder_decoder import is_encoder_decoder
-    from ftkit.recipe.schema import DataSection
-    from ftkit.tasks.seq2seq.data import read_lines
-
     if not is_encoder_decoder(req.model.config):
         raise UserError(f"--model: {req.model_dir} is not an encoder-decoder; fine-tune one with `ftkit finetune --task seq2seq`")
     if req.fmt not in ("auto", "text"):

@@ -8,7 +8,7 @@ export use them too).
 
 def __getattr__(name: str):
     if name == "SPEC":
-        from ftkit.tasks.sft.task import SPEC
+        from ftkit.tasks.sft.task import SPEC  # on first use: importing the package stays torch-free
 
         return SPEC
     raise AttributeError(name)

@@ -18,7 +18,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ftkit.data.chat_tokens import prompt_ids, stop_ids
 from ftkit.engine.task_api import TaskBase
+from ftkit.errors import UserError
+from ftkit.tasks.sft import data as chat
 from ftkit.tasks.spec import EvalRequest, EvalSetup
 
 
@@ -51,8 +54,6 @@ class GenerationEval(TaskBase):
 
     def __init__(self, tokenizer, references: list[str], prompts: list[list[dict]], max_new_tokens: int,
                  pattern: Optional[str], remove: str, generation_config=None):
-        from ftkit.data.chat_tokens import stop_ids
-
         self.tokenizer = tokenizer
         self.references = references
         self.prompts = prompts
@@ -124,10 +125,6 @@ class GenerationEval(TaskBase):
 def generation_setup(req: EvalRequest, tokenizer) -> EvalSetup:
     """Prompts (every turn but the last assistant one) and references (that turn) of --data, sft.eval_data or the
     validation data; the first sft.eval_rows rows."""
-    from ftkit.data.chat_tokens import prompt_ids
-    from ftkit.errors import UserError
-    from ftkit.tasks.sft import data as chat
-
     recipe = req.recipe
     sft = recipe.sft
     if req.data is not None:

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from ftkit.data.splits import held_out
+from ftkit.engine.batches import eval_subset
 from ftkit.errors import UserError
 from ftkit.tasks.vision import sources as image_sources
 from ftkit.tasks.vision.checks import inspect
@@ -62,8 +63,6 @@ def load(recipe, labelled: bool, model_size: Optional[int] = None, model_stats: 
             val_ids = ids_for(val_set, labels, data.label_map, "data.validation")
     notes = []
     if data.train_examples is not None and data.train_examples < len(train_set):
-        from ftkit.engine.batches import eval_subset
-
         pick = eval_subset(len(train_set), 1, data.train_examples, recipe.train.seed, label_ids)
         notes.append(f"data.train_examples: a seeded sample of {len(pick):,} of {len(train_set):,} training images"
                      + (" (classes in proportion)" if labelled else ""))

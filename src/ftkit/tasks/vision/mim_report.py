@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ftkit.models.anatomy import unwrap
+from ftkit.tasks.vision.pixels import to_uint8
 
 COLUMNS = ("original", "masked", "reconstruction", "visible + reconstructed")
 
@@ -41,8 +42,6 @@ def predicted_pixels(model, task, batch: dict) -> tuple[torch.Tensor, torch.Tens
 
 def reconstructions(model, task, items, path: Path, count: int = 8, seed: int = 0, scale: int = 0) -> Path:
     from PIL import Image
-
-    from ftkit.tasks.vision.pixels import to_uint8
 
     n = min(count, len(items))
     picks = np.sort(np.random.default_rng(seed).choice(len(items), n, replace=False))

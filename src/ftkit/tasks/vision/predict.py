@@ -14,13 +14,16 @@ from itertools import islice
 from typing import Iterator
 
 from ftkit.errors import UserError
+from ftkit.models.classifier import checkpoint_labels
 from ftkit.tasks.spec import PredictRequest, Skipped
+from ftkit.tasks.vision.classify import processor_settings
+from ftkit.tasks.vision.images import FileImages, Images, Unreadable
+from ftkit.tasks.vision.pixels import to_pixels
+from ftkit.tasks.vision.sources import IMAGE_EXTENSIONS
 
 
 def image_paths(sources: list[str], stdin) -> Iterator[str]:
     from pathlib import Path
-
-    from ftkit.tasks.vision.sources import IMAGE_EXTENSIONS
 
     if not sources or sources == ["-"]:
         import sys
@@ -44,11 +47,6 @@ def predict(req: PredictRequest) -> Iterator:
     order; Skipped(path, why) for a file that is missing or cannot be read."""
     import numpy as np
     import torch
-
-    from ftkit.models.classifier import checkpoint_labels
-    from ftkit.tasks.vision.classify import processor_settings
-    from ftkit.tasks.vision.images import FileImages, Images, Unreadable
-    from ftkit.tasks.vision.pixels import to_pixels
 
     labels = checkpoint_labels(req.model.config, "image-cls")
     if labels is None:

@@ -20,7 +20,8 @@ import numpy as np
 
 from ftkit.data import tables
 from ftkit.errors import UserError
-from ftkit.tasks.vision.images import ArrayImages, DatasetImages, FileImages, ImageSet, mode_channels
+from ftkit.paths import is_local, missing
+from ftkit.tasks.vision.images import ArrayImages, DatasetImages, FileImages, ImageSet, concatenate, mode_channels
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 TABLE_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -165,8 +166,6 @@ def _delimiter(path: str, ext: str, given: Optional[str]) -> str:
 
 def check_paths(spec, key: str) -> None:
     """Before any work: each local path of the spec exists (a hub id is left to `load`)."""
-    from ftkit.paths import is_local, missing
-
     for p in [spec] if isinstance(spec, str) else [s if isinstance(s, str) else s.path for s in spec]:
         if not os.path.exists(os.path.expanduser(p)) and \
                 (is_local(p) or Path(p).suffix.lower() in (*TABLE_EXTENSIONS, *IMAGE_EXTENSIONS, ".gz")):
@@ -175,8 +174,6 @@ def check_paths(spec, key: str) -> None:
 
 def load(spec, data, image, key: str, labelled: bool) -> ImageSet:
     """data.train / data.validation as one ImageSet (a list of sources is concatenated)."""
-    from ftkit.tasks.vision.images import concatenate
-
     items = [spec] if isinstance(spec, str) else list(spec)
     if not items:
         raise UserError(f"{key}: empty list; expected image files, a folder or a table")
@@ -196,8 +193,6 @@ def load(spec, data, image, key: str, labelled: bool) -> ImageSet:
 
 
 def _one(path: str, given: str, data, image, key: str, labelled: bool, delimiter: Optional[str] = None) -> ImageSet:
-    from ftkit.paths import is_local, missing
-
     if os.path.isdir(path):
         return from_folder(path, labelled)
     if os.path.isfile(path):
