@@ -15,3 +15,4 @@ run src/ftkit/engine/batches.py 's/batches\[rng.permutation(len(batches))\]/batc
 run src/ftkit/tasks/metrics.py 's/"mcc": float(matthews_corrcoef(refs, preds))/"mcc": float((refs == preds).mean())/' tests/tasks/test_metrics_known.py
 run src/ftkit/tasks/encoders/nsp.py 's/random_next = bool(own.random() < 0.5)/random_next = False/' tests/encoders/test_nsp.py
 run src/ftkit/workflows/evaluate.py 's/ev.task.eval_collate, ev.seed, acc.process_index/ev.task.eval_collate, ev.seed + 1, acc.process_index/' tests/test_task_contract.py
+run src/ftkit/tasks/family.py 's/run.val = rows if pick is None else self.subset(rows, pick)/run.val = rows/' tests/tasks/test_family.py
