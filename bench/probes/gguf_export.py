@@ -7,7 +7,7 @@ The source is the packaged Q4_1 GGUF dequantized to a plain fp32 directory (`ftk
 in its own process); the time is the command's wall time (Python start, model load, conversion, writing) and, from
 its log, the conversion + writing alone. llama.cpp is not installed here: no llama.cpp generation is measured.
 
-    .venv/bin/python bench/gguf_export.py [--work /tmp/gguf-bench] [--new-tokens 32] [--model RUN] [--types f16,q8_0]
+    .venv/bin/python bench/probes/gguf_export.py [--work /tmp/gguf-bench] [--new-tokens 32] [--model RUN] [--types f16,q8_0]
 
 `--model RUN` exports that run instead (a LoRA adapter is merged by the export) and compares with the run as ftkit
 loads it (the adapter on its base, unmerged).
