@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ftkit.data.chat_tokens import set_template
 from ftkit.engine import rundir
 from ftkit.engine.batches import length_grouped_order
 from ftkit.engine.task_api import TaskBase
@@ -29,14 +28,13 @@ from ftkit.models.build import build_model
 from ftkit.models.classifier import length_cap
 from ftkit.models.strategy import is_peft
 from ftkit.recipe import load_recipe
-from ftkit.tasks.family import Encoded, Family
+from ftkit.tasks.family import Encoded
 from ftkit.tasks.preference import data
 from ftkit.tasks.preference.losses import LOSSES, at_start
 from ftkit.tasks.preference.refcache import attach
 from ftkit.tasks.preference.section import REFERENCE_FREE
-from ftkit.tasks.sft.generate import generation_setup
 from ftkit.tasks.sft.generate import render as render_generation
-from ftkit.tasks.sft.task import _takes_logits_to_keep
+from ftkit.tasks.sft.task import ChatFamily, _takes_logits_to_keep
 from ftkit.tasks.spec import EvalRequest
 
 STATS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
@@ -241,26 +239,13 @@ def render(r: dict) -> str:
     return "\n".join(f"{k:<{w}}  {r[k]:,.4f}" if isinstance(r.get(k), float) else f"{k:<{w}}  {r.get(k)}" for k in keys)
 
 
-class PreferenceTuning(Family[data.Pairs]):
+class PreferenceTuning(ChatFamily[data.Pairs]):
     """Preference pairs -> the chat model (and its reference) -> prompt + chosen / rejected rows through the chat
     template; evaluation scores held-out pairs, or (--generate) sft's generation evaluation."""
 
     unit = "preference pairs (chosen and rejected rows in one batch), length-grouped"
+    section = "dpo"
     eval_seed_from_recipe = True
-
-    def fit_tokenizer(self, recipe, tokenizer, training):
-        vocab = len(tokenizer)
-        tokenizer = set_template(tokenizer, recipe.dpo.chat_template, "dpo.chat_template")
-        if training and len(tokenizer) > vocab and recipe.finetune.strategy != "full":
-            raise UserError(f"dpo.chat_template {recipe.dpo.chat_template}: it adds {len(tokenizer) - vocab} tokens the "
-                            f"model does not have, whose embeddings would stay untrained under finetune.strategy "
-                            f"{recipe.finetune.strategy}")
-        return tokenizer
-
-    def evaluation(self, req):
-        if req.generate:
-            return generation_setup(req, self.fit_tokenizer(req.recipe, req.preprocessor, training=False))
-        return super().evaluation(req)
 
     def read(self, source, recipe, key, log):
         return data.load(source, recipe.dpo, key)

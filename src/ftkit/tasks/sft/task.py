@@ -26,7 +26,7 @@ from ftkit.errors import UserError
 from ftkit.models.anatomy import unwrap
 from ftkit.models.build import build_model
 from ftkit.models.classifier import length_cap
-from ftkit.tasks.family import Encoded, Family
+from ftkit.tasks.family import Encoded, Family, Rows
 from ftkit.tasks.metrics import token_loss
 from ftkit.tasks.sft import data as chat
 from ftkit.tasks.sft.generate import generation_setup
@@ -138,26 +138,35 @@ def corpus(recipe):
                                                                  for msgs in convs.messages]})
 
 
-class ChatFineTuning(Family[chat.Conversations]):
-    """Conversations -> the chat template's tokens, trained on the assistant turns (sft.train_on) -> a causal LM;
-    evaluation: held-out loss, or (--generate) generated replies scored (generate.py)."""
+class ChatFamily(Family[Rows]):
+    """What the chat-model families (sft, dpo) share: the recipe section's chat template put on the tokenizer (a
+    template that adds tokens needs finetune.strategy full: new embeddings must train), and `--generate`, which
+    evaluates generated replies (generate.py) instead of the family's own metrics."""
 
-    unit = "conversations, length-grouped"
-    eval_seed_from_recipe = False
+    section = "sft"  # the recipe section holding chat_template
 
     def fit_tokenizer(self, recipe, tokenizer, training):
-        vocab = len(tokenizer)
-        tokenizer = set_template(tokenizer, recipe.sft.chat_template)
+        vocab, key = len(tokenizer), f"{self.section}.chat_template"
+        named = getattr(recipe, self.section).chat_template
+        tokenizer = set_template(tokenizer, named, key)
         if training and len(tokenizer) > vocab and recipe.finetune.strategy != "full":
-            raise UserError(f"sft.chat_template {recipe.sft.chat_template}: it adds {len(tokenizer) - vocab} tokens the model "
-                            f"does not have, whose embeddings would stay untrained under finetune.strategy "
-                            f"{recipe.finetune.strategy}; use finetune.strategy full, or a template of tokens the tokenizer has")
+            raise UserError(f"{key} {named}: it adds {len(tokenizer) - vocab} tokens the model does not have, whose "
+                            f"embeddings would stay untrained under finetune.strategy {recipe.finetune.strategy}; use "
+                            f"finetune.strategy full, or a template of tokens the tokenizer has")
         return tokenizer
 
     def evaluation(self, req):
         if req.generate:
             return generation_setup(req, self.fit_tokenizer(req.recipe, req.preprocessor, training=False))
         return super().evaluation(req)
+
+
+class ChatFineTuning(ChatFamily[chat.Conversations]):
+    """Conversations -> the chat template's tokens, trained on the assistant turns (sft.train_on) -> a causal LM;
+    evaluation: held-out loss, or (--generate) generated replies scored (generate.py)."""
+
+    unit = "conversations, length-grouped"
+    eval_seed_from_recipe = False
 
     def read(self, source, recipe, key, log):
         return chat.load(source, recipe.data, recipe.sft, key)
