@@ -116,7 +116,8 @@ class Family(Generic[Rows]):
         raise NotImplementedError
 
     def subset(self, rows: Rows, positions: np.ndarray) -> Rows:
-        raise NotImplementedError
+        """The examples at `positions` (default: the rows' own `subset`)."""
+        return rows.subset(positions)  # type: ignore[attr-defined]
 
     def build(self, run: Run[Rows]) -> tuple[Any, Any]:
         """(model, head): the model to train and what later steps need of it."""

@@ -113,9 +113,6 @@ class Classification(Family[labeled.Rows]):
             labeled.check_known(val, labeled.infer_labels(train), "data.train")
         return train, val
 
-    def subset(self, rows, positions):
-        return rows.subset(positions)
-
     def build(self, run):
         model, labels = build_classifier(run.recipe, run.tokenizer, labeled.infer_labels(run.train), run.log,
                                          problem_type="single_label_classification")

@@ -25,7 +25,6 @@ from ftkit.engine.batches import length_grouped_order
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.models.build import build_model
-from ftkit.models.classifier import length_cap
 from ftkit.models.strategy import is_peft
 from ftkit.recipe import load_recipe
 from ftkit.tasks.family import Encoded
@@ -253,19 +252,11 @@ class PreferenceTuning(ChatFamily[data.Pairs]):
     def split(self, run):  # read (and checked) before the model loads
         return data.train_and_validation(run.recipe.data, run.recipe.dpo, run.recipe.train.seed)
 
-    def subset(self, rows, positions):
-        return rows.subset(positions)
-
     def build(self, run):
-        model = build_model(run.recipe, run.tokenizer)
-        if len(run.tokenizer) > model.get_input_embeddings().weight.shape[0]:
-            model.resize_token_embeddings(len(run.tokenizer))
+        model, cap = super().build(run)
         if run.recipe.train.dropout is None:
             _no_dropout(model)
-        return model, length_cap(run.recipe.data.block_size, model.config, run.log)
-
-    def recognise(self, run):
-        return length_cap(run.recipe.data.block_size, run.model.config)
+        return model, cap
 
     def make_task(self, run, gold):
         recipe, cfg = run.recipe, run.recipe.dpo

@@ -249,9 +249,6 @@ class Sequence2Sequence(Family[data.Pairs]):
     def split(self, run):
         return data.train_and_validation(run.recipe.data, run.recipe.seq2seq, run.recipe.train.seed)
 
-    def subset(self, rows, positions):
-        return rows.subset(positions)
-
     def build(self, run):
         model = build_model(run.recipe, run.tokenizer, run.log)
         return model, Head(fit_positions(run.recipe.seq2seq, model.config, run.log), model.config.decoder_start_token_id)

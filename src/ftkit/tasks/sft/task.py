@@ -160,24 +160,8 @@ class ChatFamily(Family[Rows]):
             return generation_setup(req, self.fit_tokenizer(req.recipe, req.preprocessor, training=False))
         return super().evaluation(req)
 
-
-class ChatFineTuning(ChatFamily[chat.Conversations]):
-    """Conversations -> the chat template's tokens, trained on the assistant turns (sft.train_on) -> a causal LM;
-    evaluation: held-out loss, or (--generate) generated replies scored (generate.py)."""
-
-    unit = "conversations, length-grouped"
-    eval_seed_from_recipe = False
-
-    def read(self, source, recipe, key, log):
-        return chat.load(source, recipe.data, recipe.sft, key)
-
-    def split(self, run):
-        return chat.train_and_validation(run.recipe.data, run.recipe.sft, run.recipe.train.seed)
-
-    def subset(self, rows, positions):
-        return rows.subset(positions)
-
     def build(self, run):
+        """The causal LM, its embeddings grown to the template's tokens; its head: the length cap."""
         model = build_model(run.recipe, run.tokenizer)
         if len(run.tokenizer) > model.get_input_embeddings().weight.shape[0]:
             model.resize_token_embeddings(len(run.tokenizer))
@@ -185,9 +169,23 @@ class ChatFineTuning(ChatFamily[chat.Conversations]):
 
     def recognise(self, run):
         if len(run.tokenizer) > run.model.get_input_embeddings().weight.shape[0]:
-            raise UserError(f"sft.chat_template {run.recipe.sft.chat_template}: adds tokens {run.request.model_dir} does not "
-                            f"have; evaluate with the template the model was trained with")
+            key = f"{self.section}.chat_template"
+            raise UserError(f"{key} {getattr(run.recipe, self.section).chat_template}: adds tokens {run.request.model_dir} "
+                            f"does not have; evaluate with the template the model was trained with")
         return length_cap(run.recipe.data.block_size, run.model.config)
+
+
+class ChatFineTuning(ChatFamily[chat.Conversations]):
+    """Conversations -> the chat template's tokens, trained on the assistant turns (sft.train_on) -> a causal LM;
+    evaluation: held-out loss, or (--generate) generated replies scored (generate.py)."""
+
+    unit = "conversations, length-grouped"
+
+    def read(self, source, recipe, key, log):
+        return chat.load(source, recipe.data, recipe.sft, key)
+
+    def split(self, run):
+        return chat.train_and_validation(run.recipe.data, run.recipe.sft, run.recipe.train.seed)
 
     def make_task(self, run, gold):
         return ChatSFT(run.tokenizer.pad_token_id, packed=run.recipe.sft.packing and run.training)
