@@ -54,11 +54,12 @@ def train_tokenizer(kind: str, task: str, texts: list[str], folder: Path, vocab_
     """Train, save and reload (plain AutoTokenizer) a tokenizer the way `ftkit tokenize` does."""
     from transformers import AutoTokenizer
 
+    from ftkit import registry
     from ftkit.data.tokenizer import build_tokenizer, specials_for, wrap
     from ftkit.recipe.schema import TokenizerSection
 
     cfg = TokenizerSection(path=str(folder), kind=kind, vocab_size=vocab_size, lowercase=lowercase)
-    sp = specials_for(kind, task)
+    sp = specials_for(kind, registry.entry(task))
     batches = [texts[i:i + 200] for i in range(0, len(texts), 200)]
     wrap(build_tokenizer(kind, cfg, sp, batches), sp, 128, kind).save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder)

@@ -172,7 +172,7 @@ def test_train_save_reload_eval(name, tmp_path):
     assert summary["steps"] == 2 and summary["examples"] == 2 * TRAIN["batch_size"]
     model = getattr(transformers, entry.auto_class).from_pretrained(str(out))  # plain transformers, no ftkit
     inferred = registry.infer(model.config.architectures)  # sft shares its architecture with clm: its recipe tells them apart
-    assert inferred == name or registry.entry(inferred).auto_class == entry.auto_class
+    assert inferred.name == name or inferred.auto_class == entry.auto_class
     preprocessor = {"tokenizer": "AutoTokenizer", "image_processor": "AutoImageProcessor"}[entry.preprocessor]
     getattr(transformers, preprocessor).from_pretrained(str(out))  # the preprocessor was saved beside it
     assert json.loads((out / "run.json").read_text())["status"] == "finished"

@@ -118,10 +118,11 @@ def main() -> None:
     results: dict = {"ftkit": [], "trainer": []}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        from ftkit import registry
         from ftkit.data.tokenizer_source import obtain_tokenizer
         from ftkit.recipe import validate
 
-        obtain_tokenizer(validate(recipe_dict(tmp, a.steps, a.precision)), log=lambda *_: None)
+        obtain_tokenizer(validate(recipe_dict(tmp, a.steps, a.precision)), registry.entry("clm"), log=lambda *_: None)
         tokenizer = AutoTokenizer.from_pretrained(tmp / "tok")
         dataset = trainer_dataset(tmp, tokenizer)
         fpt = None

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ftkit import registry
+
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +74,7 @@ def run_ftkit(tmp: Path, a, prec: str) -> dict:
                      "betas": [0.9, 0.999], "seed": SETTINGS["seed"], "eval_every": 0, "log_every": 50, "precision": prec}}
     summary = train.run(validate(raw), log=lambda *_: None)
     out = str(tmp / "ftkit")
-    model = saved.load_model(out, "qa")
+    model = saved.load_model(out, registry.entry("qa"))
     recipe = evaluate_wf.eval_recipe(out, "qa", str(dev), None)
     acc = make_accelerator(prec)
     t0 = time.perf_counter()

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ftkit import registry
+
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +91,7 @@ def run_ftkit(tmp: Path, a, prec: str) -> dict:
                      "keep_checkpoints_at_end": 0}}
     summary = train.run(validate(raw), log=lambda *_: None)
     out = str(tmp / "ftkit")
-    model = saved.load_model(out, "seq2seq")
+    model = saved.load_model(out, registry.entry("seq2seq"))
     recipe = evaluate_wf.eval_recipe(out, "seq2seq", ",".join(test), None)
     acc = make_accelerator(prec, threads=a.threads)
     t0 = time.perf_counter()

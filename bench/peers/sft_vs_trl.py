@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ftkit import registry
+
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -83,7 +85,7 @@ def run_ftkit(tmp: Path, base: str, a) -> dict:
     summary = train.run(validate(raw), log=lambda *_: None)
     from ftkit.models import saved
 
-    model = saved.load_model(str(tmp / f"ftkit-{a.packing}"), "sft")
+    model = saved.load_model(str(tmp / f"ftkit-{a.packing}"), registry.entry("sft"))
     loss = held_out_loss(model, AutoTokenizer.from_pretrained(str(tmp / f"ftkit-{a.packing}")), a.held_out)
     return {"train_s": summary["train_runtime_s"], "tokens": summary["tokens"], "examples": summary["examples"],
             "steps": summary["steps"], "held_out_loss": loss}

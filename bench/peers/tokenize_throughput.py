@@ -109,13 +109,14 @@ def main() -> None:
     missing = [str(f) for f in FILES if not f.is_file()]
     if missing:
         sys.exit(f"dataset not found: {', '.join(missing)}")
+    from ftkit import registry
     from ftkit.data.tokenizer_source import obtain_tokenizer
     from ftkit.recipe import validate
 
     runs: dict = {"ftkit": [], "datasets": []}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        obtain_tokenizer(validate(recipe_dict(tmp, tmp / "unused")), log=lambda *_: None)
+        obtain_tokenizer(validate(recipe_dict(tmp, tmp / "unused")), registry.entry("clm"), log=lambda *_: None)
         for i in range(a.repeats):
             for name in ("ftkit", "datasets"):
                 r = run_side(name, tmp, i)

@@ -12,6 +12,7 @@ import time
 import torch
 from transformers import AutoTokenizer
 
+from ftkit import registry
 from ftkit.data.chat_tokens import prompt_ids, stop_ids
 from ftkit.models import gguf, saved
 
@@ -51,7 +52,7 @@ if part in ("all", "base"):
     del base
 if part in ("all", "grid"):
     t = time.perf_counter()
-    model = saved.for_generation(saved.load_model(run, "sft"))
+    model = saved.for_generation(saved.load_model(run, registry.entry("sft")))
     print(f"trained loaded {time.perf_counter()-t:.1f}s; generation_config eos {model.generation_config.eos_token_id}; stop ids {stop_ids(tok, model.generation_config)}")
     for rp, ng in [(1.1, 0), (1.2, 0), (1.3, 0), (1.1, 3)]:
         kw = {"guard": (rp, ng)}

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from ftkit import registry
+
 os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,12 +48,12 @@ def trainable(path: Path) -> int:
         from ftkit.recipe import load_recipe
 
         r = load_recipe(recipe)
-        model = saved.load_model(str(path), "cls")
+        model = saved.load_model(str(path), registry.entry("cls"))
         for p in model.parameters():
             p.requires_grad_(True)
-        apply_strategy(model, r.finetune, "cls", log=lambda m: None)
+        apply_strategy(model, r.finetune, registry.entry("cls"), log=lambda m: None)
         return count_parameters(model)[0]
-    model = saved.load_model(str(path), "cls")
+    model = saved.load_model(str(path), registry.entry("cls"))
     return sum(p.numel() for p in model.parameters()) if saved.kind(str(path)) != "int8" else 0
 
 
@@ -83,7 +85,7 @@ def main() -> None:
         name, _, d = spec.partition("=")
         path = Path(d)
         b = bench(str(path), str(path), "cls", str(DEV), args.batch_size, None, log=lambda m: None)
-        model = saved.load_model(str(path), "cls")
+        model = saved.load_model(str(path), registry.entry("cls"))
         runs = [measure(model, b) for _ in range(args.repeats)]
         best = min(runs, key=lambda r: r["latency_ms_per_batch"])
         rows.append({"name": name, "dir": str(path), "trainable": trainable(path), "accuracy": best["accuracy"],

@@ -43,10 +43,12 @@ def round_trip(source: Path, gguf_file: Path, new_tokens: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ftkit import registry
     from ftkit.models import saved
+    from ftkit.workflows.resolve import task_of_saved
 
     tok = AutoTokenizer.from_pretrained(str(source))
-    model = saved.load_model(str(source), saved.task_of(str(source)) or "clm").float().eval()
+    model = saved.load_model(str(source), task_of_saved(str(source)) or registry.entry("clm")).float().eval()
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name).eval()
     gtok = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
     same, same_prompt_ids, worst, worst_rel = 0, 0, 0.0, 0.0

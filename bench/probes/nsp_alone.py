@@ -32,6 +32,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
+    from ftkit import registry
     from ftkit.data.tokenizer_source import obtain_tokenizer
     from ftkit.models.build import build_model
     from ftkit.recipe import load_recipe
@@ -41,10 +42,10 @@ def main() -> None:
 
     torch.manual_seed(0)
     recipe = load_recipe(args.recipe)
-    tokenizer = obtain_tokenizer(recipe, print)
+    tokenizer = obtain_tokenizer(recipe, registry.entry(recipe.task), print)
     task = MaskedLMWithNSP(tokenizer, recipe.masking)
     train, _ = pair_items(recipe, tokenizer, print)
-    model = build_model(recipe, tokenizer)
+    model = build_model(recipe, tokenizer, registry.entry(recipe.task))
     pairs = [it for it in (train[i] for i in range(len(train))) if it.kind == PAIR]
     rng = np.random.default_rng(0)
     fixed = task.collate(pairs[:16], np.random.default_rng(1))

@@ -70,6 +70,7 @@ def main() -> None:
     import torch
     from transformers import BertForPreTraining
 
+    from ftkit import registry
     from ftkit.data.tokenizer_source import obtain_tokenizer
     from ftkit.engine.batches import eval_batches
     from ftkit.recipe import load_recipe
@@ -79,7 +80,7 @@ def main() -> None:
     recipe = load_recipe(args.recipe)
     if not isinstance(recipe.data.validation, list):
         raise SystemExit(f"{args.recipe}: data.validation must be a list of sources (one entry per source)")
-    tok = obtain_tokenizer(recipe, lambda *_: None)
+    tok = obtain_tokenizer(recipe, registry.entry(recipe.task), lambda *_: None)
     mix(per_source(recipe, tok, "train"), "train")
     parts = per_source(recipe, tok, "validation")
     mix(parts, "validation")

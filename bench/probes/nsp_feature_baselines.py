@@ -24,6 +24,7 @@ RECIPE = "recipes/bert-mlm-nsp-movies.yaml"
 
 def eval_pairs(limit: int | None) -> tuple[list[str], list[str], list[int]]:
     """(A texts, B texts, labels: 0 = B follows A, 1 = B from another review) as `ftkit eval --batch-size 32` draws them."""
+    from ftkit import registry
     from ftkit.data.tokenizer_source import obtain_tokenizer
     from ftkit.engine.batches import eval_batches
     from ftkit.recipe import load_recipe
@@ -31,7 +32,7 @@ def eval_pairs(limit: int | None) -> tuple[list[str], list[str], list[int]]:
     from ftkit.tasks.encoders.nsp import MaskedLMWithNSP
 
     recipe = load_recipe(RECIPE)
-    tok = obtain_tokenizer(recipe, lambda *_: None)
+    tok = obtain_tokenizer(recipe, registry.entry(recipe.task), lambda *_: None)
     task = MaskedLMWithNSP(tok, recipe.masking)
     _, val = pair_items(recipe, tok, log=lambda *_: None, want_train=False)
     # same draws as evaluation (pairs come before masks in the collate), but no [MASK] in the text

@@ -45,8 +45,8 @@ def mlm_setup():
     from tokenizers import Tokenizer, models
     from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
 
-    from ftkit.recipe.schema import MaskingSection
     from ftkit.tasks.encoders.mlm import MaskedLM
+    from ftkit.tasks.encoders.section import MaskingSection
 
     recipe = yaml.safe_load((ROOT / "src/ftkit/recipes/bert-mlm-nsp-movies.yaml").read_text())
     cfg = dict(recipe["model"].get("config", {}))

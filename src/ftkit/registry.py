@@ -1,101 +1,42 @@
-"""The task registry: every task ftkit knows, one entry each. Nothing else lists task names.
+"""The task registry: every task ftkit knows, one entry each, listed from the family packages that declare them.
 
-An entry holds what the rest of ftkit may read without loading the task's code (the recipe schema,
-`ftkit recipes`, the CLI's help all run before torch is imported): the name, the family (`ftkit pretrain`
-or `ftkit finetune`), the Auto class and peft task type of its models, the architectures that mark a saved
-model as this task's, its headline metric, what preprocessor it saves, which adapters it supports.
-Its behaviour (the Task the engine trains, how its data and model are built, how it is evaluated and
-reported) lives in `module` (a `tasks/<name>.py` exporting `SPEC`, see tasks/spec.py), loaded on first
-use by `spec(name)`.
+An entry (ftkit/task_entry.py) holds what the rest of ftkit may read without loading the task's code (the recipe
+schema, `ftkit recipes`, the CLI's help all run before torch is imported): the name, the family (`ftkit pretrain` or
+`ftkit finetune`), the Auto class and peft task type of its models, the architectures that mark a saved model as
+this task's, its headline metric, what preprocessor it saves, which adapters it supports. Its behaviour (the Task
+the engine trains, how its data and model are built, how it is evaluated and reported) is the `SPEC` of `module`
+(a tasks/family.Family), loaded on first use by `family(entry)`.
 
-Adding a task: write tasks/<name>.py (Task + SPEC), its data builder under data/, a recipe and tests, and
-add one entry below.
+Names become entries here and only here: `entry(name)` for a recipe's `task:` or `--task`, `infer` for a saved
+model. The workflows call them once and pass the entry down; models/, data/ and the families never look a task up.
+
+Adding a task family: write the package tasks/<family>/ (entry.py with its TaskEntry, the Family, data, predict),
+a recipe and tests, and add its entry to TASKS below.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import Optional
 
 from ftkit.errors import UserError
+from ftkit.task_entry import FINETUNE, PRETRAIN, TaskEntry  # noqa: F401 (re-exported: the CLI's help reads them here)
+from ftkit.tasks.cls import entry as cls
+from ftkit.tasks.encoders import entry as encoders
+from ftkit.tasks.lm import entry as lm
+from ftkit.tasks.ner import entry as ner
+from ftkit.tasks.preference import entry as preference
+from ftkit.tasks.qa import entry as qa
+from ftkit.tasks.seq2seq import entry as seq2seq
+from ftkit.tasks.sft import entry as sft
+from ftkit.tasks.vision import entry as vision
 
-PRETRAIN, FINETUNE = "pretrain", "finetune"
-
-
-@dataclass(frozen=True)
-class TaskEntry:
-    name: str
-    family: str  # PRETRAIN (`ftkit pretrain`, pre-training defaults) or FINETUNE (`ftkit finetune`, HF fine-tuning defaults)
-    module: str  # exports SPEC (tasks/spec.TaskSpec)
-    auto_class: str  # transformers Auto class of its models
-    architectures: tuple[str, ...]  # class-name suffixes of saved models of this task (the longest match wins: infer)
-    headline: str  # the metric that stands for the model (compress reports, `ftkit runs`)
-    help: str
-    peft_task_type: Optional[str] = None  # peft TaskType; None: no adapters
-    adapters: tuple[str, ...] = ()  # finetune.strategy values beyond full / freeze
-    preprocessor: Optional[str] = "tokenizer"  # what is saved next to the model: tokenizer, image_processor or None
-    compress: bool = False  # `ftkit compress` quantize / prune / distill apply (its Task gives logits_and_targets)
-    example_formats: tuple[str, ...] = ()  # data.format values naming a layout of examples (files then go by extension)
-    more_auto_classes: tuple[str, ...] = ()  # other Auto classes of its models, picked by model type (mim: SimMIM)
-    peft_head: tuple[str, ...] = ()  # modules an adapter trains in full (a new head peft does not know as one)
-    pipeline_tag: Optional[str] = None  # transformers pipeline of its models (model card metadata, the usage snippet)
-    train_examples: bool = False  # its data builder takes data.train_examples (a seeded sample of the training set)
-    # What its models are, each asked where it matters (one `causal` flag meant all three before):
-    decoder_only: bool = False  # a decoder-only LM (GPT-style special tokens; a GGUF file can start it; LoRA base in bf16)
-    encoder_decoder: bool = False  # an encoder-decoder (seq2seq) model
-    generates: bool = False  # its models write text: `ftkit generate`, `chat`, `eval --generate`
-
-    @property
-    def images(self) -> bool:
-        """Its inputs are images (data read by tasks/vision/images.py, an image processor saved with the model)."""
-        return self.preprocessor == "image_processor"
-
-
+# The one list of tasks, in the order `infer` breaks ties by (clm before sft: both are ...ForCausalLM; seq2seq before
+# span-corruption: both are ...ForConditionalGeneration). Each package declares its own entries (torch-free).
 TASKS: tuple[TaskEntry, ...] = (
-    TaskEntry("clm", PRETRAIN, "ftkit.tasks.lm.clm", "AutoModelForCausalLM", ("ForCausalLM", "LMHeadModel"), "perplexity",
-              "causal LM (GPT): next-token prediction", "CAUSAL_LM", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-generation",
-              decoder_only=True, generates=True),
-    TaskEntry("mlm", PRETRAIN, "ftkit.tasks.encoders.mlm", "AutoModelForMaskedLM", ("ForMaskedLM",), "masked_accuracy",
-              "masked LM (BERT / RoBERTa)", pipeline_tag="fill-mask"),
-    # ElectraForPreTraining and ViTMAEForPreTraining also end in mlm+nsp's ForPreTraining: the longer suffix wins (infer)
-    TaskEntry("electra", PRETRAIN, "ftkit.tasks.encoders.electra", "AutoModelForPreTraining", ("ElectraForPreTraining",), "replaced_f1",
-              "ELECTRA pre-training: a small generator replaces masked tokens, the discriminator finds them in every position"),
-    TaskEntry("mim", PRETRAIN, "ftkit.tasks.vision.mim", "AutoModelForPreTraining", ("MAEForPreTraining", "ForMaskedImageModeling"),
-              "loss", "masked-image modelling (MAE: model_type vit_mae; SimMIM: vit): reconstruct masked patches",
-              preprocessor="image_processor", more_auto_classes=("AutoModelForMaskedImageModeling",), train_examples=True),
-    TaskEntry("mlm+nsp", PRETRAIN, "ftkit.tasks.encoders.nsp", "AutoModelForPreTraining", ("ForPreTraining",), "masked_accuracy",
-              "BERT pre-training: masked LM + next-sentence prediction", pipeline_tag="fill-mask"),
-    TaskEntry("cls", FINETUNE, "ftkit.tasks.cls", "AutoModelForSequenceClassification", ("ForSequenceClassification",),
-              "accuracy", "text / text-pair classification", "SEQ_CLS", ("lora", "prefix", "prompt"), compress=True, pipeline_tag="text-classification",
-              train_examples=True),
-    TaskEntry("ner", FINETUNE, "ftkit.tasks.ner", "AutoModelForTokenClassification", ("ForTokenClassification",), "f1",
-              "token classification (named entities)", "TOKEN_CLS", ("lora",), pipeline_tag="token-classification"),
-    TaskEntry("sft", FINETUNE, "ftkit.tasks.sft", "AutoModelForCausalLM", ("ForCausalLM",), "loss",
-              "instruction / chat fine-tuning of a causal LM (loss on the assistant turns)", "CAUSAL_LM", ("lora",),
-              example_formats=("messages", "prompt_completion", "alpaca", "template"), pipeline_tag="text-generation",
-              decoder_only=True, generates=True),
-    TaskEntry("image-cls", FINETUNE, "ftkit.tasks.vision.classify", "AutoModelForImageClassification", ("ForImageClassification",),
-              "accuracy", "image classification (ViT and the other image models of transformers)", None, ("lora",),
-              preprocessor="image_processor", peft_head=("classifier",), pipeline_tag="image-classification",
-              train_examples=True),
-    # pipeline_tag: hub metadata only; transformers 5 has no question-answering pipeline (models/card.py writes the code)
-    TaskEntry("qa", FINETUNE, "ftkit.tasks.qa", "AutoModelForQuestionAnswering", ("ForQuestionAnswering",), "f1",
-              "extractive question answering (SQuAD): the answer span in a context", "QUESTION_ANS", ("lora",),
-              peft_head=("qa_outputs",), pipeline_tag="question-answering"),
-    TaskEntry("dpo", FINETUNE, "ftkit.tasks.preference", "AutoModelForCausalLM", ("ForCausalLM",), "rewards/accuracies",
-              "preference tuning of a chat model on chosen / rejected pairs (DPO, IPO, SimPO, ORPO)", "CAUSAL_LM",
-              ("lora", "prefix", "prompt"), pipeline_tag="text-generation", decoder_only=True, generates=True),
-    # pipeline_tag: hub metadata only; transformers 5 removed the translation / summarization pipelines (card.py writes the code)
-    TaskEntry("seq2seq", FINETUNE, "ftkit.tasks.seq2seq", "AutoModelForSeq2SeqLM",
-              ("ForConditionalGeneration", "MTModel", "EncoderDecoderModel"), "bleu",
-              "sequence-to-sequence (translation, summarization) with an encoder-decoder (T5, BART, Marian, warm-started BERT2BERT)",
-              "SEQ_2_SEQ_LM", ("lora",), pipeline_tag="text2text-generation", encoder_decoder=True, generates=True),
-    # any encoder-decoder's ...ForConditionalGeneration: seq2seq, placed before this one, wins the tie
-    TaskEntry("span-corruption", PRETRAIN, "ftkit.tasks.seq2seq.span_corruption", "AutoModelForSeq2SeqLM",
-              ("ForConditionalGeneration",), "loss",
-              "T5's span corruption: spans of the text replaced by sentinel tokens, the decoder writes them back",
-              encoder_decoder=True),
+    lm.CLM, encoders.MLM, encoders.ELECTRA, vision.MIM, encoders.MLM_NSP,
+    cls.ENTRY, ner.ENTRY, sft.ENTRY, vision.IMAGE_CLS, qa.ENTRY, preference.ENTRY,
+    seq2seq.SEQ2SEQ, seq2seq.SPAN_CORRUPTION,
 )
 NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
 EXAMPLE_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(f for t in TASKS for f in t.example_formats))
@@ -113,10 +54,11 @@ def entry(name: str) -> TaskEntry:
         raise UserError(f"task: '{name}' is not a task of ftkit; expected one of {', '.join(NAMES)}") from None
 
 
-def spec(name: str):
-    """The task's behaviour (tasks/spec.TaskSpec), imported on first use: a plugin table, so that reading a
-    recipe never imports torch."""
-    return importlib.import_module(entry(name).module).SPEC
+def family(task: TaskEntry):
+    """The task's behaviour (its module's `SPEC`, a tasks/family.Family whose `entry` is `task`), imported on first
+    use: reading a recipe or the CLI's help never imports torch. (Typed by the workflows that call it: this module
+    sits below tasks/.)"""
+    return importlib.import_module(task.module).SPEC
 
 
 def candidates(architectures) -> tuple[str, ...]:
@@ -132,11 +74,11 @@ def candidates(architectures) -> tuple[str, ...]:
     return tuple(sorted(found, key=lambda n: (-found[n], order[n])))
 
 
-def infer(architectures, trained_as: Optional[str] = None) -> Optional[str]:
+def infer(architectures, trained_as: Optional[str] = None) -> Optional[TaskEntry]:
     """The task of a saved model: `trained_as` (the task of the recipe it was trained with) when its architecture
     fits it (an sft model is sft, though a GPT has the same architecture), else the most specific match of its
     config's `architectures` (e.g. BertForTokenClassification -> ner)."""
     found = candidates(architectures)
     if trained_as is not None and trained_as in found:
-        return trained_as
-    return found[0] if found else None
+        return _BY_NAME[trained_as]
+    return _BY_NAME[found[0]] if found else None

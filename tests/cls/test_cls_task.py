@@ -15,6 +15,7 @@ from ftkit.models.classifier import build_classifier, head_config, input_names
 from ftkit.paths import resolve_package_path
 from ftkit.recipe.schema import DataSection, Recipe, TrainSection
 from ftkit.tasks.cls import data as labeled
+from ftkit.tasks.cls.entry import ENTRY as CLS
 from ftkit.tasks.cls.task import SequenceClassification
 
 from conftest import DATA, need
@@ -126,12 +127,12 @@ def test_checkpoint_heads_are_kept_or_replaced(tok, tmp_path):
     recipe = Recipe(task="cls", output_dir=str(tmp_path / "out"), model={"from_pretrained": str(ckpt)},
                     data={"train": "unused.tsv"})
     said = []
-    model, labels = build_classifier(recipe, tok, ["pos", "neg"], said.append)  # the same classes: its head, its order
+    model, labels = build_classifier(recipe, CLS, tok, ["pos", "neg"], said.append)  # the same classes: its head, its order
     assert labels == ["neg", "pos"] and torch.equal(model.classifier.weight, old_head) and "is kept" in said[-1]
-    model, labels = build_classifier(recipe, tok, ["a", "b", "c"], said.append)  # another number of classes
+    model, labels = build_classifier(recipe, CLS, tok, ["a", "b", "c"], said.append)  # another number of classes
     assert model.config.num_labels == 3 and model.classifier.weight.shape[0] == 3
     assert "re-headed: the checkpoint classifies 2 classes (neg, pos), the data 3 (a, b, c)" in said[-1]
-    model, labels = build_classifier(recipe, tok, ["bad", "good"], said.append)  # same size, other classes: reset
+    model, labels = build_classifier(recipe, CLS, tok, ["bad", "good"], said.append)  # same size, other classes: reset
     assert "re-headed" in said[-1] and not torch.equal(model.classifier.weight, old_head)
     assert model.config.id2label == {0: "bad", 1: "good"}
     assert torch.equal(model.bert.embeddings.word_embeddings.weight,
@@ -223,10 +224,10 @@ def test_encoder_weights_missing_from_the_checkpoint_are_reported(tok, tmp_path)
     recipe = Recipe(task="cls", output_dir=str(tmp_path / "out"), model={"from_pretrained": str(ckpt)},
                     data={"train": "unused.tsv"})
     said = []
-    build_classifier(recipe, tok, ["neg", "pos"], said.append)
+    build_classifier(recipe, CLS, tok, ["neg", "pos"], said.append)
     assert said[-1].startswith(f"warning: 2 encoder weights are not in {ckpt} and start random (e.g. bert.pooler.dense")
     said.clear()
     build_classifier(recipe.model_copy(update={"model": recipe.model.model_copy(
-        update={"from_pretrained": str(saved_classifier(tok, tmp_path / "whole", ["neg", "pos"]))})}), tok, ["neg", "pos"],
+        update={"from_pretrained": str(saved_classifier(tok, tmp_path / "whole", ["neg", "pos"]))})}), CLS, tok, ["neg", "pos"],
         said.append)
     assert not any(s.startswith("warning") for s in said)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftkit import registry
 from ftkit.engine.batches import length_grouped_order
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
@@ -50,7 +51,7 @@ def test_string_labels_sorted_and_id_mapping_round_trips(tmp_path):
     cfg = BertConfig(**head_config(labels), architectures=["BertForSequenceClassification"])
     cfg.save_pretrained(tmp_path / "m")
     again = BertConfig.from_pretrained(tmp_path / "m")
-    assert again.num_labels == 3 and checkpoint_labels(again, "cls") == labels
+    assert again.num_labels == 3 and checkpoint_labels(again, registry.entry("cls")) == labels
     assert {again.label2id[n] for n in labels} == {0, 1, 2}
     assert [again.id2label[again.label2id[n]] for n in rows.labels] == rows.labels
 

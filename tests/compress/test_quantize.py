@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models import int8 as q
 
@@ -31,7 +32,7 @@ def test_int8_round_trip(tmp_path, task):
     with safe_open(str(tmp_path / q.FILE), framework="pt") as f:
         dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
     assert {dtypes[k] for k in dtypes if k.endswith("weight_int8")} == {"I8"}
-    again = q.load_quantized(str(tmp_path), task)
+    again = q.load_quantized(str(tmp_path), registry.entry(task))
     assert torch.equal(again(input_ids=ids).logits, got)  # exactly the saved model
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from ftkit import registry
 from ftkit.data import lm_blocks, token_cache
 from ftkit.data.tokenizer_source import obtain_tokenizer
 from ftkit.errors import UserError
@@ -19,7 +20,7 @@ def test_blocks_are_contiguous_and_drop_the_tail():
 
 def test_tail_split_is_the_last_fraction_of_the_stream(tiny_gpt_recipe, shakespeare_slice):
     r = validate(tiny_gpt_recipe)
-    tok = obtain_tokenizer(r, log=lambda *_: None)
+    tok = obtain_tokenizer(r, registry.entry(r.task), log=lambda *_: None)
     train, val = lm_blocks.cached_blocks(r, tok, log=lambda *_: None)
     text = shakespeare_slice.read_text()
     cut = int(len(text) * 0.9)  # char tokenizer: tokens == characters
@@ -30,7 +31,7 @@ def test_tail_split_is_the_last_fraction_of_the_stream(tiny_gpt_recipe, shakespe
 
 def test_second_run_reads_the_cache(tiny_gpt_recipe):
     r = validate(tiny_gpt_recipe)
-    tok = obtain_tokenizer(r, log=lambda *_: None)
+    tok = obtain_tokenizer(r, registry.entry(r.task), log=lambda *_: None)
     logs: list[str] = []
     a, _ = lm_blocks.cached_blocks(r, tok, log=logs.append)
     assert any("encoded" in m for m in logs)

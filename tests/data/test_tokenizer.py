@@ -2,6 +2,7 @@
 
 import pytest
 
+from ftkit import registry
 from ftkit.data.tokenizer import build_tokenizer, specials_for, wrap
 from ftkit.recipe.schema import TokenizerSection
 
@@ -20,7 +21,7 @@ def train(kind, task, corpus, tmp_path, **kw):
     from transformers import AutoTokenizer
 
     cfg = TokenizerSection(path="unused", kind=kind, vocab_size=kw.pop("vocab_size", 1000), **kw)
-    sp = specials_for(kind, task)
+    sp = specials_for(kind, registry.entry(task))
     tok = wrap(build_tokenizer(kind, cfg, sp, corpus), sp, 128, kind)
     tok.save_pretrained(tmp_path / kind)
     return AutoTokenizer.from_pretrained(tmp_path / kind)
@@ -70,7 +71,7 @@ def test_wordpiece_ids_do_not_depend_on_the_trainers_hash_order(corpus):
     from ftkit.data.tokenizer import _canonical_ids
 
     cfg = TokenizerSection(path="unused", kind="wordpiece", vocab_size=600)
-    tok = build_tokenizer("wordpiece", cfg, specials_for("wordpiece", "mlm"), corpus)
+    tok = build_tokenizer("wordpiece", cfg, specials_for("wordpiece", registry.entry("mlm")), corpus)
     spec = json.loads(tok.to_str())
     vocab = spec["model"]["vocab"]
     special = {t["content"] for t in spec["added_tokens"]}

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from ftkit.recipe.task_sections import ElectraSection, MaskingSection
 from ftkit.tasks.encoders.electra import ElectraTask
 from ftkit.tasks.encoders.electra_pair import ElectraPair, build_pair, generator_config, start_at_prior
 from ftkit.tasks.encoders.masking import IGNORE
+from ftkit.tasks.encoders.section import ElectraSection, MaskingSection
 
 from conftest import run_cli, write_recipe
 from encoder_helpers import IMDB_TEST, FakeTokenizer, write_imdb_slice, write_sst2_slice

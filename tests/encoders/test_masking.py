@@ -5,9 +5,9 @@ import pytest
 
 from ftkit.data.token_cache import encode_texts
 from ftkit.errors import UserError
-from ftkit.recipe.schema import MaskingSection
 from ftkit.tasks.encoders.masking import IGNORE, MaskingVocab, word_starts
 from ftkit.tasks.encoders.mlm import MaskedLM
+from ftkit.tasks.encoders.section import MaskingSection
 
 from encoder_helpers import WIKI_RAW, imdb_texts, need, train_tokenizer
 

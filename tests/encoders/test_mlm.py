@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from ftkit.recipe.schema import MaskingSection
 from ftkit.tasks.encoders.masking import IGNORE
 from ftkit.tasks.encoders.mlm import MaskedLM
+from ftkit.tasks.encoders.section import MaskingSection
 
 from encoder_helpers import FakeTokenizer
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from ftkit.errors import UserError
-from ftkit.recipe.schema import MaskingSection
 from ftkit.tasks.encoders.documents import SentenceCorpus
 from ftkit.tasks.encoders.masking import IGNORE
 from ftkit.tasks.encoders.nsp import IS_NEXT, RANDOM_NEXT, MaskedLMWithNSP
 from ftkit.tasks.encoders.pairs import PairItems
+from ftkit.tasks.encoders.section import MaskingSection
 
 CLS, SEP, PAD = 2, 3, 0
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from ftkit.engine.batches import EpochBatches, eval_batches
-from ftkit.recipe.task_sections import ElectraSection, MaskingSection
 from ftkit.tasks.encoders.documents import SentenceCorpus
 from ftkit.tasks.encoders.electra import ElectraTask
 from ftkit.tasks.encoders.electra_pair import gumbel_uniforms
@@ -20,6 +19,7 @@ from ftkit.tasks.encoders.masking import IGNORE
 from ftkit.tasks.encoders.mlm import MaskedLM
 from ftkit.tasks.encoders.nsp import MaskedLMWithNSP
 from ftkit.tasks.encoders.pairs import PairItems
+from ftkit.tasks.encoders.section import ElectraSection, MaskingSection
 from ftkit.tasks.vision.mim import MaskedImageModeling
 
 from encoder_helpers import FakeTokenizer

@@ -58,8 +58,8 @@ def _nsp_case():
     from test_example_rngs import pair_items
     from transformers import BertConfig, BertForPreTraining
 
-    from ftkit.recipe.schema import MaskingSection
     from ftkit.tasks.encoders.nsp import MaskedLMWithNSP
+    from ftkit.tasks.encoders.section import MaskingSection
 
     from encoder_helpers import FakeTokenizer
 
@@ -75,9 +75,9 @@ def _nsp_case():
 def _electra_case():
     from transformers import ElectraConfig, ElectraForPreTraining
 
-    from ftkit.recipe.task_sections import ElectraSection, MaskingSection
     from ftkit.tasks.encoders.electra import ElectraTask
     from ftkit.tasks.encoders.electra_pair import build_pair
+    from ftkit.tasks.encoders.section import ElectraSection, MaskingSection
 
     from encoder_helpers import FakeTokenizer
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.build import count_parameters
@@ -40,13 +41,13 @@ def test_freeze_counts_are_exact(tmp_path, tok):
     model = loaded_classifier(tmp_path, tok)
     _, total = count_parameters(model)
     assert total == c["emb"] + LAYERS * c["layer"] + c["pooler"] + c["head"]
-    apply_strategy(model, FinetuneSection(strategy="freeze", freeze_embeddings=True, freeze_layers=1), "cls", log=lambda m: None)
+    apply_strategy(model, FinetuneSection(strategy="freeze", freeze_embeddings=True, freeze_layers=1), registry.entry("cls"), log=lambda m: None)
     trainable, _ = count_parameters(model)
     assert trainable == total - c["emb"] - c["layer"]
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert all(n.startswith(("bert.embeddings.", "bert.encoder.layer.0.")) for n in frozen)
     with pytest.raises(UserError, match="more than the model's 2 layers"):
-        apply_strategy(loaded_classifier(tmp_path, tok), FinetuneSection(strategy="freeze", freeze_layers=3), "cls")
+        apply_strategy(loaded_classifier(tmp_path, tok), FinetuneSection(strategy="freeze", freeze_layers=3), registry.entry("cls"))
 
 
 @pytest.mark.parametrize("strategy,expected", [
@@ -60,7 +61,7 @@ def test_adapter_counts_and_round_trip_cls(tmp_path, tok, strategy, expected):
     cfg = FinetuneSection(strategy=strategy, lora_r=4, target_modules=["query", "value"] if strategy == "lora" else None,
                           num_virtual_tokens=5)
     logs = []
-    model = apply_strategy(model, cfg, "cls", log=logs.append)
+    model = apply_strategy(model, cfg, registry.entry("cls"), log=logs.append)
     trainable, total = count_parameters(model)
     assert trainable == expected(4, 5) + c["head"]  # + the classifier (peft's modules_to_save)
     assert f"trainable parameters: {trainable:,} of {total:,}" in logs[0]
@@ -78,7 +79,7 @@ def test_adapter_counts_and_round_trip_cls(tmp_path, tok, strategy, expected):
     save_weights(model, out, model.state_dict())
     assert {p.name for p in out.iterdir()} >= {"adapter_config.json", "adapter_model.safetensors", "base_config.json"}
     assert not (out / "model.safetensors").exists()
-    again = saved.load_model(str(out), "cls")
+    again = saved.load_model(str(out), registry.entry("cls"))
     got = again(**batch).logits
     assert torch.allclose(got, want, atol=1e-6), (got, want)
     # the adapter's own weights (not only the head) reach the logits: a prefix the model ignored would pass the above
@@ -95,7 +96,7 @@ def test_adapter_round_trip_clm(tmp_path, strategy):
 
     tiny_gpt().save_pretrained(str(tmp_path / "base"))
     model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "base"))
-    model = apply_strategy(model, FinetuneSection(strategy=strategy, lora_r=2, num_virtual_tokens=3), "clm", log=lambda m: None)
+    model = apply_strategy(model, FinetuneSection(strategy=strategy, lora_r=2, num_virtual_tokens=3), registry.entry("clm"), log=lambda m: None)
     trainable, _ = count_parameters(model)
     if strategy == "lora":  # peft's default for GPT-2: c_attn (Conv1D H -> 3H)
         assert trainable == LAYERS * 2 * (H + 3 * H)
@@ -110,7 +111,7 @@ def test_adapter_round_trip_clm(tmp_path, strategy):
     out = tmp_path / "adapter"
     out.mkdir()
     save_weights(model, out)
-    again = saved.load_model(str(out), "clm")
+    again = saved.load_model(str(out), registry.entry("clm"))
     assert torch.allclose(again(input_ids=ids).logits, want, atol=1e-6)
     gen = again.generate(input_ids=ids[:1, :4], attention_mask=torch.ones(1, 4, dtype=torch.long), max_new_tokens=3,
                          do_sample=False, pad_token_id=0)
@@ -120,7 +121,7 @@ def test_adapter_round_trip_clm(tmp_path, strategy):
 def test_lora_target_that_does_not_exist_lists_the_real_ones(tmp_path, tok):
     model = loaded_classifier(tmp_path, tok)
     with pytest.raises(UserError) as e:
-        apply_strategy(model, FinetuneSection(strategy="lora", target_modules=["query", "q_proj"]), "cls")
+        apply_strategy(model, FinetuneSection(strategy="lora", target_modules=["query", "q_proj"]), registry.entry("cls"))
     msg = str(e.value)
     assert "q_proj not in BertForSequenceClassification" in msg and "query" in msg.split("are:")[1] and "\n" not in msg
 
@@ -132,7 +133,7 @@ def test_an_adapter_moved_together_with_its_base_still_loads(tmp_path, tok):
     root = tmp_path / "a"
     root.mkdir()
     model = loaded_classifier(root, tok)  # base saved in a/base
-    model = apply_strategy(model, FinetuneSection(strategy="lora", lora_r=2, target_modules=["query"]), "cls",
+    model = apply_strategy(model, FinetuneSection(strategy="lora", lora_r=2, target_modules=["query"]), registry.entry("cls"),
                            log=lambda m: None)
     model.eval()
     batch = tok(["a fine film"], return_tensors="pt")
@@ -142,5 +143,5 @@ def test_an_adapter_moved_together_with_its_base_still_loads(tmp_path, tok):
     save_weights(model, root / "run", model.state_dict())
     assert json.loads((root / "run" / "adapter_config.json").read_text())["base_model_name_or_path"] == str(root / "base")
     shutil.move(str(root), str(tmp_path / "b"))  # the run and its base, moved together
-    again = saved.load_model(str(tmp_path / "b" / "run"), "cls")
+    again = saved.load_model(str(tmp_path / "b" / "run"), registry.entry("cls"))
     assert torch.allclose(again(**batch).logits, want, atol=1e-6)

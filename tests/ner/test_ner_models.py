@@ -5,6 +5,7 @@ import types
 import pytest
 import torch
 
+from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.strategy import apply_strategy, save_weights
@@ -30,7 +31,7 @@ def tiny_token_classifier(tmp_path):
 
 def test_lora_adapter_for_ner_round_trips(tmp_path):
     tok, model = tiny_token_classifier(tmp_path)
-    model = apply_strategy(model, FinetuneSection(strategy="lora", lora_r=4, target_modules=["query", "value"]), "ner",
+    model = apply_strategy(model, FinetuneSection(strategy="lora", lora_r=4, target_modules=["query", "value"]), registry.entry("ner"),
                            log=lambda m: None)
     with torch.no_grad():
         for p in model.parameters():
@@ -42,7 +43,7 @@ def test_lora_adapter_for_ner_round_trips(tmp_path):
     out = tmp_path / "adapter"
     out.mkdir()
     save_weights(model, out, model.state_dict())
-    again = saved.load_model(str(out), "ner")
+    again = saved.load_model(str(out), registry.entry("ner"))
     assert torch.allclose(again(**batch).logits, want, atol=1e-6)
 
 

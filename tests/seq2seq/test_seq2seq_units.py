@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.recipe.schema import DataSection
 from ftkit.tasks.seq2seq import data, metrics
@@ -72,7 +73,7 @@ def test_a_new_tokenizer_for_seq2seq_ends_texts_with_eos_and_has_no_bos():
     from ftkit.data.tokenizer import T5, build_tokenizer, specials_for, wrap
     from ftkit.recipe.schema import TokenizerSection
 
-    assert specials_for("unigram", "seq2seq") is T5 and specials_for("bpe", "seq2seq") is T5
+    assert specials_for("unigram", registry.entry("seq2seq")) is T5 and specials_for("bpe", registry.entry("seq2seq")) is T5
     texts = [["ein Hund läuft", "a dog runs", "zwei Hunde laufen", "two dogs run"] * 20]
     for kind in ("unigram", "bpe"):
         tok = wrap(build_tokenizer(kind, TokenizerSection(path="x", kind=kind, vocab_size=60, min_frequency=1), T5, texts),

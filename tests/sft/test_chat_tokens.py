@@ -138,8 +138,9 @@ def test_packed_loss_equals_unpacked_loss(tok):
     ([{"role": "user", "content": "hi"}], "row 3: the conversation has no assistant turn"),
 ])
 def test_bad_messages_name_the_row(messages, expected):
-    from ftkit.recipe.schema import DataSection, SftSection
+    from ftkit.recipe.schema import DataSection
     from ftkit.tasks.sft.data import to_messages
+    from ftkit.tasks.sft.section import SftSection
 
     with pytest.raises(UserError, match=expected):
         to_messages({"messages": messages}, "messages", DataSection(train="x"), SftSection(), "f.jsonl row 3")

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from ftkit import registry
+
 from conftest import fails, run_cli, tiny_llama, write_recipe
 
 pytest.importorskip("gguf")
@@ -223,7 +225,7 @@ def test_lora_run_is_merged_before_export(tmp_path):
     assert "merged the LoRA adapter into its base model (torch.float32)" in err
     loaded, gtok = _load_gguf(tmp_path / "lora.gguf")
     base_model, _ = _load_gguf(base)
-    adapter = saved.load_model(str(run), "sft")  # the unmerged adapter, as ftkit eval / chat load it
+    adapter = saved.load_model(str(run), registry.entry("sft"))  # the unmerged adapter, as ftkit eval / chat load it
     q = "model.layers.0.self_attn.q_proj.weight"
     assert (loaded.state_dict()[q] - base_model.state_dict()[q]).abs().max() > 1e-3  # the update is in the file
     for p in PROMPTS[:3]:

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from ftkit.errors import UserError
-from ftkit.recipe.schema import DataSection, ImageSection
+from ftkit.recipe.schema import DataSection
 from ftkit.tasks.vision import sources as image_sources
 from ftkit.tasks.vision.checks import inspect
 from ftkit.tasks.vision.images import Images
 from ftkit.tasks.vision.pixels import augment, image_processor, to_pixels
+from ftkit.tasks.vision.section import ImageSection
 
 from image_helpers import image_folder, write_idx
 

@@ -49,12 +49,13 @@ def test_quantize_report_and_the_int8_model_loads(trained, tmp_path):
 def test_quantizing_an_adapter_asks_for_a_merge(trained, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
+    from ftkit import registry
     from ftkit.models.strategy import apply_strategy, save_weights
     from ftkit.recipe.schema import FinetuneSection
 
     _, model = trained
     peft_model = apply_strategy(AutoModelForSequenceClassification.from_pretrained(str(model)),
-                                FinetuneSection(strategy="lora"), "cls", log=lambda m: None)
+                                FinetuneSection(strategy="lora"), registry.entry("cls"), log=lambda m: None)
     (tmp_path / "adapter").mkdir()
     save_weights(peft_model, tmp_path / "adapter")
     code, _, err = run_cli("compress", "quantize", "--model", str(tmp_path / "adapter"), "--output", str(tmp_path / "q"))

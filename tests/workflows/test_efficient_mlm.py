@@ -89,6 +89,7 @@ def test_finetune_cls_from_it(modernbert_run):
 ])
 def test_dropout_off_is_really_off(model_type, config):
     """train.dropout: 0 leaves no dropout anywhere: two forward passes in training mode agree exactly; 0.1 does not."""
+    from ftkit import registry
     from ftkit.models.build import build_model
     from ftkit.models.fast_paths import use_fast_paths
     from ftkit.recipe.schema import Recipe
@@ -99,7 +100,7 @@ def test_dropout_off_is_really_off(model_type, config):
                                         "model": {"model_type": model_type, "config": config}, "train": {"dropout": p},
                                         "tokenizer": {"path": "unused"}})
         torch.manual_seed(0)
-        model = build_model(recipe, FakeTokenizer()).train()
+        model = build_model(recipe, FakeTokenizer(), registry.entry("mlm")).train()
         use_fast_paths(model)  # as the train workflow on CPU: the swapped dropout modules must keep p
         ps = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
         ps += [v for k, v in model.config.to_dict().items() if isinstance(v, float) and "dropout" in k and "classifier" not in k]

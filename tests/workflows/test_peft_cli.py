@@ -8,6 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ftkit import registry
+
 from conftest import run_cli, write_recipe
 from tiny_models import cls_recipe, tiny_bert_dir
 
@@ -78,7 +80,7 @@ def test_export_merge_gives_a_plain_model_with_the_same_logits(lora_run):
     plain = AutoModelForSequenceClassification.from_pretrained(str(merged)).eval()  # no peft involved
     tok = AutoTokenizer.from_pretrained(str(merged))
     batch = tok(["a gorgeous , witty movie", "dull"], padding=True, return_tensors="pt")
-    want = saved.load_model(str(out), "cls")(**batch).logits
+    want = saved.load_model(str(out), registry.entry("cls"))(**batch).logits
     assert torch.allclose(plain(**batch).logits, want, atol=1e-5)
     assert plain.config.id2label == {0: "negative", 1: "positive"}
     card = (merged / "README.md").read_text()

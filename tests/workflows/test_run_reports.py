@@ -186,12 +186,13 @@ def test_the_model_card_parses_and_shows_the_results(classifier):
 
 def test_a_user_readme_is_never_replaced(classifier, tmp_path):
     from ftkit.models import card
+    from ftkit.workflows.resolve import recorded_task
 
     (tmp_path / "README.md").write_text("my own notes\n")
     logged = []
-    assert card.write(tmp_path, log=logged.append) is None
+    assert card.write(tmp_path, None, log=logged.append) is None
     assert (tmp_path / "README.md").read_text() == "my own notes\n" and "not ftkit's model card" in logged[0]
-    again = card.render(classifier, where="someone/tiny-sst2")
+    again = card.render(classifier, recorded_task(classifier), where="someone/tiny-sst2")
     assert 'model="someone/tiny-sst2"' in again and str(classifier) not in again.split("## How to use")[1]
 
 
@@ -228,6 +229,7 @@ def test_a_slow_run_and_a_perfect_best_read_right_in_the_done_line_the_report_an
     shows both with the same precision (was `1` beside `0.41`)."""
     from ftkit.models import card
     from ftkit.wording import per_second
+    from ftkit.workflows.resolve import recorded_task
     from ftkit.workflows.train import done_line
 
     run = tmp_path / "vit-run"
@@ -248,5 +250,5 @@ def test_a_slow_run_and_a_perfect_best_read_right_in_the_done_line_the_report_an
     assert code == 0, err
     table = (tmp_path / "r.html").read_text().split("<h2>Results</h2>")[1].split("</table>")[0]
     assert "accuracy 1.0000 (step 15)" in table and "<td>0.4100</td>" in table and "0.42 ex/s" in table
-    text = card.render(run)
+    text = card.render(run, recorded_task(run))
     assert "| accuracy | 1.0000 | 0.4100 |" in text and "160 examples (0.42 examples/s)" in text

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.paths import is_gguf, is_local, locate_gguf, missing, not_found_note, resolve_package_path
 from ftkit.recipe.schema import Recipe, TokenizerSection
+from ftkit.task_entry import TaskEntry
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,11 @@ def sentinel(i: int) -> str:
     return f"<extra_id_{i}>"
 
 
-def specials_for(kind: str, task: str) -> Specials:
-    """wordpiece: BERT's tokens; otherwise GPT's for a decoder, T5's for an encoder-decoder (the registry says which
-    tasks are), RoBERTa's else."""
+def specials_for(kind: str, entry: TaskEntry) -> Specials:
+    """wordpiece: BERT's tokens; otherwise GPT's for a decoder, T5's for an encoder-decoder (the task's entry says
+    which it is), RoBERTa's else."""
     if kind == "wordpiece":
         return BERT
-    entry = registry.entry(task)
     return GPT if entry.decoder_only else T5 if entry.encoder_decoder else ROBERTA
 
 
@@ -251,11 +250,12 @@ def tokenizer_max_length(recipe: Recipe) -> int:
     return recipe.tokenizer.max_length or recipe.data.block_size
 
 
-def train_from_recipe(recipe: Recipe, train_ds):
-    """Train the recipe's tokenizer on the training split; return (hf_tokenizer, specials)."""
+def train_from_recipe(recipe: Recipe, entry: TaskEntry, train_ds):
+    """Train the recipe's tokenizer on the training split, with the special tokens of `entry`'s models; return
+    (hf_tokenizer, specials)."""
     cfg = recipe.tokenizer
     assert cfg is not None and cfg.kind is not None
-    specials = specials_for(cfg.kind, recipe.task)
+    specials = specials_for(cfg.kind, entry)
     batches = text_batches(train_ds, recipe.data.text_column, cfg.max_train_bytes)
     tok = build_tokenizer(cfg.kind, cfg, specials, batches)
     return wrap(tok, specials, tokenizer_max_length(recipe), cfg.kind, cfg.extra_ids), specials

@@ -13,6 +13,7 @@ from ftkit.data import sources
 from ftkit.data.tokenizer import load_tokenizer, save_tokenizer, train_from_recipe
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
+from ftkit.task_entry import TaskEntry
 from ftkit.wording import with_article
 
 SETTINGS_FILE = "ftkit_tokenizer.json"
@@ -50,8 +51,9 @@ def default_corpus(recipe: Recipe):
     return train_ds
 
 
-def obtain_tokenizer(recipe: Recipe, log=print, corpus: Optional[Callable] = None):
-    """Load the recipe's tokenizer; train and save it first when `tokenizer.kind` is set and it does not exist yet."""
+def obtain_tokenizer(recipe: Recipe, entry: TaskEntry, log=print, corpus: Optional[Callable] = None):
+    """Load the recipe's tokenizer; train and save it first (with the special tokens of `entry`'s models) when
+    `tokenizer.kind` is set and it does not exist yet."""
     cfg = recipe.tokenizer
     if cfg is None:
         return load_tokenizer(recipe.model.from_pretrained, recipe.model.trust_remote_code, "model.from_pretrained")
@@ -62,7 +64,7 @@ def obtain_tokenizer(recipe: Recipe, log=print, corpus: Optional[Callable] = Non
     log(f"tokenizer {cfg.path} does not exist yet: training {with_article(cfg.kind)} tokenizer")
     train_ds = (corpus or default_corpus)(recipe)
     sources.require_column(train_ds, recipe.data.text_column, "data.text_column", "data.train")
-    tok, _ = train_from_recipe(recipe, train_ds)
+    tok, _ = train_from_recipe(recipe, entry, train_ds)
     save_tokenizer(tok, cfg.path)
     write_settings(recipe)
     return load_tokenizer(cfg.path)

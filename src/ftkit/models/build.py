@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models import gguf
 from ftkit.paths import is_gguf, is_local, locate_gguf, missing, not_found_note, resolve_package_path
 from ftkit.recipe.schema import Recipe
+from ftkit.task_entry import TaskEntry
 
 # RoBERTa-family position ids start after the padding index.
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
@@ -40,12 +40,11 @@ def load_saved(cls, path: str, key: str = "--model", **kwargs):
         raise UserError(f"{key}: could not load {os.path.join(path, weights[0]) if weights else path}: {first}") from None
 
 
-def auto_class(task: str, config=None):
-    """The transformers Auto class of a task's models (the registry says which; where it names more than one,
+def auto_class(entry: TaskEntry, config=None):
+    """The transformers Auto class of a task's models (its entry says which; where it names more than one,
     e.g. mim's MAE and SimMIM models, the one that builds `config`'s model type)."""
     import transformers
 
-    entry = registry.entry(task)
     classes = [getattr(transformers, name) for name in (entry.auto_class, *entry.more_auto_classes)]
     if config is not None:
         for cls in classes:
@@ -109,23 +108,23 @@ def set_dropout(cfg, p: Optional[float]) -> None:
             setattr(cfg, key, p)
 
 
-def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, loading_info: Optional[dict] = None, **head_kwargs):
-    """A model for `task` (default: the recipe's), on CPU, in fp32 (mixed precision comes from autocast).
+def build_model(recipe: Recipe, tokenizer, entry: TaskEntry, loading_info: Optional[dict] = None, **head_kwargs):
+    """A model for the task of `entry`, on CPU, in fp32 (mixed precision comes from autocast).
     `loading_info`: filled with transformers' report of a from_pretrained load (missing_keys, ...)."""
-    task = task or recipe.task
+    task = entry.name
     m = recipe.model
     if m.model_type is not None:
         cfg = new_config(recipe, tokenizer)
         for k, v in head_kwargs.items():
             setattr(cfg, k, v)
         set_dropout(cfg, recipe.train.dropout)
-        cls = auto_class(task, cfg)
+        cls = auto_class(entry, cfg)
         try:
             model = cls.from_config(cfg, trust_remote_code=m.trust_remote_code)
         except ValueError as e:
             raise UserError(f"model.model_type: '{m.model_type}' cannot be built for task {task}: {str(e).splitlines()[0]}") from None
     elif is_gguf(m.from_pretrained):
-        if not registry.entry(task).decoder_only:
+        if not entry.decoder_only:
             raise UserError(f"model.from_pretrained: a GGUF file holds a causal LM; task {task} needs another model")
         def adjust(cfg) -> None:
             for key, value in m.config.items():
@@ -143,7 +142,7 @@ def build_model(recipe: Recipe, tokenizer, task: Optional[str] = None, loading_i
         for k, v in head_kwargs.items():
             setattr(cfg, k, v)
         set_dropout(cfg, recipe.train.dropout)
-        cls = auto_class(task, cfg)
+        cls = auto_class(entry, cfg)
         try:
             model, info = cls.from_pretrained(path, config=cfg, trust_remote_code=m.trust_remote_code, output_loading_info=True,
                                               ignore_mismatched_sizes=bool(head_kwargs))  # a head for other classes

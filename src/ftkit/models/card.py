@@ -1,8 +1,8 @@
 """The model card: README.md in the Hugging Face format, written into every saved model directory.
 
-Everything comes from the directory itself (recipe.yaml, metrics.json, config.json or adapter_config.json), so
-the card of a run, of an export and the copy `ftkit push` uploads (with the repo id in its snippets) are drawn
-the same way, offline. The metadata goes through huggingface_hub's ModelCardData / EvalResult, which also
+Everything comes from the directory itself (recipe.yaml, metrics.json, config.json or adapter_config.json) and the
+model's task entry (resolved by the workflow that writes the card), so the card of a run, of an export and the copy
+`ftkit push` uploads (with the repo id in its snippets) are drawn the same way, offline. The metadata goes through huggingface_hub's ModelCardData / EvalResult, which also
 writes `model-index`; the text is ours, because the hub's default template is mostly empty sections.
 """
 
@@ -14,9 +14,9 @@ from typing import Optional
 
 import yaml
 
-from ftkit import registry
 from ftkit.engine.curves import COUNTS
 from ftkit.paths import PACKAGE_SCHEME, is_local, resolve_package_path
+from ftkit.task_entry import PRETRAIN, TaskEntry
 from ftkit.wording import metric, rate
 
 CARD = "README.md"
@@ -116,7 +116,7 @@ print(context[offsets[start][0]:offsets[end][1]])
 For long contexts (overlapping windows), SQuAD v2 models and JSON-lines input: `ftkit predict --model {where}`."""
 
 
-def _usage(task: Optional[registry.TaskEntry], where: str, adapter: Optional[dict]) -> str:
+def _usage(task: Optional[TaskEntry], where: str, adapter: Optional[dict]) -> str:
     if adapter is not None:
         cls = {"CAUSAL_LM": "AutoPeftModelForCausalLM", "SEQ_CLS": "AutoPeftModelForSequenceClassification",
                "TOKEN_CLS": "AutoPeftModelForTokenClassification", "QUESTION_ANS": "AutoPeftModelForQuestionAnswering",
@@ -142,9 +142,9 @@ def _usage(task: Optional[registry.TaskEntry], where: str, adapter: Optional[dic
             f"print(pipe({example}))\n```")
 
 
-def render(model_dir: Path, where: Optional[str] = None, origin: Optional[str] = None, base: Optional[str] = None,
-           usage: Optional[str] = None) -> str:
-    """The card text of the model saved in `model_dir`; `where`: how users reach it (a repo id; default: the path);
+def render(model_dir: Path, task: Optional[TaskEntry], where: Optional[str] = None, origin: Optional[str] = None,
+           base: Optional[str] = None, usage: Optional[str] = None) -> str:
+    """The card text of the model saved in `model_dir`, a model of `task` (None: of no task ftkit knows); `where`: how users reach it (a repo id; default: the path);
     `origin`: how it was made when no training recipe says (an export, a compression); `base`: what it came from;
     `usage`: how to load it, for a format transformers does not read (the int8 models of `ftkit compress quantize`)."""
     from huggingface_hub import EvalResult, ModelCardData
@@ -156,7 +156,6 @@ def render(model_dir: Path, where: Optional[str] = None, origin: Optional[str] =
     if (model_dir / "adapter_config.json").is_file():
         adapter = _read_json(model_dir / "adapter_config.json")
     name = recipe.get("task") or summary.get("task")
-    task = registry.entry(name) if name in registry.NAMES else None
     base = base or (recipe.get("model") or {}).get("from_pretrained") or (adapter or {}).get("base_model_name_or_path")
     data = recipe.get("data") or {}
     best, final = _scalars(summary.get("best_metrics")), _scalars(summary.get("final_metrics"))
@@ -203,7 +202,7 @@ def render(model_dir: Path, where: Optional[str] = None, origin: Optional[str] =
 def _command(task) -> str:
     if task is None:
         return "ftkit"
-    return f"ftkit {'pretrain' if task.family == registry.PRETRAIN else 'finetune'} --task {task.name}"
+    return f"ftkit {'pretrain' if task.family == PRETRAIN else 'finetune'} --task {task.name}"
 
 
 def _data_text(spec) -> str:
@@ -216,7 +215,7 @@ def _fmt(v) -> str:
     return "-" if v is None else metric(v)
 
 
-def write(model_dir: Path, where: Optional[str] = None, log=print, origin: Optional[str] = None,
+def write(model_dir: Path, task: Optional[TaskEntry], where: Optional[str] = None, log=print, origin: Optional[str] = None,
           base: Optional[str] = None, usage: Optional[str] = None) -> Optional[Path]:
     """Write (or refresh) README.md; a README.md that ftkit did not write is left alone (said once). The card is a
     side product: a failure to write it is said in one line and never fails the run or export that made the model."""
@@ -225,7 +224,7 @@ def write(model_dir: Path, where: Optional[str] = None, log=print, origin: Optio
         log(f"{path}: not ftkit's model card; left as it is")
         return None
     try:
-        path.write_text(render(model_dir, where, origin, base, usage))
+        path.write_text(render(model_dir, task, where, origin, base, usage))
     except Exception as e:  # noqa: BLE001 (an odd base-model card, a full disk: the model itself is saved)
         log(f"{path}: model card not written ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})")
         return None

@@ -13,10 +13,10 @@ import contextlib
 import inspect
 from typing import Optional
 
-from ftkit import registry
 from ftkit.models.anatomy import unwrap
 from ftkit.models.build import _POSITION_OFFSET, build_model, check_model_path, count_parameters
 from ftkit.recipe.schema import Recipe
+from ftkit.task_entry import TaskEntry
 
 
 def head_config(labels: list[str], **extra) -> dict:
@@ -24,9 +24,9 @@ def head_config(labels: list[str], **extra) -> dict:
     return {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}, **extra}
 
 
-def checkpoint_labels(config, task: str) -> Optional[list[str]]:
+def checkpoint_labels(config, entry: TaskEntry) -> Optional[list[str]]:
     """Class (or tag) names of a checkpoint that already has this task's head, else None."""
-    if task not in registry.candidates(config.architectures):
+    if not entry.fits(config.architectures):
         return None
     return [str(config.id2label[i]) for i in sorted(config.id2label)]
 
@@ -44,21 +44,20 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
-def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print, head: str = "classification head",
-                     noun: str = "classes", **config):
-    """(model, labels in the model's class-id order) for the recipe's task (its registry entry gives the Auto
-    class); `config`: more head settings (e.g. problem_type)."""
+def build_classifier(recipe: Recipe, entry: TaskEntry, tokenizer, labels: list[str], log=print,
+                     head: str = "classification head", noun: str = "classes", **config):
+    """(model, labels in the model's class-id order) for `entry`'s task (the entry gives the Auto class);
+    `config`: more head settings (e.g. problem_type)."""
     m = recipe.model
-    task = recipe.task
     if m.model_type is not None:
-        model = build_model(recipe, tokenizer, task, **head_config(labels, **config))
+        model = build_model(recipe, tokenizer, entry, **head_config(labels, **config))
         _, total = count_parameters(model)
         log(f"model: new {type(model).__name__} ({total / 1e6:.2f}M parameters), random weights, {len(labels)} {noun}")
         return model, labels
     from transformers import AutoConfig
 
     path = check_model_path(m.from_pretrained)
-    old = checkpoint_labels(AutoConfig.from_pretrained(path, trust_remote_code=m.trust_remote_code), task)
+    old = checkpoint_labels(AutoConfig.from_pretrained(path, trust_remote_code=m.trust_remote_code), entry)
     reset = False
     if old is not None and len(set(old)) == len(old) and set(old) == set(labels):
         labels, note = old, f"its {head} for these {len(old)} classes is kept"
@@ -72,7 +71,7 @@ def build_classifier(recipe: Recipe, tokenizer, labels: list[str], log=print, he
         note = f"new {head} for {len(labels)} {noun}"
     info: dict = {}
     with _quiet_transformers():
-        model = build_model(recipe, tokenizer, task, info, **head_config(labels, **config))
+        model = build_model(recipe, tokenizer, entry, info, **head_config(labels, **config))
     if reset:
         reset_head(model)
     _, total = count_parameters(model)

@@ -26,6 +26,7 @@ import torch
 
 from ftkit.errors import UserError
 from ftkit.models.build import auto_class
+from ftkit.task_entry import TaskEntry
 
 FILE = "model.int8.safetensors"
 INFO = "quantization.json"
@@ -125,11 +126,11 @@ def save_quantized(qmodel, path: Path, task: str, converted: int) -> None:
     save_file(int8_state(qmodel), str(path / FILE), metadata={"format": FORMAT})
     info = {"format": FORMAT, "version": 1, "task": task, "dtype": "qint8", "scheme": "per_channel_symmetric",
             "conv1d_as_linear": bool(converted), "modules": sorted(quantized_modules(qmodel)),
-            "torch": torch.__version__, "loader": "ftkit.models.int8.load_quantized(path, task)"}
+            "torch": torch.__version__, "loader": "ftkit.models.int8.load_quantized(path, ftkit.registry.entry(task))"}
     (path / INFO).write_text(json.dumps(info, indent=2) + "\n")
 
 
-def load_quantized(path: str, task: str, key: str = "--model"):
+def load_quantized(path: str, entry: TaskEntry, key: str = "--model"):
     """Rebuild an int8 model saved by `save_quantized` (the quantized engine of this machine runs it)."""
     from safetensors.torch import load_file
     from transformers import AutoConfig
@@ -139,7 +140,7 @@ def load_quantized(path: str, task: str, key: str = "--model"):
     if info.get("format") != FORMAT:
         raise UserError(f"{key}: {path}/{INFO} is not an ftkit int8 model (format {info.get('format')!r})")
     config = AutoConfig.from_pretrained(path)
-    model = auto_class(task).from_config(config)
+    model = auto_class(entry).from_config(config)
     if info.get("conv1d_as_linear"):
         conv1d_to_linear(model)
     try:

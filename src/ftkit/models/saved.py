@@ -17,7 +17,6 @@ from typing import Optional
 
 import yaml
 
-from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models import gguf
 from ftkit.models.build import auto_class, check_model_path, count_parameters, load_saved
@@ -31,6 +30,7 @@ from ftkit.models.strategy import (  # what save_weights writes next to an adapt
     is_peft,
 )
 from ftkit.paths import is_gguf, resolve_package_path
+from ftkit.task_entry import TaskEntry
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -118,35 +118,29 @@ def trained_as(path: str) -> Optional[str]:
     return task if isinstance(task, str) else None
 
 
-def task_of(path: str, key: str = "--model") -> Optional[str]:
-    """The task of a saved model: the one it was trained for when its architecture fits it (an sft model is sft), else
-    the one its config's architectures name (registry.infer); None for an architecture of no task."""
-    return registry.infer(load_config(path, key).architectures, trained_as(path))
-
-
-def load_model(path: str, task: str, key: str = "--model", log=None):
-    """The model in `path` for `task` (cls, clm, mlm, mlm+nsp, ner), in eval mode. With `log`: a line before
+def load_model(path: str, entry: TaskEntry, key: str = "--model", log=None):
+    """The model in `path` as a model of `entry`'s task, in eval mode. With `log`: a line before
     (large models take a while) and one with the time it took."""
     import time
 
     if log is None:
-        return _load_model(path, task, key)
+        return _load_model(path, entry, key)
     log(f"loading the model from {path} ({kind(path)}) ...")
     t0 = time.perf_counter()
-    model = _load_model(path, task, key)
+    model = _load_model(path, entry, key)
     _, n = count_parameters(model)
     log(f"model loaded in {time.perf_counter() - t0:.1f}s: {type(model).__name__}, {n / 1e6:.1f}M parameters")
     return model
 
 
-def _load_model(path: str, task: str, key: str = "--model"):
+def _load_model(path: str, entry: TaskEntry, key: str = "--model"):
     k = kind(path)
     if k == "int8":
-        return load_quantized(path, task, key).eval()
+        return load_quantized(path, entry, key).eval()
     if k == "plain" and is_gguf(path) and os.path.isfile(path):  # a GGUF file: a starting point scored with --recipe
         return gguf.load_model(path, key).eval()
     if k == "plain":
-        return load_saved(auto_class(task, load_config(path, key)), path, key).eval()
+        return load_saved(auto_class(entry, load_config(path, key)), path, key).eval()
     from peft import PeftModel
 
     base = base_path(path, key)
@@ -154,8 +148,8 @@ def _load_model(path: str, task: str, key: str = "--model"):
         model = gguf.load_model(base, f"{key} (base model)")
     else:
         with _quiet_transformers():  # the head's weights come from the adapter (modules_to_save), not the base
-            model = load_saved(auto_class(task), base, f"{key} (base model)", config=load_config(path, key))
-    if registry.entry(task).peft_task_type == "SEQ_CLS" and \
+            model = load_saved(auto_class(entry), base, f"{key} (base model)", config=load_config(path, key))
+    if entry.peft_task_type == "SEQ_CLS" and \
             json.loads(Path(path, ADAPTER_CONFIG).read_text()).get("peft_type") == "PREFIX_TUNING":
         accept_prefix_cache(model)
     try:
@@ -164,12 +158,12 @@ def _load_model(path: str, task: str, key: str = "--model"):
         raise UserError(f"{key}: could not load the adapter in {path}: {str(e).strip().splitlines()[0][:200]}") from None
 
 
-def load_preprocessor(path: str, task: str, key: str = "--model"):
+def load_preprocessor(path: str, entry: TaskEntry, key: str = "--model"):
     """What the model reads its inputs with, saved next to it: the tokenizer, or the image processor of an
-    image task (the registry says which)."""
+    image task (its entry says which)."""
     import transformers
 
-    cls = {"tokenizer": "AutoTokenizer", "image_processor": "AutoImageProcessor"}.get(registry.entry(task).preprocessor)
+    cls = {"tokenizer": "AutoTokenizer", "image_processor": "AutoImageProcessor"}.get(entry.preprocessor)
     if cls is None:
         return None
     if is_gguf(path) and os.path.isfile(path):  # the tokenizer (and chat template) inside a GGUF file

@@ -12,11 +12,11 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models import anatomy
 from ftkit.models.build import count_parameters
 from ftkit.recipe.schema import FinetuneSection
+from ftkit.task_entry import TaskEntry
 
 PEFT_STRATEGIES = ("lora", "prefix", "prompt")
 BASE_CONFIG = "base_config.json"
@@ -54,16 +54,16 @@ def check_targets(model, targets: Optional[list[str]]) -> None:
                         f"its linear layers are: {', '.join(have)}")
 
 
-def peft_config(cfg: FinetuneSection, task: str, model):
+def peft_config(cfg: FinetuneSection, entry: TaskEntry, model):
     import peft
     from transformers.pytorch_utils import Conv1D
 
-    task_type = registry.entry(task).peft_task_type
+    task_type = entry.peft_task_type
     if cfg.strategy == "lora":
         check_targets(model, cfg.target_modules)
         conv = any(isinstance(m, Conv1D) for m in model.modules())  # GPT-2 stores Linear weights transposed
         try:
-            head = list(registry.entry(task).peft_head) or None
+            head = list(entry.peft_head) or None
             return peft.LoraConfig(task_type=task_type, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, modules_to_save=head,
                                    lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules, fan_in_fan_out=conv)
         except ValueError as e:
@@ -110,7 +110,7 @@ def _kwargs_reach_cache(model) -> bool:
     return any(p.kind is p.VAR_KEYWORD for p in head.values()) and "cache" in inspect.signature(backbone.forward).parameters
 
 
-def apply_strategy(model, cfg: FinetuneSection, task: str, log=print):
+def apply_strategy(model, cfg: FinetuneSection, entry: TaskEntry, log=print):
     """The model to train under `cfg.strategy` (the same object for full / freeze, a PeftModel for adapters)."""
     if cfg.strategy == "freeze":
         if not cfg.freeze_embeddings and cfg.freeze_layers == 0:
@@ -119,10 +119,10 @@ def apply_strategy(model, cfg: FinetuneSection, task: str, log=print):
     elif cfg.strategy in PEFT_STRATEGIES:
         import peft
 
-        if cfg.strategy not in registry.entry(task).adapters:
-            allowed = [t.name for t in registry.TASKS if cfg.strategy in t.adapters]
-            raise UserError(f"finetune.strategy {cfg.strategy}: not available for task {task}; expected one of {', '.join(allowed)}")
-        conf = peft_config(cfg, task, model)
+        if cfg.strategy not in entry.adapters:  # (the recipe schema says so first, naming the tasks that take it)
+            raise UserError(f"finetune.strategy {cfg.strategy}: not available for task {entry.name}; expected one of "
+                            f"{', '.join(('full', 'freeze', *entry.adapters))}")
+        conf = peft_config(cfg, entry, model)
         task_type = conf.task_type
         if cfg.strategy == "prefix" and task_type == "SEQ_CLS":
             accept_prefix_cache(model)

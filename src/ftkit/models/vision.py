@@ -16,6 +16,7 @@ from ftkit.errors import UserError
 from ftkit.models.build import check_model_path, config_of, count_parameters, load_saved, set_dropout
 from ftkit.models.classifier import _quiet_transformers, build_classifier, head_config
 from ftkit.recipe.schema import Recipe
+from ftkit.task_entry import TaskEntry
 
 CHANNELS = 3
 # ViTMAEConfig's encoder settings, which ViTConfig shares
@@ -73,16 +74,16 @@ def _new_config(recipe: Recipe, size: int, **extra):
     return cfg
 
 
-def image_classifier(recipe: Recipe, labels: list[str], size: int, log=print):
-    """(model, labels in the model's order) for image-cls."""
+def image_classifier(recipe: Recipe, entry: TaskEntry, labels: list[str], size: int, log=print):
+    """(model, labels in the model's order) for image-cls (`entry`)."""
     m = recipe.model
     if m.model_type is not None:
         cfg = _new_config(recipe, size)
-        return build_classifier(recipe, None, labels, log, image_size=size, num_channels=cfg.num_channels)
+        return build_classifier(recipe, entry, None, labels, log, image_size=size, num_channels=cfg.num_channels)
     _, _, model_type = pretrained_info(recipe)
     if model_type == "vit_mae":
         return from_mae(recipe, labels, log), labels
-    model, labels = build_classifier(recipe, None, labels, log)
+    model, labels = build_classifier(recipe, entry, None, labels, log)
     check_geometry(model.config, f"model.from_pretrained ({m.from_pretrained})")
     return model, labels
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
@@ -11,7 +13,8 @@ from ftkit.recipe.schema import Recipe
 
 def _type_name(annotation) -> str:
     text = repr(annotation) if not isinstance(annotation, type) else annotation.__name__
-    for junk in ("typing.", "ftkit.recipe.schema.", "ftkit.recipe.task_sections.", "ftkit.recipe.fields.", "<class '", "'>"):
+    text = re.sub(r"\bftkit(\.\w+)*\.(?=[A-Z])", "", text)  # a section's module (recipe/, a family package): the class name
+    for junk in ("typing.", "<class '", "'>"):
         text = text.replace(junk, "")
     return text.replace("NoneType", "None")
 
@@ -39,7 +42,8 @@ def _rows(model: type[BaseModel], prefix: str, sections: list) -> list[str]:
 
 def render() -> str:
     out = ["# Recipe reference", "",
-           "Generated from `src/ftkit/recipe/schema.py` by `ftkit recipes docs`; do not edit by hand.",
+           "Generated from `src/ftkit/recipe/schema.py` (and the families' sections, `src/ftkit/tasks/*/section.py`) by "
+           "`ftkit recipes docs`; do not edit by hand.",
            "Every key below can be overridden on the command line as `dotted.key=value`.", ""]
     sections: list = []
     top = _rows(Recipe, "", sections)

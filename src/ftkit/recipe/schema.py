@@ -11,18 +11,13 @@ from __future__ import annotations
 import sys
 from typing import Any, Literal, Optional, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
 from ftkit import registry
 from ftkit.paths import is_local
+from ftkit.recipe.distill_section import DistillSection
 from ftkit.recipe.fields import DELIMITER_HELP, DataFile, DataFiles, Section, check_delimiter  # noqa: F401 (re-exported)
-from ftkit.recipe.task_sections import SFT_LEGACY_KEYS, DistillSection, ElectraSection, ImageSection, MaskingSection, SftSection  # noqa: F401
-from ftkit.tasks.ner.section import LEGACY_DATA_KEYS as NER_LEGACY_KEYS
-from ftkit.tasks.ner.section import NerSection
-from ftkit.tasks.preference.section import DpoSection  # a family package's own section (torch-free)
-from ftkit.tasks.qa.section import QaSection  # a family package's own section (torch-free)
-from ftkit.tasks.seq2seq.section import Seq2SeqSection  # (the same: torch-free)
-from ftkit.tasks.seq2seq.span_section import SpanSection  # (torch-free)
+from ftkit.task_entry import RecipeSection
 
 Task = Literal[registry.NAMES]  # type: ignore[valid-type]  (the registry's names: one place lists tasks)
 
@@ -223,37 +218,44 @@ def _strategies() -> str:
 _STRATEGIES = _strategies()  # from the registry: the task lists cannot go stale
 
 
-class Recipe(Section):
+def _family_sections() -> dict[str, RecipeSection]:
+    """The recipe sections the task entries declare (tasks/<family>/entry.py), one per key: a family's own keys live
+    in its package, and adding a family adds its section here without an edit."""
+    found: dict[str, RecipeSection] = {}
+    for task in registry.TASKS:
+        for section in task.sections:
+            if found.setdefault(section.key, section) is not section:
+                raise RuntimeError(f"recipe section {section.key}: declared twice, by {task.name} and another task")
+    return found
+
+
+FAMILY_SECTIONS = _family_sections()
+
+
+class _Recipe(Section):
+    """The sections every run has; `Recipe` below adds the families' own."""
     name: Optional[str] = Field(None, description="A name for the run (default: the recipe file's stem).")
     task: Task = Field("clm", description="; ".join(f"{t.name}: {t.help}" for t in registry.TASKS) + ".")
     output_dir: str = Field(description="Run directory: checkpoints, metrics and the final save_pretrained model.")
     tokenizer: Optional[TokenizerSection] = Field(None, description="Tokenizer to train or reuse (default: the model's own).")
     model: ModelSection
     data: DataSection
-    masking: MaskingSection = Field(default_factory=MaskingSection, description="Masked-LM settings (mlm, mlm+nsp, electra).")
-    electra: ElectraSection = Field(default_factory=ElectraSection, description="ELECTRA settings (task electra).")
     train: TrainSection = Field(default_factory=TrainSection)
     finetune: FinetuneSection = Field(default_factory=FinetuneSection, description=_STRATEGIES)
     distill: DistillSection = Field(default_factory=DistillSection, description="Knowledge distillation settings (`ftkit compress distill`).")
-    sft: SftSection = Field(default_factory=SftSection, description="Instruction / chat fine-tuning settings (task sft).")
-    image: ImageSection = Field(default_factory=ImageSection, description=f"Image settings (tasks {', '.join(t.name for t in registry.TASKS if t.images)}).")
-    ner: NerSection = Field(default_factory=NerSection, description="Token classification settings (task ner).")
-    qa: QaSection = Field(default_factory=QaSection, description="Extractive question answering settings (task qa).")
-    seq2seq: Seq2SeqSection = Field(default_factory=Seq2SeqSection, description="Sequence-to-sequence settings (task seq2seq).")
-    dpo: DpoSection = Field(default_factory=DpoSection, description="Preference tuning settings (task dpo).")
-    span: SpanSection = Field(default_factory=SpanSection, description="T5 span-corruption settings (task span-corruption).")
 
     @model_validator(mode="before")
     @classmethod
     def _moved_keys(cls, raw: Any) -> Any:
         """Keys that moved from `data:` to their family's section still work where they were (with a note)."""
         if isinstance(raw, dict):
-            for section, keys in (("ner", NER_LEGACY_KEYS), ("sft", SFT_LEGACY_KEYS)):
-                moved_to_section(raw, section, keys)
+            for section in FAMILY_SECTIONS.values():
+                if section.moved_data_keys:
+                    moved_to_section(raw, section.key, section.moved_data_keys)
         return raw
 
     @model_validator(mode="after")
-    def _family_defaults(self) -> "Recipe":
+    def _family_defaults(self) -> "_Recipe":
         """Fine-tuning starts from trained weights: HF's fine-tuning defaults, not pre-training's (keys the
         recipe sets are kept). Filled in here, so --print-config and the saved recipe.yaml show them."""
         if self.data.add_eos is None:
@@ -271,7 +273,7 @@ class Recipe(Section):
         return self
 
     @model_validator(mode="after")
-    def _checks(self) -> "Recipe":
+    def _checks(self) -> "_Recipe":
         if self.data.label_regex is not None:
             import re
 
@@ -301,6 +303,13 @@ class Recipe(Section):
             if self.model.from_pretrained is None:  # an adapter over random weights could never be loaded again
                 raise ValueError(f"finetune.strategy {self.finetune.strategy} needs model.from_pretrained (a pre-trained model to adapt)")
         return self
+
+
+# The families' sections as fields (each with its own defaults, so every recipe has them all; docs/recipes.md and
+# --print-config list them after the shared ones, in registry order).
+Recipe = create_model("Recipe", __base__=_Recipe, __module__=__name__,
+                      **{key: (section.model, Field(default_factory=section.model, description=section.help))
+                         for key, section in FAMILY_SECTIONS.items()})
 
 
 _NOTED: set[str] = set()  # moved keys already noted in this process

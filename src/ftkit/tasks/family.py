@@ -26,6 +26,7 @@ from ftkit.engine.batches import by_length, length_grouped
 from ftkit.engine.loop import check_metric
 from ftkit.engine.task_api import Task
 from ftkit.recipe.schema import Recipe
+from ftkit.task_entry import TaskEntry
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Log, PredictRequest, Prepared, sample_positions
 
 Rows = TypeVar("Rows")
@@ -67,6 +68,7 @@ class Run(Generic[Rows]):
 class Family(Generic[Rows]):
     """What the workflows know of a task: prepare (training), evaluation, and optionally render / predict / corpus."""
 
+    entry: TaskEntry  # the task it is (its package's entry.py): what models/ and data/ are told, never a name
     unit: str = "examples, length-grouped"  # what a training item is, for the log
     eval_seed_from_recipe: bool = False  # evaluation batches collated with train.seed (default 0)
 
@@ -200,8 +202,9 @@ class TaskSpec(Family):
     """A family written as functions: its own prepare and evaluation (LM blocks, masked encoders, images, span
     corruption: sequences the template does not describe), with the same type for the workflows."""
 
-    def __init__(self, prepare: Callable[..., Prepared], evaluation: Callable[[EvalRequest], EvalSetup],
+    def __init__(self, entry: TaskEntry, prepare: Callable[..., Prepared], evaluation: Callable[[EvalRequest], EvalSetup],
                  render: Optional[Callable[[dict], str]] = None, predict: Optional[Callable[[PredictRequest], Iterator]] = None,
                  corpus: Optional[Callable[[Recipe], Any]] = None):
+        self.entry = entry
         self.prepare, self.evaluation = prepare, evaluation  # type: ignore[method-assign]
         self.render, self.predict, self.corpus = render, predict, corpus

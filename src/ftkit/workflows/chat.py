@@ -18,6 +18,7 @@ from ftkit.models import saved
 from ftkit.models.build import load_saved
 from ftkit.wording import with_article
 from ftkit.workflows import repetition
+from ftkit.workflows.resolve import task_of_saved
 
 HELP = "/reset starts a new conversation, /exit (or end of input) quits"
 # The repetition guard's defaults for chat replies (over the reply only: workflows/repetition.py). Measured on
@@ -72,11 +73,11 @@ class Session:
         from transformers import AutoTokenizer
 
         path = saved.check_dir(model_dir, "--model")
-        task = saved.task_of(path)
-        if task is not None and not registry.entry(task).generates:
-            raise UserError(f"--model: {model_dir} is {with_article(task)} model, not a chat (causal) language model")
-        if task is not None and registry.entry(task).encoder_decoder:
-            raise UserError(f"--model: {model_dir} is an encoder-decoder ({task}); chat is for causal LMs: use "
+        task = task_of_saved(path)
+        if task is not None and not task.generates:
+            raise UserError(f"--model: {model_dir} is {with_article(task.name)} model, not a chat (causal) language model")
+        if task is not None and task.encoder_decoder:
+            raise UserError(f"--model: {model_dir} is an encoder-decoder ({task.name}); chat is for causal LMs: use "
                             f"`ftkit predict --model {model_dir}` or `ftkit generate --prompt TEXT`")
         self.tokenizer = load_saved(AutoTokenizer, path)
         if not self.tokenizer.chat_template:
@@ -84,7 +85,7 @@ class Session:
         repetition.check(repetition_penalty, no_repeat_ngram_size)
         self.sampling = generation_options(temperature, top_p)
         self.repetition_penalty, self.no_repeat_ngram_size = repetition_penalty, no_repeat_ngram_size
-        self.model = saved.for_generation(saved.load_model(path, "sft", log=log))
+        self.model = saved.for_generation(saved.load_model(path, task or registry.entry("sft"), log=log))
         if system is None:
             system = run_system_prompt(path)
             if system:

@@ -29,9 +29,11 @@ from ftkit.models import card, saved
 from ftkit.models import int8 as q
 from ftkit.models.build import auto_class, load_saved
 from ftkit.recipe import load_recipe
+from ftkit.task_entry import TaskEntry
 from ftkit.wording import with_article
 from ftkit.workflows import evaluate as evaluation
 from ftkit.workflows import train
+from ftkit.workflows.resolve import task_of_saved
 
 REPORT = "compression.json"
 
@@ -40,8 +42,8 @@ REPORT = "compression.json"
 class Bench:
     """What a compressed model is measured on: the task, its evaluation batches, the recipe and tokenizer; and
     the fp32 model they were built for (the one to compress)."""
-    task_name: str
-    task: object
+    entry: TaskEntry  # the model's task
+    task: object  # its evaluation Task
     batches: list
     recipe: object
     tokenizer: object
@@ -52,7 +54,7 @@ class Bench:
     log: object = None  # progress of long measurements (a line every 15 s off a terminal)
 
 
-def source_model(model_dir: str, output: str, key: str = "--model") -> tuple[str, str]:
+def source_model(model_dir: str, output: str, key: str = "--model") -> tuple[str, TaskEntry]:
     """(local path, task) of a plain saved model; the output must be new. Checked before any work."""
     path = saved.check_dir(model_dir, key)
     k = saved.kind(path)
@@ -61,22 +63,22 @@ def source_model(model_dir: str, output: str, key: str = "--model") -> tuple[str
                         f"(ftkit export --merge --model {model_dir} --output DIR; LoRA only)")
     if k == "int8":
         raise UserError(f"{key}: {model_dir} is already quantized (int8); compress the fp32 model instead")
-    task = saved.task_of(path)
-    if task is None or not registry.entry(task).compress:
+    task = task_of_saved(path)
+    if task is None or not task.compress:
         able = [t.name for t in registry.TASKS if t.compress]
-        raise UserError(f"{key}: {model_dir} is {with_article(task or 'unknown')} model; compress works on {', '.join(able)} models")
+        raise UserError(f"{key}: {model_dir} is {with_article(task.name if task else 'unknown')} model; compress works on {', '.join(able)} models")
     if Path(output).resolve() == Path(path).resolve():
         raise UserError(f"--output: {output} is the input model; expected a new directory")
     rundir.check(output, resume=False, overwrite=False)
     return path, task
 
 
-def bench(model_dir: str, path: str, task: str, data: Optional[str], batch_size: int, max_batches: Optional[int],
+def bench(model_dir: str, path: str, task: TaskEntry, data: Optional[str], batch_size: int, max_batches: Optional[int],
           log, accelerator) -> Bench:
     """The evaluation `ftkit eval` would run (the task's own items), as a fixed list of batches."""
     from transformers import AutoTokenizer
 
-    recipe = evaluation.eval_recipe(model_dir, task, data, None)
+    recipe = evaluation.eval_recipe(model_dir, task.name, data, None)
     model = load_saved(auto_class(task), path).eval()  # a plain model (source_model checked it)
     tokenizer = load_saved(AutoTokenizer, path)
     ev = evaluation.setup(model_dir, path, task, recipe, data, model, tokenizer, log)
@@ -95,7 +97,7 @@ def measure(model, b: Bench) -> dict:
     t0 = time.perf_counter()
     metrics = evaluate(b.accelerator, model, b.task, b.batches, b.log, mixed_precision=False)
     elapsed = time.perf_counter() - t0
-    name = registry.entry(b.task_name).headline
+    name = b.entry.headline
     return {name: metrics[name], "loss": metrics["loss"], "latency_ms_per_batch": round(1000 * elapsed / len(b.batches), 2),
             "batches": len(b.batches), "batch_size": b.task.count_examples(b.batches[0])}
 
@@ -114,36 +116,37 @@ def quantize(model_dir: str, output: str, data: Optional[str] = None, batch_size
     q.check_backend()
     b = bench(model_dir, path, task, data, batch_size, max_batches, log, make_accelerator("fp32"))
     model = b.model
-    log(f"quantize: {model_dir} ({task}), {len(b.batches)} batches of {batch_size}, {torch.get_num_threads()} threads, "
+    log(f"quantize: {model_dir} ({task.name}), {len(b.batches)} batches of {batch_size}, {torch.get_num_threads()} threads, "
         f"backend {torch.backends.quantized.engine}")
     before = measure(model, b)
     linear_before = q.linear_weight_bytes(model)
     qmodel, converted = q.quantize(model)
     after = measure(qmodel, b)
     out = Path(output)
-    q.save_quantized(qmodel, out, task, converted)
+    q.save_quantized(qmodel, out, task.name, converted)
     copy_side_files(path, out, b.tokenizer)
     reloaded = measure(saved.load_model(str(out), task), b)  # what `ftkit eval` / `predict` will see
     report = {"method": "dynamic int8 (per-channel, symmetric) of every Linear layer", "model": model_dir, "output": output,
-              "task": task, "before": before, "after": after, "after_reload": reloaded,
+              "task": task.name, "before": before, "after": after, "after_reload": reloaded,
               "size_on_disk_bytes": {"before": saved.weights_bytes(path), "after": saved.weights_bytes(str(out))},
               "linear_weight_bytes": {"before": linear_before, "after": q.linear_weight_bytes(qmodel)},
               "quantized_layers": len(q.quantized_modules(qmodel)), "threads": torch.get_num_threads()}
     report["linear_weight_ratio"] = round(linear_before / max(report["linear_weight_bytes"]["after"], 1), 2)
     report["speedup"] = round(before["latency_ms_per_batch"] / max(after["latency_ms_per_batch"], 1e-9), 2)
     rundir.write_json_atomic(out / REPORT, report)
-    card.write(out, origin=f"`{model_dir}` with every Linear layer quantized to dynamic int8 (`ftkit compress quantize`; "
+    card.write(out, task, origin=f"`{model_dir}` with every Linear layer quantized to dynamic int8 (`ftkit compress quantize`; "
                            f"measurements in {REPORT})", log=log,
                usage=f"Stored in ftkit's int8 format (`model.int8.safetensors` + `quantization.json`; transformers alone "
                      f"does not read it): `ftkit eval --model {out}`, `ftkit predict --model {out} FILE`, or in Python "
-                     f"`from ftkit.models import saved; model = saved.load_model(\"{out}\", \"{task}\")`.")
+                     f"`from ftkit import registry; from ftkit.models import saved; "
+                     f"model = saved.load_model(\"{out}\", registry.entry(\"{task.name}\"))`.")
     return report
 
 
 def importance_batches(b: Bench, n: int, batch_size: int, log) -> list:
     """`n` batches of training data (not the evaluation data the result is reported on), a seeded sample."""
     recipe = evaluation.saved_recipe(b.model_dir) or b.recipe  # the training data of the model's recipe, not --data
-    ev = evaluation.setup(b.model_dir, b.path, b.task_name, recipe.model_copy(update={"tokenizer": None}), None, b.model,
+    ev = evaluation.setup(b.model_dir, b.path, b.entry, recipe.model_copy(update={"tokenizer": None}), None, b.model,
                           b.tokenizer, log, split="train", sample=n * batch_size)
     return list(eval_batches(ev.items, batch_size, b.task.eval_collate, 0, limit=n))
 
@@ -191,14 +194,14 @@ def prune(model_dir: str, output: str, sparsity: float = 0.0, scope: str = "glob
     report = {"method": {"sparsity": sparsity, "scope": scope if sparsity else None, "heads": heads,
                          "head_importance": "Michel et al. 2019 (|dL/dgate|, normalised per layer)" if heads else None,
                          "pruned_heads": chosen, "finetune_steps": finetune_steps},
-              "model": model_dir, "output": output, "task": task, "before": before, "pruned": pruned,
+              "model": model_dir, "output": output, "task": task.name, "before": before, "pruned": pruned,
               "after": measure(final, b), "sparsity": p.sparsity_report(final),
               "size_on_disk_bytes": {"before": saved.weights_bytes(path), "after": saved.weights_bytes(str(out))},
               "finetune": {k: summary[k] for k in ("steps", "train_runtime_s", "best") if k in summary} if summary else None}
     rundir.write_json_atomic(out / REPORT, report)
     how = ", ".join([f"sparsity {sparsity:.0%}"] * bool(sparsity) + [f"heads {heads}"] * bool(heads)
                     + [f"then fine-tuned {finetune_steps} steps"] * bool(finetune_steps))
-    card.write(out, origin=f"`{model_dir}` pruned (`ftkit compress prune`: {how}; measurements in {REPORT})", log=log)
+    card.write(out, task, origin=f"`{model_dir}` pruned (`ftkit compress prune`: {how}; measurements in {REPORT})", log=log)
     return report
 
 

@@ -1,7 +1,7 @@
 """`ftkit eval`: metrics of a saved model on a file, or on the validation data of the recipe it was trained with.
 
 One workflow for every task: the model's task (from `--task` or its config's architectures, through the
-registry) says how its evaluation data is read and which Task scores it (SPEC.evaluation); loading the
+registry, resolved once) says how its evaluation data is read and which Task scores it (its family's evaluation); loading the
 model (plain, PEFT adapter or int8), the batches and the engine's evaluator are the same for all.
 Under `--num-processes N` (cli.py relaunches the command through Accelerate, as for training) each rank scores
 every N-th batch and the engine gathers the accumulators in the global batch order, so the metrics are those of
@@ -22,8 +22,10 @@ from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.recipe import load_recipe, packaged, validate
 from ftkit.recipe.schema import Recipe
+from ftkit.task_entry import TaskEntry
 from ftkit.tasks.spec import EvalRequest, EvalSetup
 from ftkit.wording import with_article
+from ftkit.workflows.resolve import family
 
 
 def saved_recipe(model_dir: str) -> Optional[Recipe]:
@@ -59,29 +61,30 @@ def eval_recipe(model_dir: str, task: str, data: Optional[str], block_size: Opti
     return validate(raw, source=f"{model_dir}/recipe.yaml")
 
 
-def model_task(path: str, model_dir: str, task: Optional[str], recipe: Optional[str] = None) -> str:
+def model_task(path: str, model_dir: str, task: Optional[str], recipe: Optional[str] = None) -> TaskEntry:
     """--task, else the task the model was trained for (its recipe: a chat model and a GPT share an architecture),
     else the one its architecture names."""
-    if task is None:
-        base = load_recipe(packaged.find(recipe)) if recipe else saved_recipe(model_dir)
-        task = registry.infer(saved.load_config(path).architectures, base.task if base is not None else None)
-        if task is None and base is not None:  # a config without architectures: the recipe says
-            task = base.task
-    if task is None:
+    if task is not None:
+        return registry.entry(task)
+    base = load_recipe(packaged.find(recipe)) if recipe else saved_recipe(model_dir)
+    found = registry.infer(saved.load_config(path).architectures, base.task if base is not None else None)
+    if found is None and base is not None:  # a config without architectures: the recipe says
+        found = registry.entry(base.task)
+    if found is None:
         raise UserError(f"--task: cannot tell the task of {model_dir} from its config; pass --task")
-    registry.entry(task)  # a known task
-    return task
+    return found
 
 
-def setup(model_dir: str, path: str, task: str, recipe: Recipe, data: Optional[str], model, preprocessor=None, log=print,
+def setup(model_dir: str, path: str, task: TaskEntry, recipe: Recipe, data: Optional[str], model, preprocessor=None, log=print,
           split: str = "validation", plot: Optional[str] = None, sample: Optional[int] = None, generate: bool = False,
           generations: Optional[str] = None) -> EvalSetup:
     """The task's evaluation Task and items for a loaded model (also what compress measures on); the
     preprocessor (tokenizer, image processor) is the model's own unless given."""
     preprocessor = preprocessor or saved.load_preprocessor(path, task)
-    if generate and not registry.entry(task).generates:
-        raise UserError(f"--generate: {model_dir} is {with_article(task)} model; generation evaluation is for chat models (task sft)")
-    return registry.spec(task).evaluation(EvalRequest(model_dir, path, recipe, data, model, preprocessor, log, split, plot,
+    if generate and not task.generates:
+        raise UserError(f"--generate: {model_dir} is {with_article(task.name)} model; generation evaluation is for models that "
+                        f"write text (tasks {', '.join(t.name for t in registry.TASKS if t.generates)})")
+    return family(task).evaluation(EvalRequest(model_dir, path, recipe, data, model, preprocessor, log, split, plot,
                                                       sample, generate, generations))
 
 
@@ -98,7 +101,7 @@ def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, 
     log = log if main else (lambda _message: None)
     path = saved.check_dir(model_dir, "--model")  # plain, PEFT adapter or int8 (models/saved.py)
     task = model_task(path, model_dir, task, recipe)
-    settings = eval_recipe(model_dir, task, data, block_size, data_overrides, generate, recipe)
+    settings = eval_recipe(model_dir, task.name, data, block_size, data_overrides, generate, recipe)
     model = saved.load_model(path, task, log=log)
     with acc.main_process_first():  # a token cache the data needs is written once, then read by the other ranks
         ev = setup(model_dir, path, task, settings, data, model, log=log, plot=plot, generate=generate, generations=generations)
@@ -113,7 +116,7 @@ def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, 
     metrics = evaluate(acc, model, ev.task, batches, log)
     if not main:
         return None
-    result = {"model": os.path.normpath(model_dir), "task": task, "data": data if data is not None else
+    result = {"model": os.path.normpath(model_dir), "task": task.name, "data": data if data is not None else
               "validation data of its recipe", **ev.extras, **metrics, **({"eval_sample": note} if note else {})}
     if acc.num_processes > 1:
         result["processes"] = acc.num_processes
@@ -124,7 +127,7 @@ def run(model_dir: str, data: Optional[str] = None, task: Optional[str] = None, 
 
 def render(result: dict) -> str:
     """`ftkit eval`'s table: the task's own report, else one metric per line."""
-    own = registry.spec(result["task"]).render
+    own = family(registry.entry(result["task"])).render
     if own is not None:
         return own(result)
     width = max(len(k) for k in result)

@@ -19,6 +19,7 @@ from ftkit.errors import UserError
 from ftkit.models import card, gguf, saved
 from ftkit.models.build import load_saved
 from ftkit.wording import with_article
+from ftkit.workflows.resolve import task_of_saved
 
 
 def run(model_dir: str, output: str, merge: bool, log=print) -> Path:
@@ -31,7 +32,7 @@ def run(model_dir: str, output: str, merge: bool, log=print) -> Path:
         raise UserError("export: pass --merge to fold the LoRA adapter into the base model's weights")
     rundir.check(output, resume=False, overwrite=False)
 
-    task = saved.task_of(path)
+    task = task_of_saved(path)
     model = saved.load_model(path, task)
     peft_type = str(model.active_peft_config.peft_type.value if hasattr(model.active_peft_config.peft_type, "value")
                     else model.active_peft_config.peft_type)
@@ -48,7 +49,7 @@ def run(model_dir: str, output: str, merge: bool, log=print) -> Path:
         raw = yaml.safe_load(recipe.read_text()) or {}
         raw.setdefault("finetune", {})["strategy"] = "full"
         (out / "recipe.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    card.write(out, origin=f"the LoRA adapter `{model_dir}` merged into its base model (`ftkit export --merge`)", log=log)
+    card.write(out, task, origin=f"the LoRA adapter `{model_dir}` merged into its base model (`ftkit export --merge`)", log=log)
     log(f"merged the LoRA adapter of {model_dir} into {type(merged).__name__}; saved to {out}")
     return out
 
@@ -64,7 +65,7 @@ def from_gguf(path: str, output: str, log=print) -> Path:
     model.config._name_or_path = ""
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
-    card.write(out, origin=f"the GGUF file `{path}` dequantized to fp32 (`ftkit export --from-gguf`)", base=path,
+    card.write(out, None, origin=f"the GGUF file `{path}` dequantized to fp32 (`ftkit export --from-gguf`)", base=path,
                log=log)
     log(f"exported {path}: {type(model).__name__}, {model.num_parameters() / 1e6:.1f}M parameters (dequantized to fp32), "
         f"tokenizer{' with its chat template' if tokenizer.chat_template else ''}; saved to {out}")

@@ -8,12 +8,14 @@ from ftkit import registry
 from ftkit.errors import UserError
 from ftkit.models import saved
 from ftkit.models.build import load_saved
+from ftkit.task_entry import TaskEntry
 from ftkit.tasks.seq2seq.predict import settings, translate
 from ftkit.tasks.spec import PredictRequest
 from ftkit.wording import with_article
 from ftkit.workflows.chat import generation_options
 from ftkit.workflows.evaluate import saved_recipe
 from ftkit.workflows.repetition import check as check_guard
+from ftkit.workflows.resolve import task_of_saved
 
 
 def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
@@ -25,11 +27,11 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     from transformers import AutoTokenizer, set_seed
 
     path = saved.check_dir(model_dir, "--model")
-    task = saved.task_of(path)
-    if task is not None and not registry.entry(task).generates:  # a classifier's hidden states would be decoded as random words
-        raise UserError(f"--model: {model_dir} is {with_article(task)} model, not a causal language model; "
+    task = task_of_saved(path)
+    if task is not None and not task.generates:  # a classifier's hidden states would be decoded as random words
+        raise UserError(f"--model: {model_dir} is {with_article(task.name)} model, not a causal language model; "
                         f"generate samples from causal LMs (ftkit pretrain with task: clm)")
-    if task is not None and registry.entry(task).encoder_decoder:  # the prompt is a source to translate / summarize
+    if task is not None and task.encoder_decoder:  # the prompt is a source to translate / summarize
         return _encoder_decoder(model_dir, path, task, prompt, num_samples)
     check_guard(repetition_penalty, no_repeat_ngram_size)
     options = generation_options(temperature, top_p, top_k=top_k)
@@ -38,7 +40,7 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     if no_repeat_ngram_size:
         options["no_repeat_ngram_size"] = no_repeat_ngram_size
     tokenizer = load_saved(AutoTokenizer, path)
-    model = saved.load_model(path, task or "clm")  # plain, PEFT adapter or int8; an unknown architecture: tried as a causal LM
+    model = saved.load_model(path, task or registry.entry("clm"))  # plain, PEFT adapter or int8; an unknown architecture: tried as a causal LM
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"] if prompt else None
     if ids is None or ids.shape[1] == 0:
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -66,7 +68,7 @@ def run(model_dir: str, prompt: str = "", max_new_tokens: int = 200, temperature
     return [tokenizer.decode(o, skip_special_tokens=True) for o in ids]
 
 
-def _encoder_decoder(model_dir: str, path: str, task: str, prompt: str, num_samples: int) -> list[str]:
+def _encoder_decoder(model_dir: str, path: str, task: TaskEntry, prompt: str, num_samples: int) -> list[str]:
     """An encoder-decoder's output for the prompt, decoded as its generation_config.json says (greedy or beam
     search: deterministic, so the samples repeat one output; the sampling options do not apply)."""
     from transformers.utils import logging as hf_logging

@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+from ftkit import registry
 from ftkit.data import gguf_vocab
 from ftkit.data.chat_tokens import stop_ids
 from ftkit.errors import UserError
@@ -20,6 +21,7 @@ from ftkit.models import gguf_write, saved
 from ftkit.models.build import load_saved
 from ftkit.workflows import modelfile
 from ftkit.workflows.chat import REPETITION_PENALTY, Session, run_system_prompt
+from ftkit.workflows.resolve import task_of_saved
 
 
 def _targets(output: str) -> tuple[Path, Path]:
@@ -46,7 +48,7 @@ def sampling_defaults(generation_config) -> dict:
 
 def _load(path: str, key: str, log):
     """The model in full precision (fp32), a LoRA adapter merged into it."""
-    task = saved.task_of(path, key) or "clm"
+    task = task_of_saved(path, key) or registry.entry("clm")
     model = saved.load_model(path, task, key, log=log)
     if saved.kind(path) == "adapter":
         peft_type = str(getattr(model.active_peft_config.peft_type, "value", model.active_peft_config.peft_type))

@@ -17,6 +17,7 @@ from ftkit.models import saved
 from ftkit.tasks.spec import PredictRequest, Skipped
 from ftkit.wording import with_article
 from ftkit.workflows.evaluate import saved_recipe
+from ftkit.workflows.resolve import family, task_of_saved
 
 
 def run(model_dir: str, source=None, text_column: Optional[str] = None,
@@ -27,18 +28,18 @@ def run(model_dir: str, source=None, text_column: Optional[str] = None,
 
     hf_logging.disable_progress_bar()
     path = saved.check_dir(model_dir, "--model")
-    task = saved.task_of(path)
-    predict = registry.spec(task).predict if task is not None else None
+    task = task_of_saved(path)
+    predict = family(task).predict if task is not None else None
     if predict is None:
-        able = [t.name for t in registry.TASKS if registry.spec(t.name).predict is not None]
-        raise UserError(f"--model: {model_dir} is not a model ftkit predicts with (its task: {task or 'unknown'}; "
+        able = [t.name for t in registry.TASKS if family(t).predict is not None]
+        raise UserError(f"--model: {model_dir} is not a model ftkit predicts with (its task: {task.name if task else 'unknown'}; "
                         f"predict works on {', '.join(able)} models); fine-tune one with `ftkit finetune`")
-    if context is not None and task != "qa":
-        raise UserError(f"--context: {model_dir} is {with_article(task)} model; --context is for question-answering models")
+    if context is not None and task.name != "qa":
+        raise UserError(f"--context: {model_dir} is {with_article(task.name)} model; --context is for question-answering models")
     model = saved.load_model(path, task)  # plain, PEFT adapter or int8
     sources = [source] if isinstance(source, str) else list(source or [])  # image models take several FILEs
-    if len(sources) > 1 and not registry.entry(task).images:
-        raise UserError(f"FILE: {len(sources)} files given; {with_article(task)} model reads one file (or stdin)")
+    if len(sources) > 1 and not task.images:
+        raise UserError(f"FILE: {len(sources)} files given; {with_article(task.name)} model reads one file (or stdin)")
     req = PredictRequest(model_dir, path, model, saved.load_preprocessor(path, task), saved_recipe(model_dir),
                          sources[0] if sources else None, stdin, batch_size, all_scores, fmt, encoding, text_column,
                          pair_column, column_names, sources, delimiter, context)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ftkit.errors import UserError
 from ftkit.models import card, saved
+from ftkit.workflows.resolve import recorded_task
 
 # never uploaded: resumable training state, tracker files (logs/; tensorboard/ of runs before train.report_to), run
 # bookkeeping, hidden files
@@ -75,7 +76,7 @@ def run(model: str, repo_id: str, private: bool = False, log=print) -> str:
     files = [f for f in files_to_upload(model_dir) if own_card or f != card.CARD]
     operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(model_dir / f)) for f in files]
     if not own_card:  # the card again, with the repo id in its snippets; the local README.md stays as it is
-        operations.append(CommitOperationAdd(path_in_repo=card.CARD, path_or_fileobj=card.render(model_dir, where=repo_id).encode()))
+        operations.append(CommitOperationAdd(path_in_repo=card.CARD, path_or_fileobj=card.render(model_dir, recorded_task(model_dir), where=repo_id).encode()))
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if private and not getattr(api.repo_info(repo_id, repo_type="model"), "private", True):

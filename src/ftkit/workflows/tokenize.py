@@ -13,13 +13,15 @@ from ftkit.data.tokenizer import load_tokenizer, save_tokenizer, sentinel, text_
 from ftkit.data.tokenizer_source import default_corpus, write_settings
 from ftkit.errors import UserError
 from ftkit.recipe.schema import Recipe
+from ftkit.workflows.resolve import family
 
 STATS_SAMPLE_BYTES = 20_000_000
 
 
 def training_corpus(recipe: Recipe):
-    """The rows a tokenizer trains on: the task's own text corpus (SPEC.corpus, e.g. ner's sentences), else data.train."""
-    corpus = registry.spec(recipe.task).corpus
+    """The rows a tokenizer trains on: the task's own text corpus (its family's corpus, e.g. ner's sentences), else
+    data.train."""
+    corpus = family(registry.entry(recipe.task)).corpus
     return corpus(recipe) if corpus is not None else default_corpus(recipe)
 
 
@@ -37,7 +39,7 @@ def run(recipe: Recipe, encode: bool = False, overwrite: bool = False, log=print
     train_ds = training_corpus(recipe)
     sources.require_column(train_ds, recipe.data.text_column, "data.text_column", "data.train")
     t0 = time.perf_counter()
-    tok, _ = train_from_recipe(recipe, train_ds)
+    tok, _ = train_from_recipe(recipe, registry.entry(recipe.task), train_ds)
     train_s = time.perf_counter() - t0
     save_tokenizer(tok, cfg.path)
     write_settings(recipe)

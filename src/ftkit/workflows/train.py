@@ -1,7 +1,7 @@
 """`ftkit pretrain` and `ftkit finetune` (and distillation, prune-then-fine-tune): one training workflow.
 
-The recipe's task is looked up in the registry; its SPEC.prepare builds the model, the engine Task and
-the items (tasks/<name>.py); the rest is the same for every task: pre-flight checks, the preprocessor,
+The recipe's task is resolved to its registry entry once; its family's prepare builds the model, the engine
+Task and the items (tasks/<family>/); the rest is the same for every task: pre-flight checks, the preprocessor,
 the fine-tuning strategy, batches (length-grouped where the task says so), the engine's loop, the
 saved model and the summary. `ftkit pretrain` / `ftkit finetune` are the user's words for the two
 families; `family=` checks that the task belongs to it.
@@ -31,10 +31,12 @@ from ftkit.models.strategy import apply_strategy, save_weights, store_frozen_in
 from ftkit.recipe import dump_recipe
 from ftkit.recipe.load import portable
 from ftkit.recipe.schema import Recipe
+from ftkit.task_entry import TaskEntry
 from ftkit.tasks.spec import Prepared, quiet
 from ftkit.wording import per_second, rate, with_article
 from ftkit.workflows.diagnose import diagnose
 from ftkit.workflows.preflight import check_checkpoint_fits, preflight, start_run
+from ftkit.workflows.resolve import family
 
 _COMMAND = {registry.PRETRAIN: "ftkit pretrain", registry.FINETUNE: "ftkit finetune"}
 
@@ -53,17 +55,19 @@ def setup(recipe: Recipe, accelerator, resume: bool = False, overwrite: bool = F
 
     hf_logging.disable_progress_bar()
     preflight(recipe, resume, overwrite)  # before any work; output_dir is created once all checks pass
+    task = registry.entry(recipe.task)  # resolved once: what follows is handed the entry and its family
+    spec = family(task)
     tokenizer = None
-    if registry.entry(recipe.task).preprocessor == "tokenizer":
+    if task.preprocessor == "tokenizer":
         with accelerator.main_process_first():
-            tokenizer = obtain_tokenizer(recipe, log, registry.spec(recipe.task).corpus)
-    prep = registry.spec(recipe.task).prepare(recipe, tokenizer, accelerator, log)
+            tokenizer = obtain_tokenizer(recipe, task, log, spec.corpus)
+    prep = spec.prepare(recipe, tokenizer, accelerator, log)
     # an existing model (model.from_pretrained) trains under finetune.strategy: full, freeze, lora, prefix, prompt
-    prep.model = apply_strategy(prep.model, recipe.finetune, recipe.task, log)
+    prep.model = apply_strategy(prep.model, recipe.finetune, task, log)
     # LoRA on a decoder under bf16: frozen weights in bf16 (measured on SmolLM2: 1.16x faster, half the weight
     # memory, same loss); encoders keep fp32 until measured.
     # (not under FSDP: it wants one dtype per flattened unit)
-    if recipe.finetune.strategy == "lora" and accelerator.mixed_precision == "bf16" and registry.entry(recipe.task).decoder_only \
+    if recipe.finetune.strategy == "lora" and accelerator.mixed_precision == "bf16" and task.decoder_only \
             and accelerator.distributed_type.name != "FSDP":
         import torch
 
@@ -173,13 +177,13 @@ def run(recipe: Recipe, resume: bool = False, overwrite: bool = False, log=print
         warning = diagnose(task, summary, recipe, out, prep.summary.get("vocabulary"))
         if warning:
             summary["nothing_learned"] = warning
-        _finish(summary, prep, total, eval_note, out, main_log)
+        _finish(summary, prep, registry.entry(recipe.task), total, eval_note, out, main_log)
         if warning:  # after "done in ...": the last thing the user reads
             main_log(f"warning: {warning}")
     return summary
 
 
-def _finish(summary: dict, prep: Prepared, parameters: int, eval_note, out: Path, log) -> None:
+def _finish(summary: dict, prep: Prepared, task: TaskEntry, parameters: int, eval_note, out: Path, log) -> None:
     sized = not prep.stream
     summary.update(parameters=parameters, **prep.summary,
                    **({"train_examples": len(prep.train_items)} if sized else {}),
@@ -190,7 +194,7 @@ def _finish(summary: dict, prep: Prepared, parameters: int, eval_note, out: Path
         fpt = flops_per_token(prep.model, prep.block_tokens)
         summary.update(flops_per_token=fpt, achieved_gflops=round(summary["tokens_per_s"] * fpt / 1e9, 2))
     rundir.write_json_atomic(out / "metrics.json", summary)
-    model_card.write(out, log=log)  # from the files just written: recipe.yaml, metrics.json, the model's config
+    model_card.write(out, task, log=log)  # from the files just written: recipe.yaml, metrics.json, the model's config
     rundir.write_status(out, "finished", step=summary["steps"])
     log(done_line(summary, out))
 

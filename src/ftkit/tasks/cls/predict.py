@@ -22,6 +22,7 @@ from ftkit.data.inputs import CHUNK, TABLES, empty, lines, plain_inputs, table_i
 from ftkit.errors import UserError
 from ftkit.models.classifier import checkpoint_labels, input_names, length_cap
 from ftkit.recipe.schema import DataSection
+from ftkit.tasks.cls.entry import ENTRY
 from ftkit.tasks.spec import PredictRequest
 
 
@@ -30,7 +31,7 @@ def predict(req: PredictRequest) -> Iterator:
     import torch
 
     model, tokenizer, recipe, source, batch_size = req.model, req.preprocessor, req.recipe, req.source, req.batch_size
-    labels = checkpoint_labels(model.config, "cls")
+    labels = checkpoint_labels(model.config, ENTRY)
     if labels is None:
         raise UserError(f"--model: {req.model_dir} is not a sequence classifier; fine-tune one with `ftkit finetune --task cls`")
     data = recipe.data if recipe is not None else DataSection(train="-")

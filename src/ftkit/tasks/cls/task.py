@@ -21,6 +21,7 @@ from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.models.classifier import build_classifier, checkpoint_labels, input_names, length_cap
 from ftkit.tasks.cls import data as labeled
+from ftkit.tasks.cls.entry import ENTRY
 from ftkit.tasks.cls.predict import predict
 from ftkit.tasks.cls.report import confusion_png, render_table
 from ftkit.tasks.family import Encoded, Family
@@ -104,6 +105,8 @@ class Head:
 class Classification(Family[labeled.Rows]):
     """Labelled rows -> class names from the training labels -> a head that matches them -> tokenized rows."""
 
+    entry = ENTRY
+
     def read(self, source, recipe, key, log):
         return labeled.load_rows(source, recipe.data, key, log=log)
 
@@ -114,12 +117,12 @@ class Classification(Family[labeled.Rows]):
         return train, val
 
     def build(self, run):
-        model, labels = build_classifier(run.recipe, run.tokenizer, labeled.infer_labels(run.train), run.log,
+        model, labels = build_classifier(run.recipe, ENTRY, run.tokenizer, labeled.infer_labels(run.train), run.log,
                                          problem_type="single_label_classification")
         return model, Head(labels, length_cap(run.recipe.data.block_size, model.config, run.log))
 
     def recognise(self, run):
-        labels = checkpoint_labels(run.model.config, "cls")
+        labels = checkpoint_labels(run.model.config, ENTRY)
         if labels is None:
             raise UserError(f"--model: {run.request.model_dir} is not a sequence classifier (architectures: "
                             f"{', '.join(run.model.config.architectures or ['none'])}); fine-tune it first with `ftkit finetune`")

@@ -24,6 +24,7 @@ from ftkit.engine.batches import example_rngs
 from ftkit.errors import UserError
 from ftkit.tasks.encoders.data import block_recipe
 from ftkit.tasks.encoders.electra_pair import ElectraPair, build_pair, load_generator, prior_loss, start_at_prior
+from ftkit.tasks.encoders.entry import ELECTRA
 from ftkit.tasks.encoders.mlm import MaskedLM, blocks, mlm_accumulators, mlm_metrics
 from ftkit.tasks.family import TaskSpec
 from ftkit.tasks.lm import setup as lm_setup
@@ -113,7 +114,7 @@ class ElectraTask(MaskedLM):
 
 def _prepare(recipe, tokenizer, acc, log):
     task = ElectraTask(tokenizer, recipe.masking, recipe.electra, lm_setup.tokenizer_key(recipe))
-    prep = lm_setup.prepare(recipe, tokenizer, acc, log, task, blocks, stream_recipe=block_recipe(recipe))
+    prep = lm_setup.prepare(recipe, tokenizer, acc, log, task, ELECTRA, blocks, stream_recipe=block_recipe(recipe))
     task.check_discriminator(prep.model)  # model_type electra, before the generator is built
     saved = load_generator(recipe.model.from_pretrained) if recipe.model.from_pretrained else None
     if not recipe.model.from_pretrained:  # a new discriminator: an untrained generator replaces ~every masked token
@@ -132,4 +133,4 @@ def _evaluation(req):
     return lm_setup.evaluation(req, task, blocks)
 
 
-SPEC = TaskSpec(prepare=_prepare, evaluation=_evaluation)
+SPEC = TaskSpec(ELECTRA, prepare=_prepare, evaluation=_evaluation)

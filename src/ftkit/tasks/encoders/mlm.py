@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from ftkit.engine.batches import example_rngs
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
-from ftkit.recipe.schema import MaskingSection
 from ftkit.tasks.encoders import data as masked_lm_data
 from ftkit.tasks.encoders.data import block_recipe
+from ftkit.tasks.encoders.entry import MLM
 from ftkit.tasks.encoders.masking import IGNORE, MaskingVocab, mask_tokens
+from ftkit.tasks.encoders.section import MaskingSection
 from ftkit.tasks.family import TaskSpec
 from ftkit.tasks.lm import setup as lm_setup
 from ftkit.tasks.metrics import accuracy_vs_majority, token_loss
@@ -153,8 +154,8 @@ def blocks(recipe, tokenizer, log, want_train: bool = True):
 
 def _prepare(recipe, tokenizer, acc, log):
     task = MaskedLM(tokenizer, recipe.masking, lm_setup.tokenizer_key(recipe))
-    return lm_setup.prepare(recipe, tokenizer, acc, log, task, blocks, stream_recipe=block_recipe(recipe))
+    return lm_setup.prepare(recipe, tokenizer, acc, log, task, MLM, blocks, stream_recipe=block_recipe(recipe))
 
 
-SPEC = TaskSpec(prepare=_prepare,
+SPEC = TaskSpec(MLM, prepare=_prepare,
                 evaluation=lambda req: lm_setup.evaluation(req, MaskedLM(req.preprocessor, req.recipe.masking, "--model"), blocks))

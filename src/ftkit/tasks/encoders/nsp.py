@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ftkit.engine.batches import example_rngs
 from ftkit.errors import UserError
 from ftkit.tasks.encoders import data as masked_lm_data
+from ftkit.tasks.encoders.entry import MLM_NSP
 from ftkit.tasks.encoders.masking import IGNORE
 from ftkit.tasks.encoders.mlm import MaskedLM, mlm_accumulators, mlm_metrics
 from ftkit.tasks.encoders.pairs import PAIR
@@ -119,8 +120,8 @@ def pairs(recipe, tokenizer, log, want_train: bool = True):
 
 def _prepare(recipe, tokenizer, acc, log):
     task = MaskedLMWithNSP(tokenizer, recipe.masking, lm_setup.tokenizer_key(recipe))
-    return lm_setup.prepare(recipe, tokenizer, acc, log, task, pairs, unit="sentence-pair examples of at most")
+    return lm_setup.prepare(recipe, tokenizer, acc, log, task, MLM_NSP, pairs, unit="sentence-pair examples of at most")
 
 
-SPEC = TaskSpec(prepare=_prepare,
+SPEC = TaskSpec(MLM_NSP, prepare=_prepare,
                 evaluation=lambda req: lm_setup.evaluation(req, MaskedLMWithNSP(req.preprocessor, req.recipe.masking, "--model"), pairs))

@@ -10,6 +10,7 @@ from ftkit.data import lm_blocks
 from ftkit.engine.task_api import TaskBase
 from ftkit.tasks.family import TaskSpec
 from ftkit.tasks.lm import setup as lm_setup
+from ftkit.tasks.lm.entry import CLM
 from ftkit.tasks.lm.loss import HiddenStates, linear_cross_entropy
 from ftkit.tasks.metrics import token_loss
 
@@ -57,5 +58,5 @@ def blocks(recipe, tokenizer, log, want_train: bool = True):
     return lm_blocks.cached_blocks(recipe, tokenizer, log)
 
 
-SPEC = TaskSpec(prepare=lambda recipe, tokenizer, acc, log: lm_setup.prepare(recipe, tokenizer, acc, log, CausalLM(), blocks),
+SPEC = TaskSpec(CLM, prepare=lambda recipe, tokenizer, acc, log: lm_setup.prepare(recipe, tokenizer, acc, log, CausalLM(), CLM, blocks),
                 evaluation=lambda req: lm_setup.evaluation(req, CausalLM(), blocks))

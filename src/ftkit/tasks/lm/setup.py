@@ -8,20 +8,22 @@ from typing import Callable
 from ftkit.data import lm_blocks
 from ftkit.engine.loop import check_metric
 from ftkit.models.build import build_model
+from ftkit.task_entry import TaskEntry
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, sample_positions
 
 # (recipe, tokenizer, log, want_train) -> (train items or None, validation items or None)
 Items = Callable[..., tuple]
 
 
-def prepare(recipe, tokenizer, accelerator, log, task, items: Items, stream_recipe=None, unit: str = "blocks of") -> Prepared:
+def prepare(recipe, tokenizer, accelerator, log, task, entry: TaskEntry, items: Items, stream_recipe=None,
+            unit: str = "blocks of") -> Prepared:
     check_metric(recipe.train, task)  # before minutes of tokenizing
     with accelerator.main_process_first():  # the main process tokenizes and caches, the others read the cache
         train_items, val_items = items(recipe, tokenizer, log, True)
     if recipe.data.streaming:
         train_items = lm_blocks.streamed_blocks(stream_recipe or recipe, tokenizer, accelerator.process_index,
                                                 accelerator.num_processes)
-    model = build_model(recipe, tokenizer)
+    model = build_model(recipe, tokenizer, entry)
     return Prepared(model, task, train_items, val_items, tokenizer, block_tokens=recipe.data.block_size,
                     eval_seed=recipe.masking.eval_seed, stream=recipe.data.streaming,
                     unit=f"{unit} {recipe.data.block_size} tokens")

@@ -20,6 +20,7 @@ from ftkit.errors import UserError
 from ftkit.models.classifier import checkpoint_labels, input_names, length_cap
 from ftkit.models.strategy import is_peft
 from ftkit.tasks.ner.data import Tagged
+from ftkit.tasks.ner.entry import ENTRY
 from ftkit.tasks.ner.items import WORDS_PER_SENTENCE, check_tokenizer, encode
 
 CONLL_EXTS = {".conll", ".iob", ".bio", ".iob2", ".bioes"}
@@ -96,7 +97,7 @@ def predict(req):
     input is read lazily (only when the input is not CoNLL)."""
 
     model, source, fmt, batch_size, recipe = req.model, req.source, req.fmt, req.batch_size, req.recipe
-    labels = checkpoint_labels(model.config, "ner")
+    labels = checkpoint_labels(model.config, ENTRY)
     tokenizer = check_tokenizer(req.preprocessor, "--model")
     cap = length_cap(recipe.data.block_size if recipe is not None else 512, model.config)
     encoding = req.encoding or (recipe.data.encoding if recipe is not None else "utf-8")

@@ -23,6 +23,7 @@ from ftkit.errors import UserError
 from ftkit.models.classifier import build_classifier, checkpoint_labels, input_names, length_cap
 from ftkit.tasks.family import Encoded, Family
 from ftkit.tasks.ner import data as tagged
+from ftkit.tasks.ner.entry import ENTRY
 from ftkit.tasks.ner.items import WORDS_PER_SENTENCE, check_tokenizer, encode
 from ftkit.tasks.ner.metrics import entity_scores
 from ftkit.tasks.ner.predict import predict
@@ -135,6 +136,7 @@ class Head:
 class TokenTagging(Family[tagged.Tagged]):
     """Tagged sentences -> a token classifier over the training tags -> word-piece windows (first piece labelled)."""
 
+    entry = ENTRY
     unit = "windows, length-grouped"
 
     def fit_tokenizer(self, recipe, tokenizer, training):
@@ -153,12 +155,12 @@ class TokenTagging(Family[tagged.Tagged]):
         return tagged.subset(rows, positions)
 
     def build(self, run):
-        model, labels = build_classifier(run.recipe, run.tokenizer, tagged.label_list(run.train.tags), run.log,
+        model, labels = build_classifier(run.recipe, ENTRY, run.tokenizer, tagged.label_list(run.train.tags), run.log,
                                          "token-classification head", "tags")
         return model, Head(labels, length_cap(run.recipe.data.block_size, model.config, run.log), input_names(model, run.tokenizer))
 
     def recognise(self, run):
-        labels = checkpoint_labels(run.model.config, "ner")
+        labels = checkpoint_labels(run.model.config, ENTRY)
         if labels is None:
             raise UserError(f"--model: {run.request.model_dir} is not a token classifier; fine-tune one with `ftkit finetune --task ner`")
         return Head(labels, length_cap(run.recipe.data.block_size, run.model.config), input_names(run.model, run.tokenizer))

@@ -29,6 +29,7 @@ from ftkit.models.strategy import is_peft
 from ftkit.recipe import load_recipe
 from ftkit.tasks.family import Encoded
 from ftkit.tasks.preference import data
+from ftkit.tasks.preference.entry import ENTRY
 from ftkit.tasks.preference.losses import LOSSES, at_start
 from ftkit.tasks.preference.refcache import attach
 from ftkit.tasks.preference.section import REFERENCE_FREE
@@ -223,7 +224,7 @@ def _reference_for_eval(req: EvalRequest, tokenizer, cfg):
         base = load_recipe(saved).model
         if base.from_pretrained and base.from_pretrained != req.recipe.model.from_pretrained:
             req.log(f"reference: {base.from_pretrained} (the model it was fine-tuned from)")
-            ref = build_model(req.recipe.model_copy(update={"model": base}), tokenizer, "dpo").eval()
+            ref = build_model(req.recipe.model_copy(update={"model": base}), tokenizer, ENTRY).eval()
             return "frozen", ref.requires_grad_(False)
     req.log("reference: the model itself (a starting point): the implicit rewards are 0; logps/accuracies is its own "
             "preference (per-token log-prob of chosen above rejected's)")
@@ -242,6 +243,7 @@ class PreferenceTuning(ChatFamily[data.Pairs]):
     """Preference pairs -> the chat model (and its reference) -> prompt + chosen / rejected rows through the chat
     template; evaluation scores held-out pairs, or (--generate) sft's generation evaluation."""
 
+    entry = ENTRY
     unit = "preference pairs (chosen and rejected rows in one batch), length-grouped"
     section = "dpo"
     eval_seed_from_recipe = True

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ftkit import registry
 from ftkit.engine.task_api import TaskBase
 from ftkit.errors import UserError
 from ftkit.models.build import build_model as build
@@ -27,6 +26,7 @@ from ftkit.models.classifier import _quiet_transformers, input_names, length_cap
 from ftkit.tasks.family import Encoded, Family
 from ftkit.tasks.qa import data, features
 from ftkit.tasks.qa import metrics as squad
+from ftkit.tasks.qa.entry import ENTRY
 from ftkit.tasks.qa.postprocess import answers
 from ftkit.tasks.spec import EvalRequest, fresh_file, write_outputs
 
@@ -155,7 +155,7 @@ def _encode(examples, tokenizer, model, qa, log=None):
 def build_model(recipe, tokenizer, log):
     """AutoModelForQuestionAnswering: a new model, or a pre-trained encoder with a new start/end head (qa_outputs)."""
     with _quiet_transformers():
-        model = build(recipe, tokenizer, "qa")
+        model = build(recipe, tokenizer, ENTRY)
     _, total = count_parameters(model)
     origin = "random weights" if recipe.model.model_type else f"from {recipe.model.from_pretrained}"
     log(f"model: {type(model).__name__} ({total / 1e6:.2f}M parameters), {origin}")
@@ -195,6 +195,7 @@ class ExtractiveQA(Family[data.Examples]):
     """Question + context examples -> a start / end head -> windows of question and context (offsets kept); the
     evaluation questions and their windows go to the Task, which turns logits into answers."""
 
+    entry = ENTRY
     unit = "features (question + context windows), length-grouped"
 
     def fit_tokenizer(self, recipe, tokenizer, training):
@@ -213,7 +214,7 @@ class ExtractiveQA(Family[data.Examples]):
         return build_model(run.recipe, run.tokenizer, run.log), None
 
     def recognise(self, run):
-        if registry.infer(run.model.config.architectures) != "qa":
+        if not ENTRY.fits(run.model.config.architectures):
             raise UserError(f"--model: {run.request.model_dir} is not a question-answering model; fine-tune one with `ftkit finetune --task qa`")
 
     def make_task(self, run, gold):

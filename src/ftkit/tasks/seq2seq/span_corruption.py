@@ -32,6 +32,7 @@ from ftkit.models.build import count_parameters
 from ftkit.tasks.family import TaskSpec
 from ftkit.tasks.lm.setup import tokenizer_key
 from ftkit.tasks.metrics import token_loss
+from ftkit.tasks.seq2seq.entry import SPAN_CORRUPTION
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, sample_positions
 
 
@@ -234,7 +235,7 @@ def describe(plan: Plan) -> str:
 
 
 def build_model(recipe, tokenizer, log):
-    model = build(recipe, tokenizer, "span-corruption")
+    model = build(recipe, tokenizer, SPAN_CORRUPTION)
     _, total = count_parameters(model)
     origin = "random weights" if recipe.model.model_type else f"from {recipe.model.from_pretrained}"
     log(f"model: {type(model).__name__} ({total / 1e6:.2f}M parameters), {origin}")
@@ -277,4 +278,4 @@ def evaluation(req: EvalRequest) -> EvalSetup:
                      {"input_length": task.plan.inputs, "target_length": task.plan.targets})
 
 
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation)
+SPEC = TaskSpec(SPAN_CORRUPTION, prepare=prepare, evaluation=evaluation)

@@ -33,6 +33,7 @@ from ftkit.tasks.family import Encoded, Family
 from ftkit.tasks.seq2seq import data
 from ftkit.tasks.seq2seq import metrics as gen_metrics
 from ftkit.tasks.seq2seq.encode import encode
+from ftkit.tasks.seq2seq.entry import SEQ2SEQ
 from ftkit.tasks.seq2seq.section import Seq2SeqSection
 from ftkit.tasks.spec import EvalRequest, fresh_file, write_outputs
 from ftkit.wording import with_article
@@ -156,7 +157,7 @@ def build_model(recipe, tokenizer, log):
             cfg = AutoConfig.for_model(m.model_type) if m.model_type else None
             if cfg is not None and not ed.is_encoder_decoder(cfg):
                 raise UserError(f"model.model_type: '{m.model_type}' is not an encoder-decoder; task seq2seq needs t5, bart, marian, ...")
-        model = build(recipe, tokenizer, "seq2seq", **_positions(recipe))
+        model = build(recipe, tokenizer, SEQ2SEQ, **_positions(recipe))
         origin = "random weights" if m.model_type else f"from {m.from_pretrained}"
     ids = ed.special_ids(model.config, tokenizer)
     model.generation_config.update(**ids, **generation_settings(fit_positions(s2s, model.config)))
@@ -241,6 +242,7 @@ class Head:
 class Sequence2Sequence(Family[data.Pairs]):
     """Source -> target pairs -> an encoder-decoder -> encoded pairs; evaluation generates, and scores the texts."""
 
+    entry = SEQ2SEQ
     unit = "source -> target pairs, length-grouped"
 
     def read(self, source, recipe, key, log):

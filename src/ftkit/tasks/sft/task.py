@@ -29,6 +29,7 @@ from ftkit.models.classifier import length_cap
 from ftkit.tasks.family import Encoded, Family, Rows
 from ftkit.tasks.metrics import token_loss
 from ftkit.tasks.sft import data as chat
+from ftkit.tasks.sft.entry import ENTRY
 from ftkit.tasks.sft.generate import generation_setup
 from ftkit.tasks.sft.generate import render as render_generation
 
@@ -162,7 +163,7 @@ class ChatFamily(Family[Rows]):
 
     def build(self, run):
         """The causal LM, its embeddings grown to the template's tokens; its head: the length cap."""
-        model = build_model(run.recipe, run.tokenizer)
+        model = build_model(run.recipe, run.tokenizer, self.entry)
         if len(run.tokenizer) > model.get_input_embeddings().weight.shape[0]:
             model.resize_token_embeddings(len(run.tokenizer))
         return model, length_cap(run.recipe.data.block_size, model.config, run.log)
@@ -179,6 +180,7 @@ class ChatFineTuning(ChatFamily[chat.Conversations]):
     """Conversations -> the chat template's tokens, trained on the assistant turns (sft.train_on) -> a causal LM;
     evaluation: held-out loss, or (--generate) generated replies scored (generate.py)."""
 
+    entry = ENTRY
     unit = "conversations, length-grouped"
 
     def read(self, source, recipe, key, log):

@@ -22,6 +22,7 @@ from ftkit.tasks.cls.task import SequenceClassification
 from ftkit.tasks.family import TaskSpec
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared, sample_positions
 from ftkit.tasks.vision import data as image_data
+from ftkit.tasks.vision.entry import IMAGE_CLS
 from ftkit.tasks.vision.pixels import image_processor, pixel_batch
 
 
@@ -70,7 +71,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
     data = image_data.load(recipe, True, size, one_channel_stats(stats), log)
     for note in data.notes:
         log(note)
-    model, labels = vision.image_classifier(recipe, data.labels, data.size, log)
+    model, labels = vision.image_classifier(recipe, IMAGE_CLS, data.labels, data.size, log)
     if labels != data.labels:  # a checkpoint's head for the same classes, in its own order
         order = np.array([labels.index(n) for n in data.labels])
         for part in (data.train, data.validation):
@@ -91,7 +92,7 @@ def prepare(recipe, tokenizer, accelerator, log) -> Prepared:
 
 
 def evaluation(req: EvalRequest) -> EvalSetup:
-    labels = checkpoint_labels(req.model.config, "image-cls")
+    labels = checkpoint_labels(req.model.config, IMAGE_CLS)
     if labels is None:
         raise UserError(f"--model: {req.model_dir} is not an image classifier; fine-tune one with `ftkit finetune --task image-cls`")
     size, mean, std = processor_settings(req.preprocessor)
@@ -124,4 +125,4 @@ def _predict(req):
     return predict(req)
 
 
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation, render=_render, predict=_predict)
+SPEC = TaskSpec(IMAGE_CLS, prepare=prepare, evaluation=evaluation, render=_render, predict=_predict)

@@ -27,6 +27,7 @@ from ftkit.tasks.family import TaskSpec
 from ftkit.tasks.spec import EvalRequest, EvalSetup, Prepared
 from ftkit.tasks.vision import data as image_data
 from ftkit.tasks.vision.classify import one_channel_stats, processor_settings
+from ftkit.tasks.vision.entry import MIM
 from ftkit.tasks.vision.mim_report import reconstructions
 from ftkit.tasks.vision.pixels import image_processor, pixel_batch
 
@@ -159,4 +160,4 @@ def evaluation(req: EvalRequest) -> EvalSetup:
     return EvalSetup(task, items, recipe.masking.eval_seed, {"mask_ratio": task.ratio}, finish)
 
 
-SPEC = TaskSpec(prepare=prepare, evaluation=evaluation)
+SPEC = TaskSpec(MIM, prepare=prepare, evaluation=evaluation)

@@ -17,6 +17,7 @@ from ftkit.errors import UserError
 from ftkit.models.classifier import checkpoint_labels
 from ftkit.tasks.spec import PredictRequest, Skipped
 from ftkit.tasks.vision.classify import processor_settings
+from ftkit.tasks.vision.entry import IMAGE_CLS
 from ftkit.tasks.vision.images import FileImages, Images, Unreadable
 from ftkit.tasks.vision.pixels import to_pixels
 from ftkit.tasks.vision.sources import IMAGE_EXTENSIONS
@@ -48,7 +49,7 @@ def predict(req: PredictRequest) -> Iterator:
     import numpy as np
     import torch
 
-    labels = checkpoint_labels(req.model.config, "image-cls")
+    labels = checkpoint_labels(req.model.config, IMAGE_CLS)
     if labels is None:
         raise UserError(f"--model: {req.model_dir} is not an image classifier")
     size, mean, std = processor_settings(req.preprocessor)
