@@ -34,6 +34,15 @@ def test_squad_json_and_flattened_jsonl_read_the_same_questions():
     assert sum(len(e.answers) for e in a.items) == 34_726
 
 
+def test_train_examples_is_a_seeded_sample_of_questions_in_file_order():
+    full = load(need(DEV_JSONL))
+    a, b, c = (data.sample(full, 1000, seed) for seed in (0, 0, 1))
+    assert len(a) == 1000 and [e.id for e in a.items] == [e.id for e in b.items] != [e.id for e in c.items]
+    order = {e.id: i for i, e in enumerate(full.items)}
+    assert [order[e.id] for e in a.items] == sorted(order[e.id] for e in a.items)  # file order kept
+    assert data.sample(full, None, 0) is full and data.sample(full, 20_000, 0) is full
+
+
 def test_parquet_and_renamed_columns(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from ftkit.data.sources import json_lines, resolve_files
 from ftkit.data.splits import held_out
 from ftkit.errors import UserError
@@ -165,15 +167,24 @@ def load(spec, data, qa, key: str) -> Examples:
 
 
 def train_and_validation(data, qa, seed: int) -> tuple[Examples, Optional[Examples]]:
-    """Training and validation questions: data.validation, or data.validation_split of train (data/splits.py)."""
+    """Training and validation questions: data.validation, or data.validation_split of train (data/splits.py); then
+    data.train_examples, a seeded sample of the training questions (learning curves; the validation set stays whole)."""
     train = load(data.train, data, qa, "data.train")
     if data.validation is not None:
-        return train, load(data.validation, data, qa, "data.validation")
+        return sample(train, data.train_examples, seed), load(data.validation, data, qa, "data.validation")
     split = held_out(len(train), data, seed, unit="questions")
     if split is None:
-        return train, None
+        return sample(train, data.train_examples, seed), None
     pick = lambda idx: Examples([train.items[i] for i in idx], train.repaired)
-    return pick(split[0]), pick(split[1])
+    return sample(pick(split[0]), data.train_examples, seed), pick(split[1])
+
+
+def sample(train: Examples, size: Optional[int], seed: int) -> Examples:
+    """`size` of the questions, drawn with `seed` (kept in file order), or all of them."""
+    if size is None or size >= len(train):
+        return train
+    keep = np.sort(np.random.default_rng(seed).choice(len(train), size=size, replace=False))
+    return Examples([train.items[i] for i in keep], train.repaired)
 
 
 def describe(name: str, ex: Examples) -> str:
