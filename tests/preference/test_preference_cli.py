@@ -62,6 +62,18 @@ def test_dpo_lora_learns_the_preference_and_evaluates(tiny, tmp_path):
                              "--temperature", "0", "--max-new-tokens", "4")
     assert code == 0, err
 
+    # replies to look at: the generation evaluation of sft (the chosen reply as the reference), on prompt_completion rows
+    from pref_helpers import synthetic_pairs, write_jsonl
+
+    asks = write_jsonl(tmp_path / "asks.jsonl", [{"prompt": r["prompt"], "completion": r["chosen"]} for r in synthetic_pairs(3)])
+    code, out, err = run_cli("eval", "--model", str(run), "--generate", "--data", str(asks), "--json",
+                             "--generations", str(tmp_path / "replies.jsonl"))
+    assert code == 0, err
+    gen = json.loads(out)
+    assert gen["task"] == "dpo" and gen["examples"] == 3 and 0.0 <= gen["exact_match"] <= 1.0
+    replies = _rows(tmp_path / "replies.jsonl")
+    assert [r["reference"] for r in replies] == [r["chosen"] for r in synthetic_pairs(3)] and all("reply" in r for r in replies)
+
 
 def test_precomputed_reference_logps_and_exact_resume(tiny, tmp_path):
     """The cache is written once, read by --resume (not recomputed), and the resumed run equals the uninterrupted one."""
