@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from ftkit.data.sources import json_lines, resolve_files
 from ftkit.data.splits import held_out
+from ftkit.engine.batches import eval_subset
 from ftkit.errors import UserError
 from ftkit.paths import is_local
 
@@ -180,11 +179,10 @@ def train_and_validation(data, qa, seed: int) -> tuple[Examples, Optional[Exampl
 
 
 def sample(train: Examples, size: Optional[int], seed: int) -> Examples:
-    """`size` of the questions, drawn with `seed` (kept in file order), or all of them."""
-    if size is None or size >= len(train):
-        return train
-    keep = np.sort(np.random.default_rng(seed).choice(len(train), size=size, replace=False))
-    return Examples([train.items[i] for i in keep], train.repaired)
+    """`size` of the questions, drawn with `seed` (kept in file order; the engine's seeded sample, as cls draws its
+    data.train_examples), or all of them."""
+    keep = eval_subset(len(train), 1, size, seed)
+    return train if keep is None else Examples([train.items[int(i)] for i in keep], train.repaired)
 
 
 def describe(name: str, ex: Examples) -> str:
